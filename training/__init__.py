@@ -1,0 +1,6 @@
+"""Offline training package: one module per course exercise, exporting served SavedModels."""
+
+import os
+
+# Keep TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) out of the logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,1 @@
+"""Shared training code: data splits, evaluation, plots, export and metadata."""

@@ -1,0 +1,44 @@
+"""Locating datasets and splitting them reproducibly."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset folder or file is missing; the message says the expected layout."""
+
+
+def require_path(path: Path, layout: str) -> Path:
+    """Return ``path`` if it exists, else fail with a message naming it and its expected layout."""
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"Dataset not found: {path}\nExpected layout:\n{layout.strip()}\n"
+            "Pass the folder that holds the datasets with --data-dir (or TRAINING_DATA_DIR)."
+        )
+    return path
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the backend so a run is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def stratified_split(*arrays, test_size: float, seed: int, stratify=None):
+    """``sklearn.model_selection.train_test_split`` with a fixed seed and optional stratification."""
+    return train_test_split(*arrays, test_size=test_size, random_state=seed, stratify=stratify)
+
+
+def take(limit: int | None, *arrays):
+    """The first ``limit`` rows of each array (all of them when ``limit`` is None)."""
+    if limit is None:
+        return arrays if len(arrays) > 1 else arrays[0]
+    cut = tuple(a[:limit] for a in arrays)
+    return cut if len(cut) > 1 else cut[0]

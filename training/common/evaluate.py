@@ -1,0 +1,59 @@
+"""Held-out evaluation of classifiers with sklearn.metrics (course 000, exercise 9)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics
+
+
+def to_class_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """(N, 1) sigmoid output -> (N, 2) [P(class 0), P(class 1)]; (N, K) softmax unchanged."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[:, None]
+    if p.shape[1] == 1:
+        p = np.concatenate([1.0 - p, p], axis=1)
+    return p
+
+
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]
+) -> dict:
+    """Accuracy, balanced accuracy, per-class precision/recall/F1/support, confusion matrix,
+    and ROC-AUC (binary: of the positive class ``labels[1]``; multiclass: one-vs-rest macro)."""
+    y_true = np.asarray(y_true).astype(int).ravel()
+    p = to_class_probabilities(probabilities)
+    y_pred = p.argmax(axis=1)
+    indices = list(range(len(labels)))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y_true, y_pred, labels=indices, zero_division=0
+    )
+    result: dict = {
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(np.mean(f1)),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=indices).tolist(),
+        "n": int(len(y_true)),
+    }
+    present = np.unique(y_true)
+    if len(labels) == 2 and len(present) == 2:
+        result["roc_auc"] = float(metrics.roc_auc_score(y_true, p[:, 1]))
+    elif len(labels) > 2 and len(present) == len(labels):
+        result["roc_auc_ovr_macro"] = float(
+            metrics.roc_auc_score(y_true, p, multi_class="ovr", average="macro", labels=indices)
+        )
+    return result
+
+
+def predict_probabilities(model, inputs, batch_size: int = 256) -> np.ndarray:
+    """Run the model over inputs (arrays, dicts of arrays, or a tf.data.Dataset) without a bar."""
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))

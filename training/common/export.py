@@ -1,0 +1,85 @@
+"""Export a trained Keras model as a versioned SavedModel with ``metadata.json`` and plots.
+
+Layout (TensorFlow Serving's): ``<out_dir>/<name>/<version>/`` holding ``saved_model.pb``,
+``variables/``, ``metadata.json``, ``history.png`` and ``confusion_matrix.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import keras
+
+from training.common.plots import plot_confusion_matrix, plot_history
+from training.config import TrainConfig
+
+
+def next_version(model_dir: Path) -> int:
+    """One above the highest integer version folder (1 when there is none)."""
+    versions = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def tensor_spec(tensor) -> dict:
+    """Name, dtype and shape (None for any size) of a Keras input or output tensor."""
+    name = getattr(tensor, "name", None) or ""
+    return {
+        "name": name.split(":")[0],
+        "dtype": str(tensor.dtype).replace("tf.", ""),
+        "shape": [None if d is None else int(d) for d in tensor.shape],
+    }
+
+
+def export_model(
+    model: keras.Model,
+    *,
+    name: str,
+    cfg: TrainConfig,
+    metadata: dict,
+    history: dict[str, list[float]] | None = None,
+) -> Path:
+    """Write the SavedModel, the plots and ``metadata.json``; return the version folder.
+
+    ``metadata`` carries the module's own fields (task, labels, architecture, data, splits,
+    metrics, ...); this adds name, version, input/output specs, the date, the seed and the epochs.
+    """
+    version = cfg.version or next_version(cfg.out_dir / name)
+    path = cfg.out_dir / name / str(version)
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.export(str(path), format="tf_saved_model", verbose=False)
+
+    plots = {}
+    if history:
+        plots["history"] = plot_history(history, path / "history.png", title=name).name
+    metrics = metadata.get("metrics", {})
+    if "confusion_matrix" in metrics and metadata.get("labels"):
+        plots["confusion_matrix"] = plot_confusion_matrix(
+            metrics["confusion_matrix"], metadata["labels"], path / "confusion_matrix.png",
+            title=f"{name}: confusion matrix (test split)",
+        ).name
+
+    full = {
+        "name": name,
+        "version": version,
+        **metadata,
+        "inputs": metadata.get("inputs") or [tensor_spec(t) for t in model.inputs],
+        # model.export names the serving signature's outputs output_0, output_1, ...
+        "outputs": metadata.get("outputs")
+        or [{**tensor_spec(t), "name": f"output_{i}"} for i, t in enumerate(model.outputs)],
+        "plots": plots,
+        "training": {
+            **metadata.get("training", {}),
+            "seed": cfg.seed,
+            "epochs_run": len(next(iter(history.values()))) if history else None,
+            "limited_to_examples": cfg.limit,
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "keras_version": keras.__version__,
+        },
+    }
+    (path / "metadata.json").write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+    return path
