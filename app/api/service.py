@@ -1,0 +1,51 @@
+"""Service endpoints: the model list, liveness/readiness for humans and probes, Prometheus."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from app import metrics
+from app.api.deps import RepositoryDep
+from app.codec import json_response
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/v1/models", summary="Every model with its versions, readiness, device, task, labels")
+async def list_models(repository: RepositoryDep) -> Response:
+    models = []
+    for name in repository.names():
+        versions = repository.versions(name)
+        ready = [m for m in versions if m.ready]
+        default = ready[-1] if ready else versions[-1]
+        models.append(
+            {
+                "name": name,
+                "default_version": default.version if ready else None,
+                "ready": bool(ready),
+                "device": default.device,
+                "task": default.task,
+                "labels": default.labels,
+                "versions": [m.status() for m in versions],
+            }
+        )
+    return json_response({"models": models})
+
+
+@router.get("/healthz", summary="Liveness and readiness in one reply")
+async def healthz(repository: RepositoryDep) -> Response:
+    models = repository.all()
+    body = {
+        "live": True,
+        "ready": repository.ready,
+        "device": repository.device,
+        "models": {f"{m.name}/{m.version}": m.state for m in models},
+    }
+    return json_response(body, 200 if repository.ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+async def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,272 @@
+"""Dynamic batching: concurrent requests to one model version merged into one model call.
+
+In the spirit of TF Serving's batcher and Ray Serve's ``@serve.batch``: callers
+``await batcher.submit(inputs)``; a worker task takes queued requests until ``max_batch_size``
+instances are gathered or ``max_wait`` has passed since the oldest queued request, concatenates
+them per input, runs the model in a dedicated thread (off the event loop, one call at a time per
+model), and splits the outputs back to the callers in order.
+
+- Inputs must be validated before ``submit``: a batch only ever holds well-formed requests.
+  Should a batched call fail anyway, each of its requests is re-run alone, so only the request
+  that causes the failure gets it.
+- The queue is bounded: a full queue raises :class:`QueueFullError` at once.
+- Every request has a deadline: past it the caller gets :class:`DeadlineExceededError`, and a
+  request that has not run yet is dropped from its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app import metrics
+from app.errors import DeadlineExceededError, InferenceError, QueueFullError, ServingError
+
+logger = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray]
+ModelCall = Callable[[Arrays], Mapping[str, np.ndarray]]
+
+
+@dataclass(eq=False)
+class _Pending:
+    inputs: Arrays
+    size: int
+    deadline: float
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+    def signature(self) -> tuple:
+        """Requests can share a batch only when their non-batch dims and dtypes agree."""
+        return tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(self.inputs.items()))
+
+
+class DynamicBatcher:
+    """Batches requests for one model callable; one worker task and one thread per batcher."""
+
+    def __init__(
+        self,
+        call: ModelCall,
+        *,
+        name: str,
+        version: str = "",
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.003,
+        max_queue_size: int = 256,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if max_batch_size < 1 or max_queue_size < 1:
+            raise ValueError("max_batch_size and max_queue_size must be >= 1")
+        self.call = call
+        self.name = name
+        self.version = version
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue_size = max_queue_size
+        self.timeout_s = timeout_s
+        self._queue: deque[_Pending] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queue_gauge = metrics.QUEUE_DEPTH.labels(name, version)
+        self._batch_size = metrics.BATCH_SIZE.labels(name)
+        self._inference_time = metrics.INFERENCE_TIME.labels(name, version)
+        self._queue_wait = metrics.QUEUE_WAIT.labels(name)
+
+    # ---- lifecycle
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and not self._worker.done()
+
+    def start(self) -> None:
+        """Start the worker on the running event loop (idempotent)."""
+        if self.running:
+            return
+        self._wakeup = asyncio.Event()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"model-{self.name}")
+        self._worker = asyncio.get_running_loop().create_task(
+            self._run(), name=f"batcher-{self.name}-{self.version}"
+        )
+
+    async def stop(self) -> None:
+        """Stop the worker; requests still queued fail with 503-like errors."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(InferenceError("server is shutting down"))
+        self._queue_gauge.set(0)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # ---- callers
+    async def submit(
+        self, inputs: Arrays, size: int | None = None, *, timeout_s: float | None = None
+    ) -> Arrays:
+        """Queue ``inputs`` (arrays sharing a leading batch dim of ``size``) and await outputs."""
+        if not self.running:
+            self.start()
+        if size is None:
+            size = len(next(iter(inputs.values())))
+        if len(self._queue) >= self.max_queue_size:
+            metrics.REJECTED.labels(self.name, "queue_full").inc()
+            raise QueueFullError(
+                f"model '{self.name}' queue is full ({self.max_queue_size} requests waiting); "
+                "retry later",
+                retry_after_s=1,
+            )
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(inputs, size, time.monotonic() + timeout, future))
+        self._queue_gauge.set(len(self._queue))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            # wait_for cancels the future on timeout: the worker then skips the request.
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            metrics.REJECTED.labels(self.name, "deadline").inc()
+            raise DeadlineExceededError(
+                f"model '{self.name}' did not answer within {timeout * 1000:.0f} ms"
+            ) from None
+
+    # ---- worker
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._wait_for_batch()
+            batch = self._take_batch()
+            self._queue_gauge.set(len(self._queue))
+            if not batch:
+                continue
+            now = time.monotonic()
+            for item in batch:
+                self._queue_wait.observe(now - item.enqueued)
+            try:
+                await self._execute(loop, batch)
+            except asyncio.CancelledError:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(InferenceError("server is shutting down"))
+                raise
+
+    async def _wait_for_batch(self) -> None:
+        """Wait until a full batch is queued or the oldest request has waited ``max_wait``."""
+        assert self._wakeup is not None
+        flush_at = self._queue[0].enqueued + self.max_wait_s
+        while self._queued_instances() < self.max_batch_size:
+            remaining = flush_at - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    def _queued_instances(self) -> int:
+        return sum(item.size for item in self._queue if not item.future.done())
+
+    def _take_batch(self) -> list[_Pending]:
+        """Up to ``max_batch_size`` instances of compatible requests, oldest first.
+
+        Requests already answered (timed out, cancelled) or past their deadline are dropped;
+        requests of another shape stay queued for the next batch. A request larger than
+        ``max_batch_size`` runs alone.
+        """
+        batch: list[_Pending] = []
+        kept: deque[_Pending] = deque()
+        total = 0
+        signature = None
+        now = time.monotonic()
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():
+                continue
+            if item.deadline <= now:
+                metrics.REJECTED.labels(self.name, "deadline").inc()
+                item.future.set_exception(
+                    DeadlineExceededError(f"model '{self.name}': deadline passed while queued")
+                )
+                continue
+            if signature is None:
+                signature = item.signature()
+            elif total + item.size > self.max_batch_size or item.signature() != signature:
+                kept.append(item)
+                continue
+            batch.append(item)
+            total += item.size
+            if total >= self.max_batch_size:
+                break
+        kept.extend(self._queue)
+        self._queue = kept
+        return batch
+
+    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            inputs = batch[0].inputs
+        else:
+            inputs = {
+                k: np.concatenate([item.inputs[k] for item in batch]) for k in batch[0].inputs
+            }
+        total = sum(item.size for item in batch)
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._timed_call, inputs, total)
+        except Exception as exc:
+            if len(batch) > 1:
+                # Isolate the culprit: each request of the failed batch runs on its own.
+                for item in batch:
+                    if not item.future.done():
+                        await self._execute(loop, [item])
+                return
+            self._fail(batch[0], exc)
+            return
+        offset = 0
+        for item in batch:
+            part = {k: _slice(v, offset, item.size, total) for k, v in outputs.items()}
+            offset += item.size
+            if not item.future.done():
+                item.future.set_result(part)
+
+    def _timed_call(self, inputs: Arrays, total: int) -> Mapping[str, np.ndarray]:
+        start = time.perf_counter()
+        outputs = self.call(inputs)
+        self._inference_time.observe(time.perf_counter() - start)
+        self._batch_size.observe(total)
+        return outputs
+
+    def _fail(self, item: _Pending, exc: Exception) -> None:
+        if item.future.done():
+            return
+        if not isinstance(exc, ServingError):
+            logger.error("model '%s' call failed: %s", self.name, exc)
+            exc = InferenceError(f"model '{self.name}' failed on this input: {exc}")
+        item.future.set_exception(exc)
+
+
+def _slice(value: np.ndarray, offset: int, size: int, total: int) -> np.ndarray:
+    """This request's rows of a batched output (outputs without a batch dim go to everyone)."""
+    if value.ndim and value.shape[0] == total:
+        return value[offset : offset + size]
+    return value

@@ -1,0 +1,213 @@
+"""Every domain exception of the service and its mapping to HTTP, in one place.
+
+Protocol paths answer in their protocol's error shape, ``{"error": "..."}`` (TensorFlow Serving
+under ``/v1/models``, KServe v2 under ``/v2``); every other endpoint answers RFC 9457
+``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://tf-model-serving.local/problems/"
+
+
+class ServingError(Exception):
+    """Base of the service's errors: a status code, a short title and a detail message."""
+
+    status_code = 500
+    title = "Internal server error"
+    slug = "internal-error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        file: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.file = file
+        self.headers = headers or {}
+
+
+class InvalidInputError(ServingError):
+    status_code = 400
+    title = "Invalid input"
+    slug = "invalid-input"
+
+
+class InvalidImageError(InvalidInputError):
+    """An uploaded file that is empty, truncated or corrupt."""
+
+    title = "Invalid image"
+    slug = "invalid-image"
+
+
+class UnsupportedMediaTypeError(ServingError):
+    status_code = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
+
+
+class PayloadTooLargeError(ServingError):
+    status_code = 413
+    title = "Payload too large"
+    slug = "payload-too-large"
+
+
+class UnsupportedImageFormatError(UnsupportedMediaTypeError):
+    title = "Unsupported image format"
+    slug = "unsupported-image-format"
+
+
+class ImageTooLargeError(PayloadTooLargeError):
+    """Too many bytes or too many pixels (a decompression bomb)."""
+
+    title = "Image too large"
+    slug = "image-too-large"
+
+
+class ModelNotFoundError(ServingError):
+    status_code = 404
+    title = "Model not found"
+    slug = "model-not-found"
+
+
+class ModelNotReadyError(ServingError):
+    status_code = 503
+    title = "Model not ready"
+    slug = "model-not-ready"
+
+
+class QueueFullError(ServingError):
+    status_code = 429
+    title = "Too many requests"
+    slug = "queue-full"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceededError(ServingError):
+    status_code = 504
+    title = "Deadline exceeded"
+    slug = "deadline-exceeded"
+
+
+class InferenceError(ServingError):
+    """The model call itself failed on inputs that passed validation."""
+
+    status_code = 500
+    title = "Inference failed"
+    slug = "inference-failed"
+
+
+# ---- HTTP mapping ---------------------------------------------------------------------------
+def uses_protocol_errors(path: str) -> bool:
+    """TF Serving (``/v1/models``) and KServe v2 (``/v2``) paths answer ``{"error": ...}``."""
+    return path.startswith("/v1/models") or path == "/v2" or path.startswith("/v2/")
+
+
+def error_response(
+    path: str,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    slug: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The error body the protocol of ``path`` expects."""
+    if uses_protocol_errors(path):
+        return Response(
+            orjson.dumps({"error": detail}), status, headers, media_type="application/json"
+        )
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug if slug else "about:blank",
+        "title": title or _reason(status),
+        "status": status,
+        "detail": detail,
+        **(extra or {}),
+    }
+    return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _serving_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServingError)
+    if exc.status_code >= 500 and not isinstance(exc, ModelNotReadyError | DeadlineExceededError):
+        logger.error("%s %s: %s", request.method, request.url.path, exc.detail)
+    extra = {k: v for k, v in (("field", exc.field), ("file", exc.file)) if v is not None}
+    return error_response(
+        request.url.path,
+        exc.status_code,
+        exc.detail,
+        title=exc.title,
+        slug=exc.slug,
+        extra=extra,
+        headers=exc.headers,
+    )
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(
+        request.url.path, exc.status_code, str(exc.detail), headers=exc.headers or None
+    )
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+    extra = {"field": where, "errors": _jsonable(errors)} if where else {}
+    return error_response(
+        request.url.path,
+        422,
+        detail,
+        title="Validation error",
+        slug="validation-error",
+        extra=extra,
+    )
+
+
+async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(request.url.path, 500, "internal server error", slug="internal-error")
+
+
+def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic error dicts without their non-JSON parts (exceptions in ``ctx``, raw input)."""
+    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServingError, _serving_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(Exception, _unhandled_error_handler)

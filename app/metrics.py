@@ -1,0 +1,131 @@
+"""Prometheus metrics of the service, and the ASGI middleware that counts HTTP requests.
+
+The metrics live in a registry of their own so that several apps (tests) do not clash with the
+process-wide default registry, which still carries the process/platform collectors.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import (
+    REGISTRY as DEFAULT_REGISTRY,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+
+HTTP_REQUESTS = Counter(
+    "serving_http_requests_total",
+    "HTTP requests by model, endpoint (route template), method and status code.",
+    ["model", "endpoint", "method", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "serving_http_request_duration_seconds",
+    "HTTP request latency by model and endpoint.",
+    ["model", "endpoint"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "serving_queue_depth",
+    "Requests waiting in the model's batching queue.",
+    ["model", "version"],
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "serving_batch_size",
+    "Instances per model call (after dynamic batching).",
+    ["model"],
+    buckets=_BATCH_BUCKETS,
+    registry=REGISTRY,
+)
+INFERENCE_TIME = Histogram(
+    "serving_inference_duration_seconds",
+    "Time of one (batched) model call.",
+    ["model", "version"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_WAIT = Histogram(
+    "serving_queue_wait_seconds",
+    "Time a request waited in the queue before its batch ran.",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+REJECTED = Counter(
+    "serving_rejected_requests_total",
+    "Requests refused by the batcher: queue full or deadline exceeded.",
+    ["model", "reason"],
+    registry=REGISTRY,
+)
+MODEL_READY = Gauge(
+    "serving_model_ready",
+    "1 when the model version is loaded and warm, else 0.",
+    ["model", "version", "device"],
+    registry=REGISTRY,
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of the service's metrics plus the process collectors."""
+    return generate_latest(REGISTRY) + generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+
+
+def set_model_label(scope_or_request, model: str) -> None:
+    """Let an endpoint whose path has no ``{name}`` name the model its request went to."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    scope.setdefault("state", {})["metrics_model"] = model
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (cheap on the hot path): counts and times every HTTP request.
+
+    Labels come from the matched route: its path template (bounded cardinality) and the
+    ``name``/``model_name`` path parameter.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            if endpoint != "/metrics":
+                params = scope.get("path_params") or {}
+                model = (
+                    scope.get("state", {}).get("metrics_model")
+                    or params.get("name")
+                    or params.get("model_name")
+                    or ""
+                )
+                HTTP_REQUESTS.labels(model, endpoint, scope["method"], str(status)).inc()
+                HTTP_LATENCY.labels(model, endpoint).observe(time.perf_counter() - start)

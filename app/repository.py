@@ -1,0 +1,161 @@
+"""The model repository: every ``models/<name>/<int version>/`` SavedModel, loaded and warm.
+
+A model that fails to load is kept, not ready and with its error, and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from app.config import Settings
+from app.errors import ModelNotFoundError, ModelNotReadyError
+from app.servable import ServedModel
+
+logger = logging.getLogger(__name__)
+
+
+def select_device(preference: str = "auto") -> str:
+    """``/GPU:0`` when TensorFlow sees a GPU (memory growth on, so it does not take the whole
+    card), else ``/CPU:0``."""
+    import tensorflow as tf
+
+    if preference == "cpu":
+        return "/CPU:0"
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # RuntimeError: already initialised (a second app in the same process).
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        return "/GPU:0"
+    if preference == "gpu":
+        logger.warning("SERVING_DEVICE=gpu but TensorFlow sees no GPU: serving on the CPU")
+    return "/CPU:0"
+
+
+def discover(models_dir: Path, names: list[str] | None = None) -> list[tuple[str, int, Path]]:
+    """``(name, version, path)`` of every ``<models_dir>/<name>/<int version>/`` folder."""
+    found = []
+    if not models_dir.is_dir():
+        logger.warning("models directory %s does not exist: serving no model", models_dir)
+        return found
+    for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+        if model_dir.name.startswith(".") or (names and model_dir.name not in names):
+            continue
+        for version_dir in model_dir.iterdir():
+            if version_dir.is_dir() and version_dir.name.isdigit():
+                found.append((model_dir.name, int(version_dir.name), version_dir))
+    return sorted(found, key=lambda item: (item[0], item[1]))
+
+
+class ModelRepository:
+    """Every served model version, by name and version."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models_dir = Path(settings.models_dir)
+        self.device = "/CPU:0"
+        self._models: dict[str, dict[int, ServedModel]] = {}
+        self.loaded = False  # True once every discovered version has been tried
+
+    # ---- lifecycle
+    async def load(self) -> None:
+        """Discover, load and warm up every model version (in a thread: TF calls block)."""
+        self.device = await asyncio.to_thread(select_device, self.settings.device)
+        logger.info("serving on %s", self.device)
+        for name, version, path in discover(self.models_dir, self.settings.model_names):
+            model = ServedModel(
+                name,
+                version,
+                path,
+                device=self.device,
+                batching=self.settings.batching_for(name),
+            )
+            self._models.setdefault(name, {})[version] = model
+        for model in self.all():
+            await asyncio.to_thread(model.load, warmup=self.settings.warmup)
+            if model.ready:
+                await model.start()
+                logger.info(
+                    "model %s/%s ready on %s (task=%s, loaded and warmed up in %.2fs)",
+                    model.name,
+                    model.version,
+                    model.device,
+                    model.task,
+                    model.load_seconds,
+                )
+        self.loaded = True
+        ready = sum(m.ready for m in self.all())
+        logger.info("%d of %d model versions ready", ready, len(self.all()))
+
+    async def close(self) -> None:
+        for model in self.all():
+            await model.stop()
+
+    @property
+    def ready(self) -> bool:
+        """Start-up is over (failed models are reported per model, not here)."""
+        return self.loaded
+
+    # ---- lookup
+    def all(self) -> list[ServedModel]:
+        return [m for versions in self._models.values() for m in versions.values()]
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def versions(self, name: str) -> list[ServedModel]:
+        """Every version of ``name``, oldest first; :class:`ModelNotFoundError` if unknown."""
+        if name not in self._models:
+            raise ModelNotFoundError(f"model '{name}' not found; serving: {self.names()}")
+        return [self._models[name][v] for v in sorted(self._models[name])]
+
+    def get(self, name: str, version: int | str | None = None) -> ServedModel:
+        """The requested version, or the highest ready one.
+
+        Raises :class:`ModelNotFoundError` (unknown name or version) or
+        :class:`ModelNotReadyError` (known but not loaded/warm, or none ready).
+        """
+        versions = self.versions(name)
+        if version is None or version == "":
+            ready = [m for m in versions if m.ready]
+            if not ready:
+                raise ModelNotReadyError(
+                    f"model '{name}' has no ready version: "
+                    + "; ".join(f"{m.version}: {m.error or m.state}" for m in versions)
+                )
+            return ready[-1]
+        number = _parse_version(version)
+        model = self._models[name].get(number) if number is not None else None
+        if model is None:
+            raise ModelNotFoundError(
+                f"model '{name}' has no version {version}; versions: "
+                f"{[m.version for m in versions]}"
+            )
+        if not model.ready:
+            raise ModelNotReadyError(model._not_ready_reason())
+        return model
+
+    def find(self, name: str, version: int | str | None = None) -> ServedModel:
+        """Like :meth:`get` but also returns a version that is not ready (for status pages)."""
+        versions = self.versions(name)
+        if version is None or version == "":
+            ready = [m for m in versions if m.ready]
+            return (ready or versions)[-1]
+        number = _parse_version(version)
+        model = self._models[name].get(number) if number is not None else None
+        if model is None:
+            raise ModelNotFoundError(
+                f"model '{name}' has no version {version}; versions: "
+                f"{[m.version for m in versions]}"
+            )
+        return model
+
+
+def _parse_version(version: int | str) -> int | None:
+    if isinstance(version, int):
+        return version
+    return int(version) if version.isdigit() else None

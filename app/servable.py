@@ -1,0 +1,345 @@
+"""One served model version (KServe-style: load, preprocess, predict, postprocess, ``ready``).
+
+``ServedModel.infer`` is what every endpoint calls: it validates and converts the inputs against
+the ``serving_default`` signature, then goes through the model's dynamic batcher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from app import metrics
+from app.batching import DynamicBatcher
+from app.config import BatchingConfig
+from app.errors import InvalidInputError, ModelNotReadyError
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE = "serving_default"
+
+Arrays = dict[str, np.ndarray]
+
+
+class TensorSpec(NamedTuple):
+    """A signature tensor: dtype name (``uint8``, ``float32``, ``string``, ...) and shape
+    (``None`` for a variable dimension; the first one is the batch)."""
+
+    dtype: str
+    shape: tuple[int | None, ...]
+
+
+def warmup_batch_sizes(max_batch_size: int) -> list[int]:
+    """Powers of two up to ``max_batch_size``, and ``max_batch_size`` itself."""
+    sizes, n = [], 1
+    while n < max_batch_size:
+        sizes.append(n)
+        n *= 2
+    return [*sizes, max_batch_size]
+
+
+def as_class_probabilities(output: np.ndarray) -> np.ndarray:
+    """A classifier's ``output_0`` as ``(N, K)`` probabilities.
+
+    A binary sigmoid ``(N, 1)`` (or ``(N,)``) becomes ``[1 - p, p]``; softmax ``(N, K)`` is kept.
+    """
+    probs = np.asarray(output, dtype=np.float32)
+    if probs.ndim == 1:
+        probs = probs[:, None]
+    if probs.shape[-1] == 1:
+        probs = np.concatenate([1.0 - probs, probs], axis=-1)
+    return probs
+
+
+class ServedModel:
+    """A SavedModel version with its metadata, device, readiness and batcher."""
+
+    def __init__(
+        self, name: str, version: int, path: Path, *, device: str, batching: BatchingConfig
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.path = Path(path)
+        self.device = device
+        self.batching = batching
+        self.metadata: dict[str, Any] = {}
+        self.inputs: dict[str, TensorSpec] = {}
+        self.outputs: dict[str, TensorSpec] = {}
+        self.ready = False
+        self.state = "START"  # START -> LOADING -> AVAILABLE | FAILED -> END
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+        self._loaded = None  # keeps the loaded object (and its variables) alive
+        self._fn = None
+        self.batcher = DynamicBatcher(
+            self.predict,
+            name=name,
+            version=str(version),
+            max_batch_size=batching.max_batch_size,
+            max_wait_s=batching.max_wait_ms / 1000,
+            max_queue_size=batching.max_queue_size,
+            timeout_s=batching.request_timeout_ms / 1000,
+        )
+
+    def __repr__(self) -> str:
+        return f"ServedModel({self.name!r}, version={self.version}, state={self.state})"
+
+    @property
+    def task(self) -> str | None:
+        return self.metadata.get("task")
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.metadata.get("labels")
+
+    # ---- load -------------------------------------------------------------------------------
+    def load(self, *, warmup: bool = True) -> None:
+        """Load the SavedModel onto ``device``, read ``metadata.json``, warm up; never raises:
+        a failure leaves the model not ready with its ``error``."""
+        import tensorflow as tf
+
+        self.state = "LOADING"
+        start = time.perf_counter()
+        try:
+            meta_path = self.path / "metadata.json"
+            if meta_path.exists():
+                self.metadata = json.loads(meta_path.read_text())
+            with tf.device(self.device):
+                self._loaded = tf.saved_model.load(str(self.path))
+            if SIGNATURE not in self._loaded.signatures:
+                raise ValueError(f"SavedModel has no '{SIGNATURE}' signature")
+            self._fn = self._loaded.signatures[SIGNATURE]
+            _, kwargs = self._fn.structured_input_signature
+            self.inputs = {k: _spec(v) for k, v in kwargs.items()}
+            self.outputs = {k: _spec(v) for k, v in self._fn.structured_outputs.items()}
+            if warmup:
+                self.warmup()
+        except Exception as exc:
+            self.ready = False
+            self.state = "FAILED"
+            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            logger.error("model %s/%s failed to load: %s", self.name, self.version, self.error)
+        else:
+            self.ready = True
+            self.state = "AVAILABLE"
+            self.error = None
+        self.load_seconds = time.perf_counter() - start
+        metrics.MODEL_READY.labels(self.name, str(self.version), self.device).set(int(self.ready))
+
+    def warmup(self) -> None:
+        """One call per batch size the batcher may form (powers of two up to the maximum)."""
+        for size in warmup_batch_sizes(self.batching.max_batch_size):
+            self.predict(self.example_inputs(size))
+
+    def example_inputs(self, size: int) -> Arrays:
+        """Zeros (empty strings) shaped like the signature; variable dims taken as 1 (or the
+        image size from metadata)."""
+        image = self.metadata.get("image") or {}
+        fill = {1: image.get("height"), 2: image.get("width"), 3: image.get("channels")}
+        arrays = {}
+        for name, spec in self.inputs.items():
+            shape = [size] + [
+                d if d is not None else (fill.get(i) or 1) for i, d in enumerate(spec.shape) if i
+            ]
+            if spec.dtype == "string":
+                arrays[name] = np.full(shape, b"", dtype=object)
+            else:
+                arrays[name] = np.zeros(shape, dtype=spec.dtype)
+        return arrays
+
+    async def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self.state = "END" if self.ready else self.state
+        self.ready = False
+
+    # ---- inference --------------------------------------------------------------------------
+    async def infer(self, inputs: dict[str, Any], *, timeout_s: float | None = None) -> Arrays:
+        """Validate ``inputs`` (name -> array-like with a leading batch dim), run them through
+        the dynamic batcher, return the signature's outputs (name -> array) for these rows."""
+        if not self.ready:
+            raise ModelNotReadyError(self._not_ready_reason())
+        arrays, size = self.preprocess(inputs)
+        outputs = await self.batcher.submit(arrays, size, timeout_s=timeout_s)
+        return self.postprocess(outputs)
+
+    def preprocess(self, inputs: dict[str, Any]) -> tuple[Arrays, int]:
+        """Check names, dtypes and shapes against the signature; convert losslessly.
+
+        Returns the arrays and their common batch size. Raises :class:`InvalidInputError`.
+        """
+        missing = [k for k in self.inputs if k not in inputs]
+        unknown = [k for k in inputs if k not in self.inputs]
+        if unknown:
+            raise InvalidInputError(
+                f"unknown input(s) {unknown}; model '{self.name}' takes {list(self.inputs)}",
+                field=unknown[0],
+            )
+        if missing:
+            raise InvalidInputError(
+                f"missing input(s) {missing}; model '{self.name}' takes {list(self.inputs)}",
+                field=missing[0],
+            )
+        arrays: Arrays = {}
+        size = None
+        for name, spec in self.inputs.items():
+            array = _coerce(name, inputs[name], spec)
+            if size is None:
+                size = array.shape[0]
+            elif array.shape[0] != size:
+                raise InvalidInputError(
+                    f"inputs disagree on the batch size: '{name}' has {array.shape[0]} rows, "
+                    f"others {size}",
+                    field=name,
+                )
+            arrays[name] = array
+        if not size:
+            raise InvalidInputError("empty batch: at least one instance is needed")
+        return arrays, size
+
+    def predict(self, inputs: Arrays) -> Arrays:
+        """Run the signature on a (batched) input dict; synchronous, called in the model's
+        thread by the batcher."""
+        import tensorflow as tf
+
+        with tf.device(self.device):
+            result = self._fn(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in result.items()}
+
+    def postprocess(self, outputs: Arrays) -> Arrays:
+        return outputs
+
+    # ---- status -----------------------------------------------------------------------------
+    def _not_ready_reason(self) -> str:
+        if self.state == "FAILED":
+            return f"model '{self.name}' version {self.version} failed to load: {self.error}"
+        return f"model '{self.name}' version {self.version} is not ready ({self.state})"
+
+    def status(self) -> dict[str, Any]:
+        """Summary for ``GET /v1/models``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "state": self.state,
+            "ready": self.ready,
+            "error": self.error,
+            "device": self.device,
+            "task": self.task,
+            "labels": self.labels,
+            "inputs": {k: _spec_json(s) for k, s in self.inputs.items()},
+            "outputs": {k: _spec_json(s) for k, s in self.outputs.items()},
+            "batching": self.batching.model_dump(),
+            "load_seconds": round(self.load_seconds, 3) if self.load_seconds else None,
+        }
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+def _spec(tensor_spec) -> TensorSpec:
+    dtype = tensor_spec.dtype.name
+    shape = tuple(None if d is None else int(d) for d in tensor_spec.shape.as_list())
+    return TensorSpec(dtype, shape)
+
+
+def _spec_json(spec: TensorSpec) -> dict[str, Any]:
+    return {"dtype": spec.dtype, "shape": list(spec.shape)}
+
+
+_INT_KINDS = "iu"
+
+
+def _coerce(name: str, value: Any, spec: TensorSpec) -> np.ndarray:
+    """``value`` as an array of the spec's dtype and shape, or :class:`InvalidInputError`.
+
+    Lossless conversions only: integers into any integer type whose range holds them, integers
+    or floats into floats, text or bytes into strings. A rank-1 array is accepted for a
+    ``(None, 1)`` input (and gets its trailing axis).
+    """
+    if spec.dtype == "string":
+        array = _as_string_array(name, value)
+    else:
+        try:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"input '{name}': not a regular (rectangular) array: {exc}", field=name
+            ) from None
+        array = coerce_numeric(name, array, np.dtype(spec.dtype))
+
+    expected = spec.shape
+    if array.ndim == len(expected) - 1 and len(expected) >= 2 and expected[-1] == 1:
+        array = array[..., None]
+    if array.ndim != len(expected) or any(
+        d is not None and d != a for d, a in zip(expected[1:], array.shape[1:], strict=True)
+    ):
+        raise InvalidInputError(
+            f"input '{name}': shape {list(array.shape)} does not match the signature's "
+            f"{[-1 if d is None else d for d in expected]} (-1: any size)",
+            field=name,
+        )
+    return array
+
+
+def coerce_numeric(name: str, array: np.ndarray, target: np.dtype) -> np.ndarray:
+    kind = array.dtype.kind
+    if array.dtype == target:
+        return array
+    if array.size == 0:
+        return array.astype(target)
+    if target.kind == "b":
+        if kind == "b":
+            return array
+        if kind in _INT_KINDS and np.isin(array, (0, 1)).all():
+            return array.astype(bool)
+    elif target.kind in _INT_KINDS:
+        if kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all():
+            kind = "i"
+        if kind in _INT_KINDS or kind == "b":
+            info = np.iinfo(target)
+            if array.min() >= info.min and array.max() <= info.max:
+                return array.astype(target)
+            raise InvalidInputError(
+                f"input '{name}': values out of range for {target.name} [{info.min}, {info.max}]",
+                field=name,
+            )
+    elif target.kind == "f" and kind in "iufb":
+        return array.astype(target)
+    raise InvalidInputError(
+        f"input '{name}': expected {target.name} values, got {_describe(array)}", field=name
+    )
+
+
+def _describe(array: np.ndarray) -> str:
+    if array.dtype.kind in "US":
+        return "strings"
+    if array.dtype.kind == "O":
+        return "mixed or non-numeric values"
+    return f"{array.dtype.name} values"
+
+
+def _as_string_array(name: str, value: Any) -> np.ndarray:
+    """Text or bytes (nested lists) as an object array of UTF-8 ``bytes``."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        array = value
+    else:
+        try:
+            array = np.asarray(value, dtype=object)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"input '{name}': not a regular (rectangular) array: {exc}", field=name
+            ) from None
+    flat = array.reshape(-1)
+    for i, item in enumerate(flat):
+        if isinstance(item, str):
+            flat[i] = item.encode("utf-8")
+        elif not isinstance(item, bytes):
+            raise InvalidInputError(
+                f"input '{name}': expected strings, got {type(item).__name__}", field=name
+            )
+    return flat.reshape(array.shape)
