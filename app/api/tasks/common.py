@@ -1,0 +1,132 @@
+"""Shared parts of the typed task endpoints: model lookup by task, limits, replies, problems."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.errors import InvalidInputError, ModelNotFoundError, PayloadTooLargeError
+from app.repository import ModelRepository
+from app.servable import ServedModel, as_class_probabilities
+
+IMAGE_CLASSIFICATION = "image_classification"
+TEXT_CLASSIFICATION = "text_classification"
+TABULAR_CLASSIFICATION = "tabular_classification"
+FORECASTING = "forecasting"
+
+VersionQuery = Annotated[
+    int | None,
+    Query(ge=1, le=2**31 - 1, description="Model version; default: the highest ready one."),
+]
+
+
+def task_model(
+    repository: ModelRepository, name: str, task: str, version: int | None = None
+) -> ServedModel:
+    """The served model ``name`` (version or highest ready), which must be a ``task`` model:
+    404 when it does not exist or serves another task."""
+    model = repository.get(name, version)
+    if model.task != task:
+        raise ModelNotFoundError(
+            f"model '{name}' is a {model.task} model, not a {task} model", field="model"
+        )
+    return model
+
+
+def check_count(count: int, limit: int, field: str, what: str) -> None:
+    if count > limit:
+        raise PayloadTooLargeError(
+            f"{count} {what} in one request, more than the limit of {limit}", field=field
+        )
+
+
+def check_text_length(texts: list[str], limit: int, field: str) -> None:
+    for i, text in enumerate(texts):
+        if len(text) > limit:
+            raise PayloadTooLargeError(
+                f"text of {len(text)} characters, more than the limit of {limit}",
+                field=f"{field}[{i}]",
+            )
+
+
+def check_finite(array: np.ndarray, model: ServedModel) -> np.ndarray:
+    """Model outputs must be finite numbers; extreme inputs can overflow float32 inside it."""
+    if not np.isfinite(array).all():
+        raise InvalidInputError(
+            f"model '{model.name}' produced non-finite values for these inputs; "
+            "check them for extreme values"
+        )
+    return array
+
+
+def class_probabilities(outputs: dict[str, np.ndarray], model: ServedModel) -> np.ndarray:
+    """``(N, K)`` probabilities in the order of ``model.labels``."""
+    return check_finite(as_class_probabilities(outputs["output_0"]), model)
+
+
+# ---- replies ----------------------------------------------------------------------------------
+class TaskReply(BaseModel):
+    model: str = Field(description="Name of the model that answered.")
+    version: int = Field(description="Version of the model that answered.")
+
+
+class BinaryPrediction(BaseModel):
+    label: str = Field(description="The predicted class.")
+    score: float = Field(ge=0, le=1, description="Probability of the positive class.")
+
+
+class BinaryReply(TaskReply):
+    predictions: list[BinaryPrediction]
+
+
+def binary_predictions(probabilities: np.ndarray, labels: list[str]) -> list[BinaryPrediction]:
+    """``labels[1]`` is the positive class (docs/CONTRACTS.md); the label is the likelier one."""
+    return [
+        BinaryPrediction(label=labels[int(p[1] >= 0.5)], score=float(p[1]))
+        for p in probabilities
+    ]
+
+
+# ---- problem documentation (app/errors.py writes the bodies) -----------------------------------
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = Field(default=None, description="The offending field, when known.")
+    file: str | None = Field(default=None, description="The offending file, when known.")
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problem statuses an endpoint can answer."""
+    reasons = {
+        400: "Malformed input (corrupt image, non-finite or non-numeric value, ...)",
+        404: "No such model, or the model serves another task",
+        413: "A limit is exceeded (body, files, file bytes, pixels, items, characters, history)",
+        415: "Wrong content type or unsupported image format",
+        422: "Request validation failed",
+        429: "The model's queue is full; retry later",
+        503: "The model is not ready",
+        504: "The request's deadline passed",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": reasons[status],
+            "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}},
+        }
+        for status in statuses
+    }
+
+
+COMMON_PROBLEMS = (400, 404, 413, 422, 429, 503, 504)

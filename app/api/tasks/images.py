@@ -1,0 +1,279 @@
+"""``POST /v1/images/{model}:classify``: classify uploaded pictures with any image model.
+
+The body is either ``multipart/form-data`` with one or more files in field ``files`` (what a
+browser form or ``curl -F`` sends), or JSON ``{"images": [{"b64": ...}, ...]}`` for clients that
+cannot send multipart. Decoding and fitting to the model's input: ``app/imaging.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, NamedTuple
+
+import numpy as np
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.deps import RepositoryDep, SettingsDep
+from app.api.tasks.common import (
+    IMAGE_CLASSIFICATION,
+    TaskReply,
+    VersionQuery,
+    check_count,
+    class_probabilities,
+    problem_responses,
+    task_model,
+)
+from app.config import Settings
+from app.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    ServingError,
+    UnsupportedMediaTypeError,
+)
+from app.imaging import ImageSpec, Invert, prepare_image
+
+router = APIRouter()
+
+# A real MNIST test digit (a 5), 28x28 PNG: the JSON example Swagger's "Try it out" sends.
+EXAMPLE_DIGIT_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAA6ElEQVR42mNgGPxARK3+zP9/v24qYEp57Ljz9+/fk6"
+    "226BIcbffuffr79163CheGJpfjf//+/XIpBatle//+/fv3OHaHRH0/9vfvYRvsktNP5/59a4VdjvV6/Ju/ITi8xygU"
+    "9PcUK4oQE5z1/50Lw/TfOINm798TYlglWOwYGAI//T3ry4FFUm0jAwOD7vO/fxdjsVOLgYGB4bLPKwZLUUxJM04W"
+    "BgaGs25fFf2xGPsXEkMv/5phSoo/vKbFwMBQ+usCJxYXqdx7kcCg9fjvTqyeUXn4dPPDv1eksYdB+KO/f1fJ0CEdAg"
+    "CaFFbJL+qQtAAAAABJRU5ErkJggg=="
+)
+IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
+
+
+class Upload(NamedTuple):
+    name: str | None  # the client's file name, when it gave one
+    field: str  # where it was in the request: files[i] or images[i]
+    data: bytes
+
+    @property
+    def label(self) -> str:
+        return self.name or self.field
+
+
+# ---- schemas ----------------------------------------------------------------------------------
+class EncodedImage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    b64: str = Field(
+        min_length=1,
+        description="The image file's bytes (PNG, JPEG, BMP, GIF, WebP) in base64; a "
+        "`data:image/...;base64,` prefix is accepted.",
+    )
+    name: str | None = Field(
+        default=None, max_length=256, description="Optional name, echoed in errors and replies."
+    )
+
+
+class ImagesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[EncodedImage] = Field(min_length=1)
+
+
+class LabelProbability(BaseModel):
+    label: str
+    probability: float = Field(ge=0, le=1)
+
+
+class ImagePrediction(LabelProbability):
+    top_k: list[LabelProbability] = Field(description="The top_k likeliest classes, best first.")
+    file: str | None = Field(default=None, description="The file's name, when it had one.")
+
+
+class ImageReply(TaskReply):
+    predictions: list[ImagePrediction] = Field(description="One per image, in the order sent.")
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` references inlined (for ``openapi_extra``)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "string", "contentMediaType": "application/octet-stream",
+                        },
+                        "description": "Images: PNG, JPEG, BMP, GIF (first frame), WebP.",
+                    }
+                },
+            }
+        },
+        "application/json": {
+            "schema": _inline(ImagesRequest.model_json_schema()),
+            "example": {"images": [{"b64": EXAMPLE_DIGIT_B64, "name": "five.png"}]},
+        },
+    },
+}
+
+
+# ---- endpoint ---------------------------------------------------------------------------------
+@router.post(
+    "/v1/images/{model}:classify",
+    response_model=ImageReply,
+    responses=problem_responses(400, 404, 413, 415, 422, 429, 503, 504),
+    openapi_extra={"requestBody": REQUEST_BODY},
+    summary="Classify images with an image model",
+    description="Send images as multipart files in field `files`, or as JSON "
+    "`{\"images\": [{\"b64\": ...}]}`. Photos are squashed to the model's input size; digits "
+    "and glyphs are cropped to their strokes and fitted keeping the aspect ratio. "
+    "Image models: `mnist`, `fashion_mnist`, `greek_symbols`, `simpsons`, `chest_xray`.",
+)
+async def classify_images(
+    request: Request,
+    repository: RepositoryDep,
+    settings: SettingsDep,
+    model: Annotated[str, Path(description="Image model name, e.g. `mnist`.", examples=["mnist"])],
+    top_k: Annotated[int, Query(ge=1, le=1000, description="Classes listed per image.")] = 3,
+    invert: Annotated[
+        Invert,
+        Query(description="Digit/glyph models: invert the gray levels. `auto` inverts when the "
+              "image's background (its border) is light and the model's is dark, or the other "
+              "way round; photos are never inverted by `auto`."),
+    ] = Invert.auto,
+    version: VersionQuery = None,
+) -> ImageReply:
+    served = task_model(repository, model, IMAGE_CLASSIFICATION, version)
+    files = await _read_images(request, settings)
+    spec = ImageSpec.from_metadata(served.metadata)
+    pixels = await run_in_threadpool(
+        _prepare_all, files, spec, invert, settings.max_image_pixels
+    )
+    outputs = await served.infer({next(iter(served.inputs)): pixels})
+    probabilities = class_probabilities(outputs, served)
+    labels = served.labels or [str(i) for i in range(probabilities.shape[1])]
+    k = min(top_k, len(labels))
+    predictions = []
+    for upload, row in zip(files, probabilities, strict=True):
+        best = np.argsort(-row, kind="stable")[:k]
+        ranked = [LabelProbability(label=labels[i], probability=float(row[i])) for i in best]
+        predictions.append(ImagePrediction(
+            label=ranked[0].label, probability=ranked[0].probability, top_k=ranked,
+            file=upload.name,
+        ))
+    return ImageReply(model=served.name, version=served.version, predictions=predictions)
+
+
+def _prepare_all(
+    files: list[Upload], spec: ImageSpec, invert: Invert, max_pixels: int
+) -> np.ndarray:
+    """Decode and fit every image (CPU work: runs in a worker thread)."""
+    batch = []
+    for upload in files:
+        try:
+            batch.append(prepare_image(
+                upload.data, spec, invert=invert, max_pixels=max_pixels, name=upload.label))
+        except ServingError as exc:
+            exc.field = exc.field or upload.field
+            raise
+    return np.stack(batch)
+
+
+async def _read_images(request: Request, settings: Settings) -> list[Upload]:
+    """Every image in the body, in order, with the request's limits checked."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        return await _read_multipart(request, settings)
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return await _read_json(request, settings)
+    raise UnsupportedMediaTypeError(
+        f"content type '{media_type or 'none'}' is not accepted; send multipart/form-data with "
+        "files in field 'files', or application/json {\"images\": [{\"b64\": ...}]}",
+        field="body",
+    )
+
+
+async def _read_multipart(request: Request, settings: Settings) -> list[Upload]:
+    limit = settings.max_images_per_request
+    try:
+        form = await request.form(max_files=limit, max_fields=100)
+    except StarletteHTTPException as exc:
+        if "Too many files" in str(exc.detail):
+            raise PayloadTooLargeError(
+                f"more than {limit} files in one request", field="files") from None
+        raise InvalidInputError(f"malformed multipart body: {exc.detail}", field="body") from None
+    try:
+        uploads = form.getlist("files")
+        if not uploads:
+            raise InvalidInputError(
+                "no files: send the images in the multipart field 'files' (received fields: "
+                f"{sorted(set(form.keys())) or 'none'})", field="files")
+        files = []
+        for i, upload in enumerate(uploads):
+            field = f"files[{i}]"
+            if not isinstance(upload, UploadFile):
+                raise InvalidInputError(f"{field} is text, not a file", field=field)
+            name = upload.filename or field
+            content_type = (upload.content_type or "").lower()
+            if content_type and not content_type.startswith(IMAGE_MEDIA_TYPES):
+                raise UnsupportedMediaTypeError(
+                    f"file '{name}' has content type '{content_type}', not an image",
+                    field=field, file=name)
+            if upload.size is not None and upload.size > settings.max_file_bytes:
+                raise PayloadTooLargeError(
+                    f"file '{name}' has {upload.size} bytes, more than the limit of "
+                    f"{settings.max_file_bytes}", field=field, file=name)
+            files.append(Upload(upload.filename, field, await upload.read()))
+        return files
+    finally:
+        await form.close()
+
+
+async def _read_json(request: Request, settings: Settings) -> list[Upload]:
+    try:
+        body = ImagesRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    check_count(len(body.images), settings.max_images_per_request, "images", "images")
+    files = []
+    for i, image in enumerate(body.images):
+        field = f"images[{i}].b64"
+        name = image.name or f"images[{i}]"
+        text = image.b64.strip()
+        if text.startswith("data:"):
+            text = text.partition(",")[2]
+        if len(text) > (settings.max_file_bytes + 2) // 3 * 4 + 4:
+            raise PayloadTooLargeError(
+                f"image '{name}' is larger than the limit of {settings.max_file_bytes} bytes",
+                field=field, file=name)
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInputError(
+                f"image '{name}' is not valid base64 ({exc})", field=field, file=name) from None
+        files.append(Upload(image.name, f"images[{i}]", data))
+    return files

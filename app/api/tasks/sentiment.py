@@ -1,0 +1,41 @@
+"""``POST /v1/sentiment:predict``: polarity of reviews (Spanish, English), model ``sentiment``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from app.api.deps import RepositoryDep, SettingsDep
+from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.text import Text, classify_texts, texts_field
+
+MODEL_NAME = "sentiment"
+router = APIRouter()
+
+
+class SentimentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Text] = texts_field(
+        "Reviews or opinions, in Spanish or English (raw text, any length up to the limit).",
+        [["Me encantó el producto, llegó rápido y funciona perfecto.",
+          "The food was cold and the waiter was rude. Never again."]],
+    )
+
+
+@router.post(
+    "/v1/sentiment:predict",
+    response_model=BinaryReply,
+    responses=problem_responses(*COMMON_PROBLEMS),
+    summary="Sentiment of reviews: positive or negative",
+    description="One prediction per text, in order: `label` is `positive` or `negative`, "
+    "`score` is P(positive).",
+)
+async def predict_sentiment(
+    body: SentimentRequest, repository: RepositoryDep, settings: SettingsDep,
+    version: VersionQuery = None,
+) -> BinaryReply:
+    return await classify_texts(
+        repository, settings, model_name=MODEL_NAME, texts=body.texts, field="texts",
+        version=version,
+    )

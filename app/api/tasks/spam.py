@@ -1,0 +1,42 @@
+"""``POST /v1/spam:predict``: SMS spam filter with model ``spam``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from app.api.deps import RepositoryDep, SettingsDep
+from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.text import Text, classify_texts, texts_field
+
+MODEL_NAME = "spam"
+router = APIRouter()
+
+
+class SpamRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Text] = texts_field(
+        "Short messages (SMS-like), raw text.",
+        [["WINNER!! As a valued network customer you have been selected to receive a £900 "
+          "prize reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.",
+          "Are we still meeting for lunch tomorrow at 1?"]],
+    )
+
+
+@router.post(
+    "/v1/spam:predict",
+    response_model=BinaryReply,
+    responses=problem_responses(*COMMON_PROBLEMS),
+    summary="Spam filter: spam or ham",
+    description="One prediction per message, in order: `label` is `spam` or `ham`, "
+    "`score` is P(spam).",
+)
+async def predict_spam(
+    body: SpamRequest, repository: RepositoryDep, settings: SettingsDep,
+    version: VersionQuery = None,
+) -> BinaryReply:
+    return await classify_texts(
+        repository, settings, model_name=MODEL_NAME, texts=body.messages, field="messages",
+        version=version,
+    )

@@ -1,0 +1,83 @@
+"""Rows of named CSV columns -> a tabular model's inputs (shared by churn and movies).
+
+``metadata.json["columns"]`` says, per served column, its type, known values and default
+(docs/CONTRACTS.md). Columns the model does not take are ignored; a null or missing value gets the
+column's default; text is stripped like the training data was. A categorical column whose
+metadata is not ``open`` accepts only its known values; an ``open`` one maps unknown values to the
+model's out-of-vocabulary bucket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.api.tasks.common import (
+    TABULAR_CLASSIFICATION,
+    BinaryReply,
+    binary_predictions,
+    check_count,
+    class_probabilities,
+    task_model,
+)
+from app.config import Settings
+from app.errors import InvalidInputError
+from app.repository import ModelRepository
+from app.servable import ServedModel
+
+
+def tabular_inputs(model: ServedModel, rows: list[dict[str, Any]], field: str) -> dict[str, list]:
+    columns: dict[str, dict] = model.metadata.get("columns") or {}
+    inputs: dict[str, list] = {}
+    for name, tensor in model.inputs.items():
+        spec = columns.get(name, {})
+        categorical = spec.get("type", "categorical" if tensor.dtype == "string" else "numeric") \
+            == "categorical"
+        known = {str(v).strip() for v in spec.get("values", [])}
+        closed = bool(known) and not spec.get("open", False)
+        values: list = []
+        for i, row in enumerate(rows):
+            where = f"{field}[{i}].{name}"
+            value = row.get(name)
+            if isinstance(value, str):
+                value = value.strip() or None
+            if value is None:
+                value = spec.get("default")
+                if value is None:
+                    raise InvalidInputError(f"{where} is required by model '{model.name}'",
+                                            field=where)
+            if categorical:
+                value = str(value).strip()
+                if closed and value not in known:
+                    raise InvalidInputError(
+                        f"{where}: unknown value {value!r}; known values: {sorted(known)}",
+                        field=where)
+            else:
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise InvalidInputError(f"{where}: {value!r} is not a number",
+                                            field=where) from None
+            values.append(value)
+        inputs[name] = values if categorical else np.asarray(values, dtype=np.float32)
+    return inputs
+
+
+async def classify_rows(
+    repository: ModelRepository,
+    settings: Settings,
+    *,
+    model_name: str,
+    rows: list[dict[str, Any]],
+    field: str,
+    version: int | None,
+) -> BinaryReply:
+    check_count(len(rows), settings.max_items_per_request, field, field)
+    model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
+    outputs = await model.infer(tabular_inputs(model, rows, field))
+    probabilities = class_probabilities(outputs, model)
+    return BinaryReply(
+        model=model.name, version=model.version,
+        predictions=binary_predictions(probabilities, model.labels or ["0", "1"]),
+    )

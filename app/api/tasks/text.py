@@ -1,0 +1,48 @@
+"""Binary text classification shared by the sentiment and spam endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from app.api.tasks.common import (
+    TEXT_CLASSIFICATION,
+    BinaryReply,
+    binary_predictions,
+    check_count,
+    check_text_length,
+    class_probabilities,
+    task_model,
+)
+from app.config import Settings
+from app.repository import ModelRepository
+
+# At least one non-blank character; the length limit is a setting (checked per request).
+Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+
+
+def texts_field(description: str, examples: list[list[str]]):
+    return Field(min_length=1, description=description, examples=examples)
+
+
+async def classify_texts(
+    repository: ModelRepository,
+    settings: Settings,
+    *,
+    model_name: str,
+    texts: list[str],
+    field: str,
+    version: int | None,
+) -> BinaryReply:
+    """Score ``texts`` with the binary text classifier ``model_name`` (raw UTF-8 in)."""
+    check_count(len(texts), settings.max_items_per_request, field, field)
+    check_text_length(texts, settings.max_text_chars, field)
+    model = task_model(repository, model_name, TEXT_CLASSIFICATION, version)
+    input_name = next(iter(model.inputs))
+    outputs = await model.infer({input_name: list(texts)})
+    probabilities = class_probabilities(outputs, model)
+    return BinaryReply(
+        model=model.name, version=model.version,
+        predictions=binary_predictions(probabilities, model.labels or ["0", "1"]),
+    )

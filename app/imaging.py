@@ -1,0 +1,249 @@
+"""Uploaded image bytes -> the uint8 pixel array an image model takes.
+
+Decoding is strict: only PNG, JPEG, BMP, GIF (first frame) and WebP; an empty, truncated, corrupt
+or non-image file, or one with more pixels than allowed (a decompression bomb), raises a domain
+error that the API answers with a 4xx problem.
+
+How an image is fitted to the model's input (``metadata.json["image"]``):
+
+- ``background: natural`` (photos, X-rays): the image is squashed to the model's height x width
+  (aspect ratio not kept), exactly as ``training/common/images.py`` resized the training images.
+- ``background: dark`` / ``light`` (digits, glyphs): the image is turned to gray and, when needed,
+  inverted so that its polarity matches the training data (``invert=auto`` compares the image's
+  border with the model's background). Then, like MNIST's own preparation, the contrast is
+  stretched, the strokes are cropped to their bounding box, scaled to fit the input *keeping the
+  aspect ratio* inside a margin (``image.ink_margin``, default 4/28 like MNIST's 20-in-28 box),
+  padded with the background and centred on their centre of mass.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from app.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    ServingError,
+    UnsupportedMediaTypeError,
+)
+
+SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "BMP", "GIF", "WEBP"})
+DEFAULT_INK_MARGIN = 4 / 28  # MNIST: a 20x20 box inside 28x28
+INK_THRESHOLD = 64  # gray levels above the background that count as a stroke
+MIN_CONTRAST = 32  # below this between background and strongest stroke the image is blank
+
+# Never decode half a file silently: a truncated upload must fail.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class Invert(StrEnum):
+    auto = "auto"
+    true = "true"
+    false = "false"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What an image model takes, from its ``metadata.json["image"]`` block."""
+
+    height: int
+    width: int
+    channels: int
+    background: str = "natural"  # dark | light | natural
+    ink_margin: float = DEFAULT_INK_MARGIN
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> ImageSpec:
+        block = metadata["image"]
+        return cls(
+            height=int(block["height"]),
+            width=int(block["width"]),
+            channels=int(block["channels"]),
+            background=str(block.get("background", "natural")),
+            ink_margin=float(block.get("ink_margin", DEFAULT_INK_MARGIN)),
+        )
+
+    @property
+    def is_glyph(self) -> bool:
+        """Digits/glyphs/sketches on a plain background (not photos)."""
+        return self.background in ("dark", "light")
+
+
+def prepare_image(
+    data: bytes, spec: ImageSpec, *, invert: Invert = Invert.auto, max_pixels: int,
+    name: str | None = None,
+) -> np.ndarray:
+    """Decode ``data`` and fit it to ``spec``: uint8 array ``(height, width, channels)``."""
+    image = decode_image(data, max_pixels=max_pixels, name=name, target=(spec.width, spec.height))
+    if spec.is_glyph:
+        gray = _to_gray_array(image)
+        pixels = fit_glyph(gray, spec, invert=invert)
+        pixels = pixels[..., None]
+        return np.repeat(pixels, spec.channels, axis=-1) if spec.channels > 1 else pixels
+    image = image.convert("L" if spec.channels == 1 else "RGB")
+    if invert is Invert.true:  # auto never inverts photos
+        image = Image.eval(image, lambda v: 255 - v)
+    pixels = np.asarray(_resize(image, (spec.width, spec.height)), dtype=np.uint8)
+    return pixels.reshape(spec.height, spec.width, spec.channels)
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int, name: str | None = None,
+    target: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Fully decoded first frame, alpha flattened, in mode ``L`` or ``RGB``.
+
+    ``target`` (width, height) lets JPEG decode at a reduced scale (``draft``), which keeps
+    memory low for big photos."""
+    if not data:
+        raise InvalidInputError("the file is empty", file=name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in SUPPORTED_FORMATS:
+                raise UnsupportedMediaTypeError(
+                    f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF "
+                    "or WebP", file=name)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PayloadTooLargeError(
+                    f"the image has {width}x{height} = {width * height} pixels, more than the "
+                    f"limit of {max_pixels}", file=name)
+            image.seek(0)  # GIF / animated WebP: the first frame
+            if target is not None and image.format == "JPEG":
+                # Decode at the smallest 1/2^k scale still >= 4x the model's input size.
+                image.draft(image.mode, (target[0] * 4, target[1] * 4))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PayloadTooLargeError(f"the image has too many pixels ({exc})", file=name) from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaTypeError(
+            "the file is not an image Pillow can read; send PNG, JPEG, BMP, GIF or WebP",
+            file=name) from exc
+    except ServingError:
+        raise
+    except Exception as exc:
+        # Pillow's plugins report truncated and corrupt data with many exception types
+        # (OSError "image file is truncated", SyntaxError, ValueError, struct.error, ...).
+        raise InvalidInputError(f"the image is corrupt or truncated ({exc})", file=name) from exc
+    if image.width < 1 or image.height < 1:
+        raise InvalidInputError("the image has no pixels", file=name)
+    return _flatten(image)
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """``L`` or ``RGB``; transparency composited on a background that contrasts with the
+    visible pixels (a drawing's dark strokes on a transparent canvas land on white)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if values.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(values / scale * 255, 0, 255).astype(np.uint8), "L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return image.convert("L") if image.mode in ("1", "L", "P") and _is_gray(image) \
+            else image.convert("RGB")
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+    alpha = rgba[..., 3:] / 255.0
+    luminance = rgba[..., :3].mean(axis=-1, keepdims=True)
+    visible = float(alpha.sum())
+    mean_visible = float((luminance * alpha).sum() / visible) if visible else 0.0
+    backdrop = 255.0 if mean_visible < 128 else 0.0
+    rgb = rgba[..., :3] * alpha + backdrop * (1 - alpha)
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB")
+
+
+def _is_gray(image: Image.Image) -> bool:
+    if image.mode in ("1", "L"):
+        return True
+    palette = image.convert("RGB")
+    r, g, b = palette.split()
+    return r.tobytes() == g.tobytes() == b.tobytes()
+
+
+def _to_gray_array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float64)
+
+
+def border_level(gray: np.ndarray) -> float:
+    """Median of the outermost rows and columns: the image's background level."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border))
+
+
+def should_invert(gray: np.ndarray, background: str, invert: Invert) -> bool:
+    """``auto``: invert when the image's background is light and the model's is dark, or the
+    other way round."""
+    if invert is not Invert.auto:
+        return invert is Invert.true
+    image_is_light = border_level(gray) >= 128
+    return image_is_light != (background == "light")
+
+
+def fit_glyph(gray: np.ndarray, spec: ImageSpec, *, invert: Invert = Invert.auto) -> np.ndarray:
+    """A gray image of strokes -> ``(height, width)`` uint8 in the model's polarity."""
+    if should_invert(gray, spec.background, invert):
+        gray = 255.0 - gray
+    # Work with bright strokes on a dark background, then turn back for light-background models.
+    ink = gray if spec.background == "dark" else 255.0 - gray
+    background = border_level(ink)
+    peak = float(np.percentile(ink, 99.5))
+    if peak - background < MIN_CONTRAST:  # blank (or inverted the wrong way on purpose)
+        out = _resize_array(ink, (spec.width, spec.height))
+    else:
+        ink = np.clip((ink - background) / (peak - background), 0.0, 1.0) * 255.0
+        out = _fit_strokes(ink, spec)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out if spec.background == "dark" else 255 - out
+
+
+def _fit_strokes(ink: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    strokes = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    box_h = max(1, round(spec.height * (1 - 2 * spec.ink_margin)))
+    box_w = max(1, round(spec.width * (1 - 2 * spec.ink_margin)))
+    scale = min(box_h / strokes.shape[0], box_w / strokes.shape[1])
+    new_w = max(1, round(strokes.shape[1] * scale))
+    new_h = max(1, round(strokes.shape[0] * scale))
+    glyph = _resize_array(strokes, (new_w, new_h))
+    canvas = np.zeros((spec.height, spec.width), dtype=np.float64)
+    top, left = _centre_of_mass_offset(glyph, spec.height, spec.width)
+    canvas[top: top + new_h, left: left + new_w] = glyph
+    return canvas
+
+
+def _centre_of_mass_offset(glyph: np.ndarray, height: int, width: int) -> tuple[int, int]:
+    """Top-left corner that puts the glyph's centre of mass at the canvas centre (kept inside)."""
+    total = glyph.sum()
+    h, w = glyph.shape
+    if total <= 0:
+        com_y, com_x = (h - 1) / 2, (w - 1) / 2
+    else:
+        com_y = float((glyph.sum(axis=1) * np.arange(h)).sum() / total)
+        com_x = float((glyph.sum(axis=0) * np.arange(w)).sum() / total)
+    top = int(np.clip(round((height - 1) / 2 - com_y), 0, height - h))
+    left = int(np.clip(round((width - 1) / 2 - com_x), 0, width - w))
+    return top, left
+
+
+def _resize_array(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    return np.asarray(_resize(image, size), dtype=np.float64)
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Area averaging when shrinking (like the training pipeline's ``area`` resize), bilinear
+    when enlarging."""
+    if image.size == size:
+        return image
+    shrinking = image.width >= size[0] and image.height >= size[1]
+    return image.resize(size, Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
