@@ -181,11 +181,32 @@ def wait_ready(base_url: str, process: subprocess.Popen, timeout_s: float, log_p
     raise RuntimeError(f"server not ready after {timeout_s:.0f} s (log: {log_path})")
 
 
+def metric_families(base_url: str):
+    _, text = http("GET", f"{base_url}/metrics")
+    return text_string_to_metric_families(text.decode())
+
+
+def wait_drained(base_url: str, model: str, timeout_s: float = 15.0) -> None:
+    """Let the warm-up's leftover requests finish before the measured window starts."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        depth = sum(
+            sample.value
+            for family in metric_families(base_url)
+            if family.type == "gauge" and family.name.endswith("queue_depth")
+            for sample in family.samples
+            if sample.labels.get("model") == model
+        )
+        if depth == 0:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # responses being written and closed connections being noticed
+
+
 def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
     """(sum, count) of the ``*batch_size`` histogram for ``model``: instances and model calls."""
-    _, text = http("GET", f"{base_url}/metrics")
     total = calls = 0.0
-    for family in text_string_to_metric_families(text.decode()):
+    for family in metric_families(base_url):
         if family.type != "histogram" or not family.name.endswith("batch_size"):
             continue
         for sample in family.samples:
@@ -284,6 +305,7 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
                 args.wrk_cpus,
                 args.timeout,
             )
+            wait_drained(base_url, args.model)
         before = batch_size_totals(base_url, args.model)
         profiler = (
             profiling.start(server.pid, args.duration, args.results_dir, mode, args.native)
