@@ -31,7 +31,7 @@ def task_model(
     model = repository.get(name, version)
     if model.task != task:
         raise ModelNotFoundError(
-            f"model '{name}' is a {model.task} model, not a {task} model", field="model"
+            f"model '{name}' serves task '{model.task}', not '{task}'", field="model"
         )
     return model
 
