@@ -1,0 +1,176 @@
+"""Unit tests of the dynamic batcher with a plain numpy "model" (no TensorFlow)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from app.batching import DynamicBatcher
+from app.errors import DeadlineExceededError, InferenceError, QueueFullError
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingModel:
+    """Doubles its input; records every call's rows; fails on negative values; can be held."""
+
+    def __init__(self) -> None:
+        self.calls: list[np.ndarray] = []
+        self.release = threading.Event()
+        self.release.set()
+        self.started = threading.Event()
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.started.set()
+        self.release.wait(10)
+        x = inputs["x"]
+        self.calls.append(x.copy())
+        if (x < 0).any():
+            raise ValueError("negative input")
+        return {"y": x * 2, "scalar": np.float32(1.0)}
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return [len(c) for c in self.calls]
+
+
+def rows(start: int, n: int, width: int = 3) -> np.ndarray:
+    return np.arange(start, start + n, dtype=np.float32)[:, None].repeat(width, axis=1)
+
+
+async def stop(batcher: DynamicBatcher) -> None:
+    await batcher.stop()
+
+
+async def test_results_go_back_to_their_callers_in_order():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=64, max_wait_s=0.05)
+    sizes = [1, 3, 2, 5, 1, 4]
+    starts = np.cumsum([0, *sizes[:-1]]) * 10
+    try:
+        results = await asyncio.gather(
+            *[batcher.submit({"x": rows(int(s), n)}) for s, n in zip(starts, sizes, strict=True)]
+        )
+    finally:
+        await stop(batcher)
+    assert model.batch_sizes == [sum(sizes)]  # one merged call
+    for result, start, n in zip(results, starts, sizes, strict=True):
+        np.testing.assert_array_equal(result["y"], rows(int(start), n) * 2)
+        assert result["scalar"] == 1.0  # outputs without a batch dim go to everyone
+
+
+async def test_flushes_as_soon_as_max_batch_size_instances_are_queued():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=30)
+    start = time.monotonic()
+    try:
+        await asyncio.gather(*[batcher.submit({"x": rows(i, 1)}) for i in range(8)])
+    finally:
+        await stop(batcher)
+    assert time.monotonic() - start < 5  # never waited for the 30 s max_wait
+    assert model.batch_sizes == [4, 4]
+
+
+async def test_flushes_after_max_wait_when_the_batch_is_not_full():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=100, max_wait_s=0.2)
+    start = time.monotonic()
+    try:
+        await asyncio.gather(*[batcher.submit({"x": rows(i, 1)}) for i in range(3)])
+    finally:
+        await stop(batcher)
+    elapsed = time.monotonic() - start
+    assert model.batch_sizes == [3]
+    assert 0.15 <= elapsed < 5
+
+
+async def test_a_failing_request_does_not_fail_the_others_of_its_batch():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=16, max_wait_s=0.05)
+    try:
+        results = await asyncio.gather(
+            batcher.submit({"x": rows(1, 2)}),
+            batcher.submit({"x": -rows(1, 1)}),
+            batcher.submit({"x": rows(5, 1)}),
+            return_exceptions=True,
+        )
+    finally:
+        await stop(batcher)
+    np.testing.assert_array_equal(results[0]["y"], rows(1, 2) * 2)
+    assert isinstance(results[1], InferenceError)
+    np.testing.assert_array_equal(results[2]["y"], rows(5, 1) * 2)
+    assert model.batch_sizes[0] == 4  # tried together first, then one by one
+    assert sorted(model.batch_sizes[1:]) == [1, 1, 2]
+
+
+async def test_a_full_queue_is_refused_at_once():
+    model = RecordingModel()
+    model.release.clear()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=1, max_wait_s=0, max_queue_size=2)
+    try:
+        running = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
+        await asyncio.to_thread(model.started.wait, 5)  # the first request is in the model
+        queued = [asyncio.create_task(batcher.submit({"x": rows(i, 1)})) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        start = time.monotonic()
+        with pytest.raises(QueueFullError) as refused:
+            await batcher.submit({"x": rows(3, 1)})
+        assert time.monotonic() - start < 0.1
+        assert refused.value.headers["Retry-After"] == "1"
+        model.release.set()
+        done = await asyncio.gather(running, *queued)
+    finally:
+        model.release.set()
+        await stop(batcher)
+    assert [float(r["y"][0, 0]) for r in done] == [0.0, 2.0, 4.0]
+
+
+async def test_a_request_past_its_deadline_gets_504_and_is_dropped_from_the_batch():
+    model = RecordingModel()
+    model.release.clear()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=8, max_wait_s=0, timeout_s=5)
+    try:
+        blocker = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
+        await asyncio.to_thread(model.started.wait, 5)
+        with pytest.raises(DeadlineExceededError):
+            await batcher.submit({"x": rows(7, 1)}, timeout_s=0.05)
+        patient = asyncio.create_task(batcher.submit({"x": rows(9, 1)}))
+        await asyncio.sleep(0.01)
+        model.release.set()
+        await asyncio.gather(blocker, patient)
+    finally:
+        model.release.set()
+        await stop(batcher)
+    seen = np.concatenate(model.calls)[:, 0].tolist()
+    assert 7.0 not in seen  # the expired request never reached the model
+    assert seen == [0.0, 9.0]
+
+
+async def test_requests_of_different_shapes_are_not_merged():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=16, max_wait_s=0.05)
+    try:
+        a, b = await asyncio.gather(
+            batcher.submit({"x": rows(1, 2, width=3)}), batcher.submit({"x": rows(1, 1, width=5)})
+        )
+    finally:
+        await stop(batcher)
+    assert a["y"].shape == (2, 3) and b["y"].shape == (1, 5)
+    assert sorted(model.batch_sizes) == [1, 2]
+
+
+async def test_a_request_larger_than_max_batch_size_runs_alone():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0.05)
+    try:
+        big, small = await asyncio.gather(
+            batcher.submit({"x": rows(0, 10)}), batcher.submit({"x": rows(100, 1)})
+        )
+    finally:
+        await stop(batcher)
+    assert big["y"].shape == (10, 3) and small["y"].shape == (1, 3)
+    assert sorted(model.batch_sizes) == [1, 10]
