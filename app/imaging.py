@@ -10,10 +10,12 @@ How an image is fitted to the model's input (``metadata.json["image"]``):
   (aspect ratio not kept), exactly as ``training/common/images.py`` resized the training images.
 - ``background: dark`` / ``light`` (digits, glyphs): the image is turned to gray and, when needed,
   inverted so that its polarity matches the training data (``invert=auto`` compares the image's
-  border with the model's background). Then, like MNIST's own preparation, the contrast is
-  stretched, the strokes are cropped to their bounding box, scaled to fit the input *keeping the
-  aspect ratio* inside a margin (``image.ink_margin``, default 4/28 like MNIST's 20-in-28 box),
-  padded with the background and centred on their centre of mass.
+  border with the model's background). An image that then already has the model's size is used
+  as it is (a sample prepared like the training data). Any other is prepared like MNIST's own
+  data: contrast stretched, strokes cropped to their bounding box, scaled to fit the input
+  *keeping the aspect ratio* inside a margin (``image.ink_margin``: the fraction of each side
+  left empty; default 4/28, MNIST's 20-pixel box in 28; Fashion-MNIST and HASY glyphs fill the
+  box: 0), padded with the background and centred on their centre of mass.
 """
 
 from __future__ import annotations
@@ -190,7 +192,11 @@ def should_invert(gray: np.ndarray, background: str, invert: Invert) -> bool:
 
 def fit_glyph(gray: np.ndarray, spec: ImageSpec, *, invert: Invert = Invert.auto) -> np.ndarray:
     """A gray image of strokes -> ``(height, width)`` uint8 in the model's polarity."""
-    if should_invert(gray, spec.background, invert):
+    flip = should_invert(gray, spec.background, invert)
+    if gray.shape == (spec.height, spec.width) and not flip:
+        # Already the model's size and polarity: a sample prepared like the training data.
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    if flip:
         gray = 255.0 - gray
     # Work with bright strokes on a dark background, then turn back for light-background models.
     ink = gray if spec.background == "dark" else 255.0 - gray

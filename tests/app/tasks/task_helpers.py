@@ -25,8 +25,9 @@ TEST_LIMITS = {
 
 
 def make_settings() -> Settings:
-    return Settings(models_dir=MODELS_DIR, model_names=[], warmup=False, max_batch_size=16,
-                    **TEST_LIMITS)
+    return Settings(
+        models_dir=MODELS_DIR, model_names=[], warmup=False, max_batch_size=16, **TEST_LIMITS
+    )
 
 
 def has_model(name: str) -> bool:
@@ -47,8 +48,14 @@ def require_model(name: str) -> None:
         pytest.skip(f"models/{name} is not in the repository yet")
 
 
-def assert_problem(response, status: int, *, field: str | None = None, file: str | None = None,
-                   detail: str | None = None) -> dict:
+def assert_problem(
+    response,
+    status: int,
+    *,
+    field: str | None = None,
+    file: str | None = None,
+    detail: str | None = None,
+) -> dict:
     """An RFC 9457 problem+json answer with ``status`` (and the offending field/file)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 
 import numpy as np
@@ -33,7 +34,7 @@ def draw_digit(digit: str) -> Image.Image:
     if digit == "7":
         pen.line([(50, 60), (190, 60), (100, 270)], fill="black", width=22, joint="curve")
     elif digit == "1":
-        pen.line([(95, 95), (130, 55), (130, 275)], fill="black", width=22, joint="curve")
+        pen.line([(135, 50), (110, 270)], fill="black", width=28)
     else:
         raise ValueError(digit)
     return image
@@ -96,9 +97,24 @@ def test_invert_false_feeds_the_drawing_as_it_is(client):
     assert auto["label"] == "7" and seven < auto["probability"]
 
 
+def test_fashion_mnist_test_images(client):
+    require_model("fashion_mnist")
+    folder = require_dataset("fashion-mnist")
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)[:4]
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
+        y = np.frombuffer(f.read()[8:], np.uint8)[:4]
+    files = [("files", (f"item{i}.png", png(a), "image/png")) for i, a in enumerate(x)]
+    response = client.post(URL.format("fashion_mnist"), files=files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    labels = client.app.state.repository.get("fashion_mnist").labels
+    assert body["model"] == "fashion_mnist"
+    assert agreement(body["predictions"], [labels[i] for i in y]) >= 3, body
+
+
 IMAGE_CASES = {
-    # model: (dataset file, expected label)
-    "fashion_mnist": None,
+    # model: (dataset folder, expected label)
     "greek_symbols": ("hasy-greek-latin/Sigma", "Sigma"),
     "chest_xray": ("chest-xray-pneumonia/chest_xray/train/PNEUMONIA", "PNEUMONIA"),
     "simpsons": ("simpsons-characters/simpsons_dataset/homer_simpson", "homer_simpson"),
@@ -110,15 +126,12 @@ def test_other_image_models_answer_with_their_labels(client, name):
     """Each image model answers for dataset images with its own labels; most of a handful of
     images of one class get that class."""
     require_model(name)
-    case = IMAGE_CASES[name]
-    if case is None:  # fashion_mnist: IDX files; send a drawn picture instead, check the shape
-        files = {"files": ("shirt.jpg", jpeg(draw_digit("1")), "image/jpeg")}
-        body = client.post(URL.format(name), files=files, params={"top_k": 3}).json()
-        assert body["model"] == name and len(body["predictions"][0]["top_k"]) == 3
-        return
-    folder, label = case
-    paths = sorted(p for p in require_dataset(folder).iterdir() if p.suffix.lower() in
-                   (".png", ".jpg", ".jpeg"))[:TEST_LIMITS["max_images_per_request"]]
+    folder, label = IMAGE_CASES[name]
+    paths = sorted(
+        p
+        for p in require_dataset(folder).iterdir()
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+    )[: TEST_LIMITS["max_images_per_request"]]
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
     response = client.post(URL.format(name), files=files)
     assert response.status_code == 200, response.text
@@ -131,22 +144,28 @@ def test_corrupt_image(client):
     require_model("mnist")
     data = jpeg(draw_digit("7"))
     files = {"files": ("cut.jpg", data[: len(data) // 3], "image/jpeg")}
-    assert_problem(client.post(URL.format("mnist"), files=files), 400, file="cut.jpg",
-                   detail="corrupt or truncated")
+    assert_problem(
+        client.post(URL.format("mnist"), files=files),
+        400,
+        file="cut.jpg",
+        detail="corrupt or truncated",
+    )
 
 
 def test_empty_file(client):
     require_model("mnist")
     files = {"files": ("empty.png", b"", "image/png")}
-    assert_problem(client.post(URL.format("mnist"), files=files), 400, file="empty.png",
-                   detail="empty")
+    assert_problem(
+        client.post(URL.format("mnist"), files=files), 400, file="empty.png", detail="empty"
+    )
 
 
 def test_non_image_file(client):
     require_model("mnist")
     files = {"files": ("notes.png", b"just some text, not pixels", "image/png")}
-    assert_problem(client.post(URL.format("mnist"), files=files), 415, file="notes.png",
-                   field="files[0]")
+    assert_problem(
+        client.post(URL.format("mnist"), files=files), 415, file="notes.png", field="files[0]"
+    )
 
 
 def test_wrong_content_type_of_a_file(client):
@@ -157,23 +176,27 @@ def test_wrong_content_type_of_a_file(client):
 
 def test_wrong_content_type_of_the_request(client):
     require_model("mnist")
-    response = client.post(URL.format("mnist"), content=b"hello",
-                           headers={"content-type": "text/plain"})
+    response = client.post(
+        URL.format("mnist"), content=b"hello", headers={"content-type": "text/plain"}
+    )
     assert_problem(response, 415, detail="multipart/form-data")
 
 
 def test_no_files_field(client):
     require_model("mnist")
     files = {"file": ("seven.jpg", jpeg(draw_digit("7")), "image/jpeg")}
-    assert_problem(client.post(URL.format("mnist"), files=files), 400, field="files",
-                   detail="'files'")
+    assert_problem(
+        client.post(URL.format("mnist"), files=files), 400, field="files", detail="'files'"
+    )
 
 
 def test_too_many_files(client):
     require_model("mnist")
     data = jpeg(draw_digit("7"))
-    files = [("files", (f"{i}.jpg", data, "image/jpeg"))
-             for i in range(TEST_LIMITS["max_images_per_request"] + 1)]
+    files = [
+        ("files", (f"{i}.jpg", data, "image/jpeg"))
+        for i in range(TEST_LIMITS["max_images_per_request"] + 1)
+    ]
     assert_problem(client.post(URL.format("mnist"), files=files), 413, field="files")
 
 
@@ -204,8 +227,9 @@ def test_decompression_bomb(client):
     buffer = io.BytesIO()
     Image.new("L", (5000, 5000)).save(buffer, "PNG")  # ~25 kB on the wire, 25 Mpx decoded
     files = {"files": ("bomb.png", buffer.getvalue(), "image/png")}
-    assert_problem(client.post(URL.format("mnist"), files=files), 413, file="bomb.png",
-                   detail="pixels")
+    assert_problem(
+        client.post(URL.format("mnist"), files=files), 413, file="bomb.png", detail="pixels"
+    )
 
 
 def test_invalid_base64(client):
@@ -221,8 +245,11 @@ def test_empty_image_list(client):
 
 def test_unknown_query_value(client):
     require_model("mnist")
-    response = client.post(URL.format("mnist"), params={"invert": "maybe"},
-                           files={"files": ("7.jpg", jpeg(draw_digit("7")), "image/jpeg")})
+    response = client.post(
+        URL.format("mnist"),
+        params={"invert": "maybe"},
+        files={"files": ("7.jpg", jpeg(draw_digit("7")), "image/jpeg")},
+    )
     assert_problem(response, 422, field="invert")
 
 
@@ -239,10 +266,15 @@ def test_unknown_version(client):
 
 
 def test_model_of_another_task(client):
-    other = next((n for n in ("sentiment", "spam", "sales", "churn", "movie_profit")
-                  if has_model(n)), None)
+    other = next(
+        (n for n in ("sentiment", "spam", "sales", "churn", "movie_profit") if has_model(n)), None
+    )
     if other is None:
         pytest.skip("no non-image model committed yet")
     files = {"files": ("7.jpg", jpeg(draw_digit("7")), "image/jpeg")}
-    assert_problem(client.post(URL.format(other), files=files), 404, field="model",
-                   detail="not 'image_classification'")
+    assert_problem(
+        client.post(URL.format(other), files=files),
+        404,
+        field="model",
+        detail="not 'image_classification'",
+    )

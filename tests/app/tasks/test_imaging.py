@@ -26,8 +26,9 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 def drawn_bar(size=(60, 90), *, ink="black", paper="white", mode="RGB") -> Image.Image:
     """A vertical bar (a '1') drawn dark-on-light, taller than wide."""
     image = Image.new(mode, size, paper)
-    ImageDraw.Draw(image).line([(size[0] // 2, 15), (size[0] // 2, size[1] - 15)], fill=ink,
-                               width=6)
+    ImageDraw.Draw(image).line(
+        [(size[0] // 2, 15), (size[0] // 2, size[1] - 15)], fill=ink, width=6
+    )
     return image
 
 
@@ -145,6 +146,7 @@ def test_explicit_no_invert_keeps_the_polarity():
 
 
 def test_blank_image_does_not_fail():
-    pixels = prepare_image(encode(Image.new("L", (40, 40), 255), "PNG"), DIGIT,
-                           max_pixels=MAX_PIXELS)
+    pixels = prepare_image(
+        encode(Image.new("L", (40, 40), 255), "PNG"), DIGIT, max_pixels=MAX_PIXELS
+    )
     assert pixels.shape == (28, 28, 1) and pixels.max() == 0
