@@ -62,6 +62,8 @@ class ModeResult:
     timeouts: int
     model_calls: int
     mean_batch_size: float | None
+    server_cpu_ms_per_request: float | None
+    server_cores_used: float | None
 
 
 # ---------------------------------------------------------------- payload
@@ -219,6 +221,16 @@ def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
     return total, calls
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from /proc (Linux only)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is the state (field 3 of stat): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------- load
 
 
@@ -277,7 +289,8 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
     log_path = args.results_dir / f"server-{mode}.log"
     print(
         f"\n== batching {mode.upper()}: max_batch_size={max_batch} max_wait_ms={max_wait:g}, "
-        f"server on {base_url} (cpus {args.server_cpus or 'all'}), log {log_path}",
+        f"server on {base_url} (cpus {args.server_cpus or 'all'}), log {log_path}, "
+        f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     server = start_server(
@@ -307,6 +320,7 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
             )
             wait_drained(base_url, args.model)
         before = batch_size_totals(base_url, args.model)
+        cpu_before = cpu_seconds(server.pid)
         profiler = (
             profiling.start(server.pid, args.duration, args.results_dir, mode, args.native)
             if args.profile
@@ -323,6 +337,7 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
         )
         if profiler is not None:
             print(profiling.finish(profiler), flush=True)
+        cpu_after = cpu_seconds(server.pid)
         after = batch_size_totals(base_url, args.model)
     finally:
         stop_server(server)
@@ -330,6 +345,8 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
     instances, calls = after[0] - before[0], after[1] - before[1]
     latency, errors = summary["latency_us"], summary["errors"]
     duration_s = summary["duration_us"] / 1e6
+    # CPU the server burnt per request: independent of how much CPU other processes left it
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     return ModeResult(
         mode=mode,
         max_batch_size=max_batch,
@@ -348,6 +365,12 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
         timeouts=errors["timeout"],
         model_calls=int(calls),
         mean_batch_size=round(instances / calls, 2) if calls else None,
+        server_cpu_ms_per_request=(
+            round(1000 * cpu / summary["requests"], 3)
+            if cpu is not None and summary["requests"]
+            else None
+        ),
+        server_cores_used=round(cpu / duration_s, 2) if cpu is not None else None,
     )
 
 
@@ -366,10 +389,15 @@ def machine_description() -> str:
     return f"{os.cpu_count()} cores ({model_name}), CPU only, load average {load:.2f} at start"
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def report(results: list[ModeResult]) -> list[str]:
     header = (
         f"{'mode':<5} {'max_batch':>9} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'p99 ms':>7} {'non-2xx':>7} {'sock err':>8} {'mean batch':>10}"
+        f"{'p99 ms':>7} {'non-2xx':>7} {'sock err':>8} {'mean batch':>10} "
+        f"{'cpu ms/req':>10} {'cores':>5}"
     )
     print("\n" + header)
     for r in results:
@@ -377,7 +405,8 @@ def report(results: list[ModeResult]) -> list[str]:
         print(
             f"{r.mode:<5} {r.max_batch_size:>9} {r.requests_per_s:>8.1f} {r.p50_ms:>7.2f} "
             f"{r.p95_ms:>7.2f} {r.p99_ms:>7.2f} {r.non_2xx:>7} "
-            f"{r.socket_errors + r.timeouts:>8} {batch:>10}"
+            f"{r.socket_errors + r.timeouts:>8} {batch:>10} "
+            f"{_fmt(r.server_cpu_ms_per_request, '.2f'):>10} {_fmt(r.server_cores_used, '.2f'):>5}"
         )
     by_mode = {r.mode: r for r in results}
     if not {"on", "off"} <= by_mode.keys():
@@ -385,6 +414,12 @@ def report(results: list[ModeResult]) -> list[str]:
     on, off = by_mode["on"], by_mode["off"]
     speedup = on.requests_per_s / off.requests_per_s if off.requests_per_s else float("inf")
     print(f"\nspeed-up (batching on / off): {speedup:.2f}x")
+    if on.server_cpu_ms_per_request and off.server_cpu_ms_per_request:
+        ratio = off.server_cpu_ms_per_request / on.server_cpu_ms_per_request
+        print(
+            f"server CPU per request, off / on: {ratio:.2f}x (cores used: on "
+            f"{on.server_cores_used}, off {off.server_cores_used})"
+        )
     checks = [
         (f"mean batch size > {TARGET_MEAN_BATCH:g}", (on.mean_batch_size or 0) > TARGET_MEAN_BATCH),
         (f"throughput >= {TARGET_SPEEDUP:g}x without batching", speedup >= TARGET_SPEEDUP),
