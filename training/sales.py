@@ -1,0 +1,304 @@
+"""Monthly sales forecasting, 1 to 12 months ahead, with an LSTM (course 000, exercise 4).
+
+The course's network is LSTM(50) -> Dense(1): one step ahead from a window of 10 values of a
+synthetic sine series scaled to [0, 1] by a MinMaxScaler fitted on the whole series. Here the model
+reads a window of the last ``WINDOW`` raw monthly values of any scale and predicts the next
+``MAX_HORIZON`` months at once (direct multi-output). Scaling lives in the graph and is per window:
+the window is standardised by its own mean and standard deviation, the LSTM(50) predicts a
+correction to the seasonal-naive forecast (the last 12 values of the window) in that scale, and the
+result is mapped back to raw units. The correction layer starts at zero, so an untrained model *is*
+the seasonal-naive forecast and training only has to learn trend and shape changes.
+
+Training data: the training part of the five classic series (each series' last months are the test
+period, never trained on), the course's synthetic sine series, and random synthetic monthly series
+(level x trend x 12-month seasonal profile x noise) that teach trend and seasonality in general.
+
+Evaluation, per series, on its last ``horizon`` months (12; 6 for shampoo, whose file is short):
+MAE and MASE of the model, the naive forecast (last value repeated) and the seasonal-naive forecast
+(same month a year earlier). MASE is scaled by the in-sample MAE of the seasonal-naive (m = 12)
+forecast over the training part of the series (every series, shampoo included, has >= 24 training
+months, so m = 12 is used throughout).
+
+Data: ``<data-dir>/monthly-sales/*.csv``, CSV ``"Month","Sales"`` (airline: ``"Passengers"``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")  # headless
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from training.common.data import require_path, set_seed  # noqa: E402
+from training.common.export import export_model  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+
+NAME = "sales"
+LAYOUT = """
+<data-dir>/monthly-sales/airline-passengers.csv           "Month","Passengers"
+<data-dir>/monthly-sales/monthly-car-sales.csv            "Month","Sales"
+<data-dir>/monthly-sales/monthly-shampoo-sales.csv        "Month","Sales"
+<data-dir>/monthly-sales/monthly-writing-paper-sales.csv  "Month","Sales"
+<data-dir>/monthly-sales/monthly_champagne_sales.csv      "Month","Sales"
+"""
+SERIES_FILES = {
+    "airline_passengers": "airline-passengers.csv",
+    "car_sales": "monthly-car-sales.csv",
+    "shampoo_sales": "monthly-shampoo-sales.csv",
+    "writing_paper_sales": "monthly-writing-paper-sales.csv",
+    "champagne_sales": "monthly_champagne_sales.csv",
+}
+# Months at the end of each series used only for evaluation (shampoo has 30 months in all).
+EVAL_HORIZON = {name: 12 for name in SERIES_FILES} | {"shampoo_sales": 6}
+DATA_NOTE = {
+    "source": "Five classic monthly series from Hyndman's Time Series Data Library: Perrin Freres "
+    "champagne (Makridakis & Wheelwright), shampoo (Makridakis, Wheelwright & Hyndman), Quebec car "
+    "sales (Abraham & Ledolter), writing paper (Makridakis & Wheelwright), airline passengers (Box "
+    "& Jenkins); plus the course's synthetic sine series and generated synthetic monthly series",
+    "license": "Time Series Data Library: free for research and teaching, cite the original books",
+    "stand_in": False,
+    "synthetic_training_data": "course 000 ex.4 sine series (300 points) and SYNTHETIC_SERIES "
+    "random seasonal series; evaluation uses only the five real series",
+}
+
+# Hyper-parameters
+WINDOW = 24  # two seasons of context; shampoo's 24 training months are exactly one window
+MAX_HORIZON = 12
+SEASON = 12
+LSTM_UNITS = 50  # the course's
+EPOCHS = 60
+BATCH_SIZE = 64
+SYNTHETIC_SERIES = 300
+SYNTHETIC_LENGTH = 96
+VALIDATION_WINDOWS = 6  # last windows of each real training part: early stopping only
+
+
+# ---- Data -------------------------------------------------------------------------------------
+def load_series(data_dir: Path) -> dict[str, np.ndarray]:
+    """Each series' values (the file's second column) in time order."""
+    root = require_path(data_dir / "monthly-sales", LAYOUT)
+    series = {}
+    for name, file in SERIES_FILES.items():
+        df = pd.read_csv(require_path(root / file, LAYOUT))
+        series[name] = df.iloc[:, 1].astype("float32").to_numpy()
+    return series
+
+
+def course_sine_series() -> np.ndarray:
+    """Course 000 ex.4's data: a noisy sine over 300 steps (its own seed)."""
+    rng = np.random.default_rng(0)
+    return (np.sin(np.linspace(0, 100, 300)) + rng.normal(0, 0.1, 300)).astype("float32")
+
+
+def synthetic_monthly_series(count: int, length: int, seed: int) -> list[np.ndarray]:
+    """Positive series: level x linear trend x (1 + 12-month seasonal profile) x noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    out = []
+    for _ in range(count):
+        harmonics = sum(
+            rng.normal(0, 0.25 / k) * np.sin(2 * np.pi * k * t / SEASON + rng.uniform(0, 2 * np.pi))
+            for k in range(1, 4)
+        )
+        seasonal = 1.0 + rng.uniform(0, 1) * harmonics
+        trend = 1.0 + rng.uniform(-0.004, 0.015) * t
+        noise = 1.0 + rng.normal(0, rng.uniform(0.0, 0.08), length)
+        level = 10 ** rng.uniform(1, 5)
+        out.append(np.clip(level * trend * seasonal * noise, 0.01 * level, None).astype("float32"))
+    return out
+
+
+def windows(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (WINDOW inputs, MAX_HORIZON targets) pair that lies wholly inside ``series``."""
+    n = len(series) - WINDOW - MAX_HORIZON + 1
+    if n <= 0:
+        return np.zeros((0, WINDOW), "float32"), np.zeros((0, MAX_HORIZON), "float32")
+    x = np.stack([series[i:i + WINDOW] for i in range(n)])
+    y = np.stack([series[i + WINDOW:i + WINDOW + MAX_HORIZON] for i in range(n)])
+    return x, y
+
+
+def training_windows(train_parts: dict[str, np.ndarray], synthetic: list[np.ndarray]):
+    """Train windows (real + synthetic) and validation windows (the last of each real series)."""
+    xs, ys, xv, yv = [], [], [], []
+    for part in train_parts.values():
+        x, y = windows(part)
+        k = min(VALIDATION_WINDOWS, len(x) // 4)
+        xs.append(x[:len(x) - k])
+        ys.append(y[:len(y) - k])
+        xv.append(x[len(x) - k:])
+        yv.append(y[len(y) - k:])
+    for s in synthetic:
+        x, y = windows(s)
+        xs.append(x)
+        ys.append(y)
+    return (np.concatenate(xs), np.concatenate(ys)), (np.concatenate(xv), np.concatenate(yv))
+
+
+# ---- Model ------------------------------------------------------------------------------------
+class WindowStandardize(keras.layers.Layer):
+    """(x - mean) / scale per window; scale is the window's std, floored relative to its level."""
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=-1, keepdims=True)
+        std = keras.ops.std(x, axis=-1, keepdims=True)
+        scale = keras.ops.maximum(std, 1e-3 * keras.ops.abs(mean) + 1e-6)
+        return (x - mean) / scale, mean, scale
+
+
+class SeasonalResidual(keras.layers.Layer):
+    """Seasonal-naive forecast (last SEASON standardised values, repeated) plus a correction,
+    mapped back to raw units with the window's mean and scale."""
+
+    def call(self, z, correction, mean, scale):
+        last_season = z[:, -SEASON:]
+        repeats = -(-MAX_HORIZON // SEASON)
+        seasonal_naive = keras.ops.tile(last_season, [1, repeats])[:, :MAX_HORIZON]
+        return (seasonal_naive + correction) * scale + mean
+
+
+def make_model() -> keras.Model:
+    """Raw history (None, WINDOW) in, raw forecasts of the next MAX_HORIZON months out."""
+    history = keras.Input(shape=(WINDOW,), dtype="float32", name="history")
+    z, mean, scale = WindowStandardize(name="window_standardize")(history)
+    x = keras.layers.Reshape((WINDOW, 1))(z)
+    x = keras.layers.LSTM(LSTM_UNITS)(x)
+    correction = keras.layers.Dense(MAX_HORIZON, kernel_initializer="zeros", name="correction")(x)
+    forecast = SeasonalResidual(name="forecast")(z, correction, mean, scale)
+    model = keras.Model(history, forecast, name="sales_lstm_direct")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=scaled_mae)
+    return model
+
+
+def scaled_mae(y_true, y_pred):
+    """MAE in units of each target's own scale, so that series of every size count alike."""
+    scale = keras.ops.mean(keras.ops.abs(y_true), axis=-1, keepdims=True) + 1e-6
+    return keras.ops.mean(keras.ops.abs(y_true - y_pred) / scale, axis=-1)
+
+
+# ---- Evaluate ---------------------------------------------------------------------------------
+def baseline_forecasts(history: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    return {
+        "naive": np.repeat(history[-1], horizon),
+        "seasonal_naive": np.array([history[len(history) - SEASON + k % SEASON]
+                                    for k in range(horizon)]),
+    }
+
+
+def evaluate(model: keras.Model, series: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Per series: MAE and MASE of the model and the baselines over its last months."""
+    per_series, forecasts = {}, {}
+    for name, values in series.items():
+        horizon = EVAL_HORIZON[name]
+        train_part, actual = values[:-horizon], values[-horizon:]
+        history = train_part[-WINDOW:]
+        predicted = {
+            "model": np.asarray(model.predict(history[None, :], verbose=0))[0, :horizon],
+            **baseline_forecasts(train_part, horizon),
+        }
+        mase_scale = float(np.mean(np.abs(train_part[SEASON:] - train_part[:-SEASON])))
+        mae = {k: float(np.mean(np.abs(actual - p))) for k, p in predicted.items()}
+        per_series[name] = {
+            "horizon": horizon, "train_months": len(train_part), "mase_scale": mase_scale,
+            "mae": mae, "mase": {k: v / mase_scale for k, v in mae.items()},
+        }
+        forecasts[name] = {"train": train_part, "actual": actual, **predicted}
+    methods = ["model", "naive", "seasonal_naive"]
+    metrics = {
+        "mean_mase": {m: float(np.mean([s["mase"][m] for s in per_series.values()]))
+                      for m in methods},
+        "per_series": per_series,
+        "mase_scaling": "in-sample seasonal-naive (m=12) MAE over each series' training part",
+        "evaluation_months": "the last `horizon` months of each series, never trained on",
+    }
+    metrics["beats_seasonal_naive"] = (
+        metrics["mean_mase"]["model"] < metrics["mean_mase"]["seasonal_naive"]
+    )
+    return metrics, forecasts
+
+
+def plot_forecasts(forecasts: dict, path: Path) -> Path:
+    fig, axes = plt.subplots(len(forecasts), 1, figsize=(8, 2.6 * len(forecasts)), squeeze=False)
+    for ax, (name, f) in zip(axes[:, 0], forecasts.items(), strict=True):
+        n_train, h = len(f["train"]), len(f["actual"])
+        shown = min(n_train, 36)
+        t_train = np.arange(n_train - shown, n_train)
+        t_eval = np.arange(n_train, n_train + h)
+        ax.plot(t_train, f["train"][-shown:], color="black", label="history")
+        ax.plot(t_eval, f["actual"], color="black", linestyle="--", label="actual (held out)")
+        for key, style in [("model", "-o"), ("seasonal_naive", ":"), ("naive", ":")]:
+            ax.plot(t_eval, f[key], style, markersize=3, label=key)
+        ax.set_title(name)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# ---- Train, evaluate, export ------------------------------------------------------------------
+def train(cfg: TrainConfig) -> Path:
+    set_seed(cfg.seed)
+    series = load_series(cfg.data_dir)
+    train_parts = {name: s[:-EVAL_HORIZON[name]] for name, s in series.items()}
+    n_synthetic = SYNTHETIC_SERIES if cfg.limit is None else max(1, cfg.limit // 50)
+    synthetic = [course_sine_series(),
+                 *synthetic_monthly_series(n_synthetic, SYNTHETIC_LENGTH, cfg.seed)]
+    (x_tr, y_tr), (x_val, y_val) = training_windows(train_parts, synthetic)
+    if cfg.limit is not None:
+        keep = np.random.default_rng(cfg.seed).permutation(len(x_tr))[:cfg.limit]
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+
+    model = make_model()
+    history = model.fit(
+        x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.epochs_or(EPOCHS),
+        batch_size=BATCH_SIZE, shuffle=True, verbose=2 if cfg.limit is None else 0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)],
+    )
+
+    metrics, forecasts = evaluate(model, series)
+    for name, s in metrics["per_series"].items():
+        print(f"{NAME} [{name}]: MASE model {s['mase']['model']:.3f}, "
+              f"seasonal naive {s['mase']['seasonal_naive']:.3f}, naive {s['mase']['naive']:.3f}")
+    print(f"{NAME}: mean MASE {metrics['mean_mase']}")
+    path = export_model(
+        model, name=NAME, cfg=cfg, history=history.history,
+        metadata={
+            "task": "forecasting",
+            "forecast": {"window": WINDOW, "min_history": WINDOW, "max_horizon": MAX_HORIZON},
+            "architecture": f"per-window standardisation in graph -> LSTM({LSTM_UNITS}) -> "
+            f"Dense({MAX_HORIZON}) correction added to the seasonal-naive forecast -> raw scale "
+            f"(direct multi-output, window {WINDOW})",
+            "data": DATA_NOTE,
+            "splits": {
+                "train": len(x_tr), "validation": len(x_val),
+                "test": sum(EVAL_HORIZON.values()),
+                "units": "train/validation: windows; test: forecast months over the 5 series",
+                "real_series_training_months": {k: len(v) for k, v in train_parts.items()},
+                "synthetic_series": len(synthetic),
+            },
+            "metrics": metrics,
+            "course_baseline": {
+                "architecture": "LSTM(50) -> Dense(1), window 10, one step, MinMaxScaler",
+                "mae": None, "note": "course 000 ex.4 trains on a synthetic sine and reports "
+                "only the loss curve",
+            },
+        },
+    )
+    add_plot(path, "forecasts", plot_forecasts(forecasts, path / "forecasts.png"))
+    return path
+
+
+def add_plot(version_dir: Path, key: str, plot: Path) -> None:
+    """Record an extra plot in metadata.json's ``plots``."""
+    meta_path = version_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta.setdefault("plots", {})[key] = plot.name
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
