@@ -2,9 +2,9 @@
 
 ``metadata.json["columns"]`` says, per served column, its type, known values and default
 (docs/CONTRACTS.md). Columns the model does not take are ignored; a null or missing value gets the
-column's default; text is stripped like the training data was. A categorical column whose
-metadata is not ``open`` accepts only its known values; an ``open`` one maps unknown values to the
-model's out-of-vocabulary bucket.
+column's default; text is stripped like the training data was. A category the model never saw
+in training goes to its out-of-vocabulary slot (the request schemas already restrict the columns
+whose values form a small closed set, e.g. churn's, to the CSV's values).
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ def tabular_inputs(model: ServedModel, rows: list[dict[str, Any]], field: str) -
         spec = columns.get(name, {})
         categorical = spec.get("type", "categorical" if tensor.dtype == "string" else "numeric") \
             == "categorical"
-        known = {str(v).strip() for v in spec.get("values", [])}
-        closed = bool(known) and not spec.get("open", False)
         values: list = []
         for i, row in enumerate(rows):
             where = f"{field}[{i}].{name}"
@@ -49,10 +47,6 @@ def tabular_inputs(model: ServedModel, rows: list[dict[str, Any]], field: str) -
                                             field=where)
             if categorical:
                 value = str(value).strip()
-                if closed and value not in known:
-                    raise InvalidInputError(
-                        f"{where}: unknown value {value!r}; known values: {sorted(known)}",
-                        field=where)
             else:
                 try:
                     value = float(value)

@@ -10,7 +10,8 @@ import pytest
 from app.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-MODELS_DIR = REPO_ROOT / "models"
+# The committed models; SERVING_MODELS_DIR points the suite at another folder (trial exports).
+MODELS_DIR = Path(os.environ.get("SERVING_MODELS_DIR", REPO_ROOT / "models"))
 DATASETS_DIR = Path(os.environ.get("TRAINING_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 
 TEST_LIMITS = {
