@@ -62,6 +62,7 @@ BATCH_SIZE = {"bn_cnn": 128, "simple": 64, "deep": 64, "vgg16_scratch": 32, "vgg
 VALIDATION_FRACTION = 0.1
 VGG_INPUT_SIZE = 96  # the course resizes 28x28 -> 96x96 for VGG16
 WEIGHTS_DOWNLOAD_TIMEOUT_S = 10.0
+WEIGHTS_CACHE_DIR: str | None = None  # None: Keras' cache, ~/.keras/models or $KERAS_HOME/models
 
 
 class PretrainedWeightsUnavailableError(RuntimeError):
@@ -147,7 +148,9 @@ def imagenet_vgg16_weights() -> str:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(WEIGHTS_DOWNLOAD_TIMEOUT_S)
     try:
-        return keras.utils.get_file(file_name, WEIGHTS_PATH_NO_TOP, cache_subdir="models")
+        return keras.utils.get_file(
+            file_name, WEIGHTS_PATH_NO_TOP, cache_dir=WEIGHTS_CACHE_DIR, cache_subdir="models"
+        )
     except Exception as exc:  # URLError, socket errors, HTTP errors: all mean "not available"
         raise PretrainedWeightsUnavailableError(
             "variant 'vgg16_transfer' needs the ImageNet VGG16 weights "
@@ -217,6 +220,7 @@ def fit(cfg: TrainConfig):
     set_seed(cfg.seed)
     model = make_model(variant)  # first: an unavailable variant fails before loading data
     (x_train, y_train), (x_test, _) = load_data(cfg.data_dir)
+    x_test = take(cfg.limit, x_test)
     x_train, y_train = take(cfg.limit, x_train[..., None], y_train)
     x_tr, x_val, y_tr, y_val = stratified_split(
         x_train, y_train, test_size=VALIDATION_FRACTION, seed=cfg.seed,
@@ -244,6 +248,8 @@ def export_trained(
     in the metadata (the served variant is the one with the best validation accuracy)."""
     variant = cfg.variant or DEFAULT_VARIANT
     (_, _), (x_test, y_test) = load_data(cfg.data_dir)
+    if cfg.limit is not None:  # smoke runs: a slice of the test set too, to stay fast
+        x_test, y_test = x_test[: cfg.limit], y_test[: cfg.limit]
     probabilities = predict_probabilities(model, x_test[..., None])
     metrics = classification_metrics(y_test, probabilities, LABELS)
     print(f"{NAME} [{variant}]: test accuracy {metrics['accuracy']:.4f}")
