@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-RATE_HZ = 200
+RATE_HZ = 100
 TOP_N = 30
 
 
@@ -57,15 +58,23 @@ def start(pid: int, duration_s: float, results_dir: Path, mode: str, native: boo
             stderr=subprocess.PIPE,
         ),
     ]
-    return Recording(
-        processes, raw_path, svg_path, results_dir / f"pyspy-{mode}.top.txt", duration_s + 60
-    )
+    return Recording(processes, raw_path, svg_path, results_dir / f"pyspy-{mode}.top.txt", 30.0)
 
 
 def finish(recording: Recording) -> str:
+    """Called when the load has ended: a sampler that lags behind (busy machine) is stopped with
+    SIGINT, on which py-spy writes what it has."""
     for process in recording.processes:
-        _, stderr = process.communicate(timeout=recording.timeout_s)
-        if process.returncode != 0:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=recording.timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        if not recording.raw_path.is_file():
             raise RuntimeError(f"py-spy failed ({process.returncode}): {stderr.decode()[-2000:]}")
     text = summarize(recording.raw_path.read_text())
     recording.top_path.write_text(text)
