@@ -105,6 +105,7 @@ def start_server(
     cpus: str | None,
     log_path: Path,
     models_dir: Path,
+    app_target: str,
 ) -> subprocess.Popen:
     env = os.environ.copy()
     env.update(
@@ -122,7 +123,7 @@ def start_server(
         sys.executable,
         "-m",
         "uvicorn",
-        "app.main:app",
+        app_target,
         "--host",
         HOST,
         "--port",
@@ -300,6 +301,7 @@ def run_mode(mode: str, args: argparse.Namespace, body_file: Path, label: int | 
         args.server_cpus,
         log_path,
         args.models_dir,
+        args.app,
     )
     try:
         ready_s = wait_ready(base_url, server, args.ready_timeout, log_path)
@@ -441,6 +443,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mnist")
+    parser.add_argument("--app", default="app.main:app", help="the ASGI app uvicorn serves")
     parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     parser.add_argument(
         "--data-dir",
