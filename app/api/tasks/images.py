@@ -49,6 +49,7 @@ EXAMPLE_DIGIT_B64 = (
     "CaFFbJL+qQtAAAAABJRU5ErkJggg=="
 )
 IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
+IMAGE_MODELS = ("mnist", "fashion_mnist", "greek_symbols", "simpsons", "chest_xray")
 
 
 class Upload(NamedTuple):
@@ -155,7 +156,10 @@ async def classify_images(
     request: Request,
     repository: RepositoryDep,
     settings: SettingsDep,
-    model: Annotated[str, Path(description="Image model name, e.g. `mnist`.", examples=["mnist"])],
+    model: Annotated[str, Path(
+        description="Image model name.",
+        openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
+    )],
     top_k: Annotated[int, Query(ge=1, le=1000, description="Classes listed per image.")] = 3,
     invert: Annotated[
         Invert,
