@@ -23,6 +23,7 @@ matplotlib.use("Agg")  # headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from training import churn  # noqa: E402
 from training.common.data import set_seed, stratified_split, take  # noqa: E402
@@ -30,7 +31,6 @@ from training.common.tabular import (  # noqa: E402
     encode_columns,
     fill_defaults,
     make_inputs,
-    to_dataset,
     to_inputs,
 )
 from training.config import TrainConfig  # noqa: E402
@@ -63,10 +63,14 @@ def encoded_churn(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     encoder = keras.Model(inputs, encode_columns(inputs, columns, x_tr))
 
     def encode(x: pd.DataFrame) -> np.ndarray:
-        return np.asarray(encoder.predict(to_dataset(to_inputs(x, columns), batch_size=512),
-                                          verbose=0), dtype="float32")
+        # one eager call on the whole (small) frame: no tf.function tracing
+        tensors = {k: tf.constant(v.astype(str) if v.dtype == object else v)
+                   for k, v in to_inputs(x, columns).items()}
+        return np.asarray(encoder(tensors), dtype="float32")
 
-    return encode(x_tr), y_tr.astype("float32"), encode(x_val), y_val.astype("float32")
+    # (N, 1) targets: MSE / MAE need the same rank as the sigmoid output
+    return (encode(x_tr), y_tr.astype("float32")[:, None],
+            encode(x_val), y_val.astype("float32")[:, None])
 
 
 # ---- Model ------------------------------------------------------------------------------------
@@ -83,13 +87,15 @@ def make_model(n_features: int, optimizer: str, loss: str) -> keras.Model:
 
 
 # ---- Run, tabulate, plot ----------------------------------------------------------------------
-def run_grid(x_tr, y_tr, x_val, y_val, *, epochs: int, seed: int, repeats: int) -> pd.DataFrame:
+def run_grid(x_tr, y_tr, x_val, y_val, *, epochs: int, seed: int, repeats: int,
+             eager: bool = False) -> pd.DataFrame:
     rows = []
     for optimizer in OPTIMIZERS:
         for loss in LOSSES:
             for repeat in range(repeats):
                 set_seed(seed + repeat)
                 model = make_model(x_tr.shape[1], optimizer, loss)
+                model.run_eagerly = eager  # smoke runs: tracing costs more than a few steps
                 history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
                                     batch_size=BATCH_SIZE, verbose=0).history
                 rows.append({
@@ -155,7 +161,8 @@ def train(cfg: TrainConfig) -> Path:
     x_tr, y_tr, x_val, y_val = encoded_churn(cfg)
     epochs = cfg.epochs_or(EPOCHS)
     repeats = int(cfg.extra.get("repeats", REPEATS))
-    runs = run_grid(x_tr, y_tr, x_val, y_val, epochs=epochs, seed=cfg.seed, repeats=repeats)
+    runs = run_grid(x_tr, y_tr, x_val, y_val, epochs=epochs, seed=cfg.seed, repeats=repeats,
+                    eager=cfg.limit is not None)
     summary = summarize(runs)
 
     summary.to_csv(out / "results.csv", index=False, float_format="%.5f")

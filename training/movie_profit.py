@@ -136,6 +136,7 @@ def fit_variant(variant, columns, x_tr, y_tr, x_val, y_val, cfg: TrainConfig):
     validation metrics (used to pick the served variant; the test split stays untouched)."""
     set_seed(cfg.seed)
     model = make_model(variant, columns, x_tr)
+    model.run_eagerly = cfg.limit is not None  # smoke: tracing costs more than steps
     val_ds = to_dataset(to_inputs(x_val, columns), y_val, batch_size=256)
     history = model.fit(
         to_dataset(to_inputs(x_tr, columns), y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),

@@ -104,6 +104,7 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     model = make_model(make_vectorizer(x_tr))
+    model.run_eagerly = cfg.limit is not None  # smoke: tracing costs more than steps
     history = model.fit(
         to_dataset(x_tr, y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
         validation_data=to_dataset(x_val, y_val, batch_size=256),
