@@ -33,6 +33,36 @@ def tensor_spec(tensor) -> dict:
     }
 
 
+def serving_model(model: keras.Model) -> keras.Model:
+    """The model called with ``training=False`` behind fresh inputs of the same names.
+
+    ``model.export`` traces the model with ``training=None``, in which Keras 3's random
+    augmentation layers (RandomRotation, RandomZoom, ...) stay active: the served model would
+    answer the same image differently each time. Wrapping pins inference mode.
+    """
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0]),
+        model.input,
+    )
+    return keras.Model(inputs, model(inputs, training=False), name=f"{model.name}_serving")
+
+
+def load_exported_weights(model: keras.Model, saved_model_dir: Path) -> keras.Model:
+    """Copy the variables of a SavedModel written by ``export_model`` into ``model`` (built by
+    the same ``make_model``), e.g. to re-export a trained model without training it again."""
+    import tensorflow as tf
+
+    exported = tf.saved_model.load(str(saved_model_dir)).variables
+    if len(exported) != len(model.variables):
+        raise ValueError(f"{saved_model_dir}: {len(exported)} variables, model has "
+                         f"{len(model.variables)}: not the same architecture")
+    for target, source in zip(model.variables, exported, strict=True):
+        if tuple(target.shape) != tuple(source.shape):
+            raise ValueError(f"variable {target.path}: shape {target.shape} != {source.shape}")
+        target.assign(source.numpy())
+    return model
+
+
 def export_model(
     model: keras.Model,
     *,
@@ -51,7 +81,7 @@ def export_model(
     if path.exists():
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.export(str(path), format="tf_saved_model", verbose=False)
+    serving_model(model).export(str(path), format="tf_saved_model", verbose=False)
 
     plots = {}
     if history:
