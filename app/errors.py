@@ -14,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,11 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     )
 
 
+async def _client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    """The client left while sending its body: nobody reads the answer; nothing to log."""
+    return Response(status_code=400)
+
+
 async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request.url.path, 500, "internal server error", slug="internal-error")
@@ -210,4 +216,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServingError, _serving_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)

@@ -19,6 +19,7 @@ from prometheus_client import (
 from prometheus_client import (
     REGISTRY as DEFAULT_REGISTRY,
 )
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -89,6 +90,15 @@ def set_model_label(scope_or_request, model: str) -> None:
     """Let an endpoint whose path has no ``{name}`` name the model its request went to."""
     scope = getattr(scope_or_request, "scope", scope_or_request)
     scope.setdefault("state", {})["metrics_model"] = model
+
+
+class MeasuredRoute(Route):
+    """A plain Starlette route that records itself in the scope (FastAPI's router does so only
+    for its own routes), so that the metrics get its path template as the endpoint label."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
+        await super().handle(scope, receive, send)
 
 
 class MetricsMiddleware:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -265,7 +266,12 @@ def _coerce(name: str, value: Any, spec: TensorSpec) -> np.ndarray:
         array = _as_string_array(name, value)
     else:
         try:
-            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+            if isinstance(value, np.ndarray):
+                array = value
+            else:
+                array = _nested_numbers_to_array(value, len(spec.shape))
+                if array is None:
+                    array = np.asarray(value)
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(
                 f"input '{name}': not a regular (rectangular) array: {exc}", field=name
@@ -284,6 +290,29 @@ def _coerce(name: str, value: Any, spec: TensorSpec) -> np.ndarray:
             field=name,
         )
     return array
+
+
+def _nested_numbers_to_array(value: Any, rank: int) -> np.ndarray | None:
+    """``np.asarray`` of a rectangular nested list of numbers, faster on parsed JSON (flattened
+    level by level in C, then one array call); ``None`` when ``value`` is anything else (the
+    caller then falls back to ``np.asarray`` and its error messages)."""
+    if type(value) is not list or rank < 1:
+        return None
+    shape = []
+    level: list = [value]
+    try:
+        for _ in range(rank):
+            lengths = set(map(len, level))  # TypeError where a number sits too high
+            if len(lengths) != 1:
+                return None  # ragged
+            shape.append(lengths.pop())
+            level = list(chain.from_iterable(level))
+        array = np.array(level)
+    except (TypeError, ValueError):
+        return None
+    if array.ndim != 1 or array.dtype.kind not in "iufb":
+        return None  # too deep, strings, None, mixed
+    return array.reshape(shape)
 
 
 def coerce_numeric(name: str, array: np.ndarray, target: np.dtype) -> np.ndarray:

@@ -10,11 +10,12 @@ from app.config import Settings
 from app.repository import ModelRepository
 
 
-def get_repository(request: Request) -> ModelRepository:
+# async: FastAPI runs a plain ``def`` dependency in a worker thread, two thread hops per request.
+async def get_repository(request: Request) -> ModelRepository:
     return request.app.state.repository
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app.api.deps import RepositoryDep
 from app.codec import dumps, json_response, loads_object
 from app.errors import InvalidInputError
+from app.metrics import MeasuredRoute
 from app.servable import ServedModel, as_class_probabilities, coerce_numeric
 
 router = APIRouter(prefix="/v2", tags=["KServe v2"])
@@ -181,6 +182,23 @@ async def infer_version(
     name: str, version: str, request: Request, repository: RepositoryDep
 ) -> Response:
     return await _infer(repository.get(name, version), request)
+
+
+async def _infer_endpoint(request: Request) -> Response:
+    params = request.path_params
+    model = request.app.state.repository.get(params["name"], params.get("version"))
+    return await _infer(model, request)
+
+
+def fast_routes() -> list[MeasuredRoute]:
+    """``/infer`` as plain Starlette routes for the front of the route list (see
+    ``app.api.tfserving.fast_routes``); the FastAPI routes above document them."""
+    return [
+        MeasuredRoute("/v2/models/{name}/infer", _infer_endpoint, methods=["POST"]),
+        MeasuredRoute(
+            "/v2/models/{name}/versions/{version}/infer", _infer_endpoint, methods=["POST"]
+        ),
+    ]
 
 
 async def _infer(model: ServedModel, request: Request) -> Response:

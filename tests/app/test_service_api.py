@@ -1,0 +1,24 @@
+"""Service endpoints: OpenAPI docs, /healthz, and the failed model reported without stopping others."""
+
+from __future__ import annotations
+
+
+def test_openapi_documents_the_protocol_routes(tiny_client):
+    assert tiny_client.get("/docs").status_code == 200
+    paths = tiny_client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/models",
+        "/v1/models/{name}:{method}",
+        "/v1/models/{name}/versions/{version}:{method}",
+        "/v2/models/{name}/infer",
+        "/v2/health/ready",
+        "/metrics",
+    ):
+        assert path in paths, path
+
+
+def test_healthz_lists_every_model_state(tiny_client):
+    body = tiny_client.get("/healthz").json()
+    assert body["live"] and body["ready"] and body["device"] == "/CPU:0"
+    assert body["models"]["broken/1"] == "FAILED"
+    assert body["models"]["tiny_image/2"] == "AVAILABLE"
