@@ -1,4 +1,4 @@
-"""Service endpoints: OpenAPI docs, /healthz, and the failed model reported without stopping others."""
+"""Service endpoints: OpenAPI docs and /healthz (a failed model is listed, others serve)."""
 
 from __future__ import annotations
 
