@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.repository = repository
         loading = None
         if settings.load_in_background:
-            loading = asyncio.create_task(repository.load())
+            loading = asyncio.create_task(_load_then_freeze(repository))
         else:
             await repository.load()
             _freeze_startup_objects()
@@ -66,6 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The hot inference paths first, as plain Starlette routes (see tfserving.fast_routes).
     app.router.routes[0:0] = [*tfserving.fast_routes(), *kserve.fast_routes()]
     return app
+
+
+async def _load_then_freeze(repository: ModelRepository) -> None:
+    await repository.load()
+    _freeze_startup_objects()
 
 
 def _freeze_startup_objects() -> None:
