@@ -13,6 +13,7 @@ Both then go through an elastic distortion and a small random affine transform.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +56,18 @@ def _font_characters(path: Path) -> set[str]:
     return {c for c in wanted if ord(c) in cmap}
 
 
-def find_fonts(extra_dirs: list[Path] | None = None) -> dict[str, list[Path]]:
-    """Fonts per class label that can draw at least one of its characters, sorted by path."""
-    dirs = [*(extra_dirs or []), *FONT_DIRS]
+def default_font_dirs() -> tuple[Path, ...]:
+    """System font folders, then matplotlib's bundled fonts (present wherever matplotlib is)."""
     mpl_dir = matplotlib_font_dir()
-    if mpl_dir is not None:
-        dirs.append(mpl_dir)
+    return (*FONT_DIRS, *([mpl_dir] if mpl_dir is not None else []))
+
+
+@functools.lru_cache(maxsize=8)
+def find_fonts(dirs: tuple[Path, ...] | None = None) -> dict[str, list[Path]]:
+    """Fonts per class label that can draw at least one of its characters, sorted by path.
+    Cached: scanning a few hundred font files takes seconds."""
     paths: dict[str, Path] = {}
-    for folder in dirs:
+    for folder in default_font_dirs() if dirs is None else dirs:
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
                 if path.suffix.lower() in {".ttf", ".otf"} and not path.name.startswith(
