@@ -9,6 +9,11 @@ Two sources:
 - pen drawings: the symbol drawn as jittered strokes (polylines, wobbly ellipses), like online
   handwriting rendered by HASY.
 Both then go through an elastic distortion and a small random affine transform.
+
+The committed model used these Debian packages besides matplotlib's fonts: ``apt-get install
+fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
+fonts-gfs-neohellenic fonts-gfs-didot fonts-gfs-artemisia fonts-cmu fonts-humor-sans
+fonts-comic-neue fonts-cantarell fonts-inter``.
 """
 
 from __future__ import annotations
