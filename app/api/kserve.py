@@ -271,7 +271,7 @@ def _decode_input(tensor: Any, binary: bytes, offset: int) -> tuple[str, np.ndar
     ):
         raise InvalidInputError(f"input '{name}': 'shape' must be a list of sizes >= 0", field=name)
     datatype = tensor.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InvalidInputError(
             f"input '{name}': unknown datatype {datatype!r}; one of {list(DATATYPES)}", field=name
         )

@@ -64,6 +64,8 @@ V2_CASES = [
     ("/v2/models/tiny_image/infer", {}, 400),
     ("/v2/models/tiny_image/infer", {"inputs": [5]}, 400),
     ("/v2/models/tiny_image/infer", v2_pixels(datatype="FP128"), 400),
+    ("/v2/models/tiny_image/infer", v2_pixels(datatype={"a": 1}), 400),  # found by fuzzing
+    ("/v2/models/tiny_image/infer", v2_pixels(datatype=["UINT8"]), 400),
     ("/v2/models/tiny_image/infer", v2_pixels(shape=[2, 8, 8, 1]), 400),  # data too short
     ("/v2/models/tiny_image/infer", v2_pixels(shape=[1, 64]), 400),  # wrong shape
     ("/v2/models/tiny_image/infer", v2_pixels(shape=[-1, 8, 8, 1]), 400),
