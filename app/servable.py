@@ -338,6 +338,10 @@ def coerce_numeric(name: str, array: np.ndarray, target: np.dtype) -> np.ndarray
                 field=name,
             )
     elif target.kind == "f" and kind in "iufb":
+        if kind == "f" and np.abs(array).max() > np.finfo(target).max:
+            raise InvalidInputError(
+                f"input '{name}': values out of range for {target.name}", field=name
+            )
         return array.astype(target)
     raise InvalidInputError(
         f"input '{name}': expected {target.name} values, got {_describe(array)}", field=name

@@ -8,6 +8,7 @@ Request ``parameters.timeout`` (microseconds, as in Triton) shortens the request
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -232,7 +233,7 @@ async def _infer(model: ServedModel, request: Request) -> Response:
     if not isinstance(parameters, dict):
         raise InvalidInputError("'parameters' must be an object")
     requested = _requested_outputs(model, payload.get("outputs"), parameters)
-    timeout_s = _timeout_s(parameters.get("timeout"))
+    timeout_s = _timeout_s(parameters.get("timeout"), model)
 
     outputs = await model.infer(arrays, timeout_s=timeout_s)
 
@@ -276,7 +277,7 @@ def _decode_input(tensor: Any, binary: bytes, offset: int) -> tuple[str, np.ndar
             f"input '{name}': unknown datatype {datatype!r}; one of {list(DATATYPES)}", field=name
         )
     dtype = DATATYPES[datatype]
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # exact: np.prod would wrap around on absurd shapes
     params = tensor.get("parameters") or {}
     binary_size = params.get("binary_data_size") if isinstance(params, dict) else None
 
@@ -399,12 +400,14 @@ def _requested_outputs(
     return chosen
 
 
-def _timeout_s(value: Any) -> float | None:
+def _timeout_s(value: Any, model: ServedModel) -> float:
+    """Triton's ``parameters.timeout`` (microseconds) can only shorten the model's deadline."""
+    configured = model.batcher.timeout_s
     if value is None:
-        return None
+        return configured
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise InvalidInputError("parameters.timeout must be a positive number of microseconds")
-    return value / 1e6
+    return min(value / 1e6, configured)
 
 
 def _classify(model: ServedModel, output: np.ndarray, k: int) -> np.ndarray:
