@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8000
     log_level: str = "info"
+    access_log: bool = Field(
+        default=False, description="Keep uvicorn's per-request access log (off: it costs CPU)."
+    )
 
     # ---- dynamic batching (global defaults; per-model overrides below)
     max_batch_size: PositiveInt = 32

@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _configure_logging(settings.log_level)
+        # No per-request logging by default: uvicorn's access log is a formatted line per request.
+        logging.getLogger("uvicorn.access").disabled = not settings.access_log
         repository = ModelRepository(settings)
         app.state.repository = repository
         loading = None
