@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     warmup: bool = True
+    intra_op_threads: int = Field(
+        default=0, ge=0, description="TensorFlow threads inside one op (0: TensorFlow's default)."
+    )
+    inter_op_threads: int = Field(
+        default=0, ge=0, description="TensorFlow ops run in parallel (0: TensorFlow's default)."
+    )
     load_in_background: bool = Field(
         default=False,
         description="Accept requests while models load (readiness 503 until warm) instead of "

@@ -17,6 +17,18 @@ from app.servable import ServedModel
 logger = logging.getLogger(__name__)
 
 
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """TensorFlow's thread pools (0 keeps its default); only possible before its runtime starts."""
+    import tensorflow as tf
+
+    # RuntimeError: already initialised (a second app in the same process keeps the first's).
+    with contextlib.suppress(RuntimeError):
+        if intra_op:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
 def select_device(preference: str = "auto") -> str:
     """``/GPU:0`` when TensorFlow sees a GPU (memory growth on, so it does not take the whole
     card), else ``/CPU:0``."""
@@ -64,6 +76,7 @@ class ModelRepository:
     # ---- lifecycle
     async def load(self) -> None:
         """Discover, load and warm up every model version (in a thread: TF calls block)."""
+        configure_threads(self.settings.intra_op_threads, self.settings.inter_op_threads)
         self.device = await asyncio.to_thread(select_device, self.settings.device)
         logger.info("serving on %s", self.device)
         for name, version, path in discover(self.models_dir, self.settings.model_names):
