@@ -8,6 +8,7 @@ under ``/v1/models``, KServe v2 under ``/v2``); every other endpoint answers RFC
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -149,8 +150,6 @@ def error_response(
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -160,10 +159,10 @@ def _reason(status: int) -> str:
 async def _serving_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
     if exc.status_code >= 500 and not isinstance(exc, ModelNotReadyError | DeadlineExceededError):
-        logger.error("%s %s: %s", request.method, request.url.path, exc.detail)
+        logger.error("%s %s: %s", request.method, request.scope["path"], exc.detail)
     extra = {k: v for k, v in (("field", exc.field), ("file", exc.file)) if v is not None}
     return error_response(
-        request.url.path,
+        request.scope["path"],
         exc.status_code,
         exc.detail,
         title=exc.title,
@@ -176,7 +175,7 @@ async def _serving_error_handler(request: Request, exc: Exception) -> Response:
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(
-        request.url.path, exc.status_code, str(exc.detail), headers=exc.headers or None
+        request.scope["path"], exc.status_code, str(exc.detail), headers=exc.headers or None
     )
 
 
@@ -188,7 +187,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
     extra = {"field": where, "errors": _jsonable(errors)} if where else {}
     return error_response(
-        request.url.path,
+        request.scope["path"],
         422,
         detail,
         title="Validation error",
@@ -203,8 +202,10 @@ async def _client_disconnect_handler(request: Request, exc: Exception) -> Respon
 
 
 async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(request.url.path, 500, "internal server error", slug="internal-error")
+    logger.exception("unhandled error on %s %s", request.method, request.scope["path"])
+    return error_response(
+        request.scope["path"], 500, "internal server error", slug="internal-error"
+    )
 
 
 def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
