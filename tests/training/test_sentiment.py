@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ import tensorflow as tf
 
 from training import sentiment
 from training.config import TrainConfig
+
+COMMITTED_MODEL = Path(__file__).resolve().parents[2] / "models" / "sentiment" / "1"
 
 
 def test_standardize_lowercases_strips_punctuation_keeps_accents():
@@ -57,7 +60,7 @@ def test_loaders_read_both_languages(data_dir):
 
 
 def test_train_export_reload_accepts_raw_strings(data_dir, tmp_path):
-    cfg = TrainConfig(data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=120, version=1)
+    cfg = TrainConfig(data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=60, version=1)
     path = sentiment.train(cfg)
 
     meta = json.loads((path / "metadata.json").read_text())
@@ -72,3 +75,12 @@ def test_train_export_reload_accepts_raw_strings(data_dir, tmp_path):
     probabilities = serve(text=tf.constant(texts))["output_0"].numpy()
     assert probabilities.shape == (3, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+@pytest.mark.skipif(not COMMITTED_MODEL.is_dir(), reason="models/sentiment/1 not present")
+def test_committed_model_gets_clear_reviews_right_in_both_languages():
+    serve = tf.saved_model.load(str(COMMITTED_MODEL)).signatures["serving_default"]
+    positive = ["Me encantó el producto, excelente", "I loved it, great product"]
+    negative = ["Terrible servicio, nunca vuelvo", "Awful, a complete waste of money"]
+    p = serve(text=tf.constant(positive + negative))["output_0"].numpy()[:, 0]
+    assert (p[:2] > 0.5).all() and (p[2:] < 0.5).all(), p
