@@ -23,7 +23,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.common.data import require_path, set_seed, stratified_split, take
+from training.common.data import (
+    MissingTrainingInputError,
+    require_path,
+    set_seed,
+    stratified_split,
+    take,
+)
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.config import TrainConfig
@@ -65,7 +71,7 @@ WEIGHTS_DOWNLOAD_TIMEOUT_S = 10.0
 WEIGHTS_CACHE_DIR: str | None = None  # None: Keras' cache, ~/.keras/models or $KERAS_HOME/models
 
 
-class PretrainedWeightsUnavailableError(RuntimeError):
+class PretrainedWeightsUnavailableError(MissingTrainingInputError):
     """The ImageNet weights are neither in the Keras cache nor downloadable (offline)."""
 
 

@@ -10,7 +10,11 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class MissingTrainingInputError(FileNotFoundError):
+    """Something a training run needs is not on this machine (the CLI prints it, exit code 2)."""
+
+
+class DatasetNotFoundError(MissingTrainingInputError):
     """Raised when a dataset folder or file is missing; the message says the expected layout."""
 
 
@@ -32,7 +36,7 @@ def set_seed(seed: int) -> None:
 
 
 def stratified_split(*arrays, test_size: float, seed: int, stratify=None):
-    """``sklearn.model_selection.train_test_split`` with a fixed seed and optional stratification."""
+    """``sklearn...train_test_split`` with a fixed seed and optional stratification."""
     return train_test_split(*arrays, test_size=test_size, random_state=seed, stratify=stratify)
 
 

@@ -54,8 +54,10 @@ def load_exported_weights(model: keras.Model, saved_model_dir: Path) -> keras.Mo
 
     exported = tf.saved_model.load(str(saved_model_dir)).variables
     if len(exported) != len(model.variables):
-        raise ValueError(f"{saved_model_dir}: {len(exported)} variables, model has "
-                         f"{len(model.variables)}: not the same architecture")
+        raise ValueError(
+            f"{saved_model_dir}: {len(exported)} variables, model has "
+            f"{len(model.variables)}: not the same architecture"
+        )
     for target, source in zip(model.variables, exported, strict=True):
         if tuple(target.shape) != tuple(source.shape):
             raise ValueError(f"variable {target.path}: shape {target.shape} != {source.shape}")
@@ -89,7 +91,9 @@ def export_model(
     metrics = metadata.get("metrics", {})
     if "confusion_matrix" in metrics and metadata.get("labels"):
         plots["confusion_matrix"] = plot_confusion_matrix(
-            metrics["confusion_matrix"], metadata["labels"], path / "confusion_matrix.png",
+            metrics["confusion_matrix"],
+            metadata["labels"],
+            path / "confusion_matrix.png",
             title=f"{name}: confusion matrix (test split)",
         ).name
 
