@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import io
 import json
 import os
@@ -114,10 +113,6 @@ async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
     app = create_app(settings)
     path = f"/v1/models/{args.model}:predict"
     async with app.router.lifespan_context(app):
-        if args.gc_freeze:
-            # experiment: objects alive after start-up (TF graph, modules) leave the GC's view
-            gc.collect()
-            gc.freeze()
         await _drive(app, body, path, args.concurrency, 1.0)  # warm-up
         await asyncio.sleep(0.5)
         batch_before = _sample_totals(metrics.REGISTRY, "batch_size", args.model)
@@ -139,7 +134,6 @@ async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
     latencies = sorted(outcome["latencies"])
     result = {
         "mode": mode,
-        "gc_freeze": args.gc_freeze,
         "max_batch_size": max_batch,
         "requests": requests,
         "statuses": outcome["statuses"],
@@ -181,9 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=3.0)
     parser.add_argument("--cprofile", action="store_true")
-    parser.add_argument(
-        "--gc-freeze", action="store_true", help="gc.freeze() once the app has started"
-    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args(argv)
