@@ -78,6 +78,9 @@ CHAR_VOCABULARY = 30000  # character 2- to 4-grams
 CHAR_NGRAMS = (2, 3, 4)
 CHAR_PREFIX = 1500  # characters of each text the character bag reads
 C_GRID = [0.3, 1.0, 3.0, 10.0]  # inverse L2 strength of the logistic head, chosen on validation
+# Scale of the character bag against the word bag in the logistic head, chosen on validation with C:
+# below 1 the L2 penalty leans on character n-grams more, so words carry more of the score.
+CHAR_WEIGHTS = [1.0, 0.5, 0.3]
 MONITOR = "val_worst_language_balanced_accuracy"
 # course_lstm variant (the course's network, with a real vocabulary)
 SEQUENCE_VOCABULARY = 12000
@@ -90,7 +93,8 @@ ARCHITECTURES = {
     "bag": "TextVectorization in graph (Unicode lower-case, punctuation stripped, accents kept) "
     f"-> word uni+bigram counts ({WORD_VOCABULARY}) and in-word character 2-4-gram counts "
     f"({CHAR_VOCABULARY}) -> sublinear TF-IDF, L2-normalised per bag -> Dense(1, sigmoid) "
-    "fitted as an L2 logistic regression (L-BFGS), C chosen on validation",
+    "fitted as an L2 logistic regression (L-BFGS); C and the character-bag scale (folded into the "
+    "weights) chosen on validation",
     "course_lstm": f"TextVectorization in graph -> Embedding({SEQUENCE_VOCABULARY}, "
     f"{EMBEDDING_DIM}) -> LSTM({LSTM_UNITS}) -> Dense(1, sigmoid) (course 000 ex.5)",
 }
@@ -315,37 +319,50 @@ def bag_features(model: keras.Model, texts: np.ndarray) -> sparse.csr_matrix:
 
 def fit_linear_head(model: keras.Model, tr: pd.DataFrame, val: pd.DataFrame) -> dict:
     """Fit the bag model's Dense(1, sigmoid) head as an L2 logistic regression (L-BFGS, to the
-    optimum: Adam's per-weight steps overfit rare n-grams here) for each C in ``C_GRID``; keep the
-    C with the best worst-language balanced accuracy on validation. Returns the path."""
+    optimum: Adam's per-weight steps overfit rare n-grams here) for each C in ``C_GRID`` and each
+    character-bag scale in ``CHAR_WEIGHTS``; keep the pair with the best worst-language balanced
+    accuracy on validation. The scale is folded into the head's weights (a logistic regression
+    on ``[words, a * chars]`` scores like weights ``[u, a * v]`` on ``[words, chars]``), so the
+    graph is unchanged. Returns the path."""
     x_tr = bag_features(model, tr["text"].to_numpy())
     x_val = bag_features(model, val["text"].to_numpy())
+    n_word = model.get_layer("word_bigram_tfidf_weighting").idf.shape[0]
     path, best = [], None
-    for c in C_GRID:
-        clf = LogisticRegression(C=c, max_iter=3000)
-        clf.fit(x_tr, tr["label"].to_numpy(), sample_weight=balanced_weights(tr))
-        predicted = clf.predict(x_val)
-        scores = {
-            lang: float(balanced_accuracy_score(val["label"][mask], predicted[mask]))
-            for lang in LANGUAGES
-            for mask in [(val["language"] == lang).to_numpy()] if mask.any()
-        }
-        path.append({"C": c, "validation_balanced_accuracy": scores,
-                     "train_accuracy": float(clf.score(x_tr, tr["label"].to_numpy()))})
-        if best is None or min(scores.values()) > best[0]:
-            best = (min(scores.values()), c, clf)
-    _, c, clf = best
+    for char_weight in CHAR_WEIGHTS:
+        scale = np.r_[np.ones(n_word), np.full(x_tr.shape[1] - n_word, char_weight)]
+        scaling = sparse.diags(scale)
+        for c in C_GRID:
+            clf = LogisticRegression(C=c, max_iter=3000)
+            clf.fit(x_tr @ scaling, tr["label"].to_numpy(), sample_weight=balanced_weights(tr))
+            predicted = clf.predict(x_val @ scaling)
+            scores = {
+                lang: float(balanced_accuracy_score(val["label"][mask], predicted[mask]))
+                for lang in LANGUAGES
+                for mask in [(val["language"] == lang).to_numpy()] if mask.any()
+            }
+            train_accuracy = clf.score(x_tr @ scaling, tr["label"].to_numpy())
+            path.append({"C": c, "char_weight": char_weight,
+                         "validation_balanced_accuracy": scores,
+                         "train_accuracy": float(train_accuracy)})
+            if best is None or min(scores.values()) > best[0]:
+                best = (min(scores.values()), c, char_weight, clf, scale)
+    _, c, char_weight, clf, scale = best
     model.get_layer("probability").set_weights(
-        [clf.coef_.T.astype("float32"), clf.intercept_.astype("float32")])
-    return {"solver": "sklearn LogisticRegression (L-BFGS, L2)", "chosen_C": c, "path": path}
+        [(clf.coef_[0] * scale)[:, None].astype("float32"), clf.intercept_.astype("float32")])
+    return {"solver": "sklearn LogisticRegression (L-BFGS, L2)", "chosen_C": c,
+            "chosen_char_weight": char_weight, "path": path}
 
 
 def plot_regularization_path(fit: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 4))
-    cs = [p["C"] for p in fit["path"]]
+    # One curve per language at the chosen character-bag scale.
+    chosen = fit.get("chosen_char_weight", 1.0)
+    points = [p for p in fit["path"] if p.get("char_weight", 1.0) == chosen]
+    cs = [p["C"] for p in points]
     for lang in LANGUAGES:
-        ax.plot(cs, [p["validation_balanced_accuracy"].get(lang) for p in fit["path"]], "-o",
+        ax.plot(cs, [p["validation_balanced_accuracy"].get(lang) for p in points], "-o",
                 label=f"validation balanced accuracy ({lang})")
-    ax.plot(cs, [p["train_accuracy"] for p in fit["path"]], "--", label="train accuracy")
+    ax.plot(cs, [p["train_accuracy"] for p in points], "--", label="train accuracy")
     ax.axvline(fit["chosen_C"], color="grey", linestyle=":")
     ax.set_xscale("log")
     ax.set_xlabel("C (inverse L2 strength)")

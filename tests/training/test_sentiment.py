@@ -69,6 +69,9 @@ def test_train_export_reload_accepts_raw_strings(data_dir, tmp_path):
     assert set(meta["metrics"]["by_language"]) == {"es", "en"}
     assert set(meta["splits"]["by_language"]) == {"es", "en"}
     assert (path / "confusion_matrix.png").is_file()
+    head = meta["training"]["head_fit"]  # C and character-bag scale chosen on validation
+    assert head["chosen_char_weight"] in sentiment.CHAR_WEIGHTS
+    assert len(head["path"]) == len(sentiment.C_GRID) * len(sentiment.CHAR_WEIGHTS)
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     texts = ["Me encantó el producto, excelente", "Awful, a complete waste of money", ""]
