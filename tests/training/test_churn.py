@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 
 from training import churn
@@ -42,3 +44,29 @@ def test_churn_smoke(data_dir, tmp_path):
     probabilities = serve(**inputs)["output_0"].numpy()
     assert probabilities.shape == (3, 1)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+COMMITTED_MODEL = Path(__file__).resolve().parents[2] / "models" / "churn" / "1"
+
+
+@pytest.mark.skipif(not COMMITTED_MODEL.is_dir(), reason="models/churn/1 not present")
+def test_committed_model_handles_new_customers_and_ranks_risk():
+    columns = json.loads((COMMITTED_MODEL / "metadata.json").read_text())["columns"]
+    rows = [  # not billed yet (tenure 0; its TotalCharges NaN, the graph fills the default),
+        # a two-month month-to-month fiber customer, and a loyal two-year customer
+        {"tenure": 0.0, "TotalCharges": float("nan"), "Contract": "Month-to-month"},
+        {"tenure": 2.0, "TotalCharges": 180.0, "MonthlyCharges": 90.0,
+         "Contract": "Month-to-month", "InternetService": "Fiber optic",
+         "PaymentMethod": "Electronic check"},
+        {"tenure": 70.0, "TotalCharges": 1500.0, "MonthlyCharges": 20.0, "Contract": "Two year",
+         "InternetService": "No", "PaymentMethod": "Bank transfer (automatic)"},
+    ]
+    inputs = {
+        name: tf.constant([row.get(name, spec["default"]) for row in rows],
+                          dtype=tf.float32 if spec["type"] == "numeric" else tf.string)
+        for name, spec in columns.items()
+    }
+    serve = tf.saved_model.load(str(COMMITTED_MODEL)).signatures["serving_default"]
+    p = serve(**inputs)["output_0"].numpy()[:, 0]
+    assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1)), p
+    assert p[1] > 0.5 > p[2], p
