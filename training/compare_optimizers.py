@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from training import churn  # noqa: E402
-from training.common.data import set_seed, stratified_split, take  # noqa: E402
+from training.common.data import holdout_splits, set_seed  # noqa: E402
 from training.common.tabular import (  # noqa: E402
     encode_columns,
     fill_defaults,
@@ -50,12 +50,9 @@ REPEATS = 3
 def encoded_churn(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Churn training data (the churn test split left out), encoded to a float matrix."""
     frame, labels = churn.load_data(cfg.data_dir)
-    x_train, _, y_train, _ = stratified_split(
-        frame, labels, test_size=churn.TEST_FRACTION, seed=cfg.seed, stratify=labels)
-    x_train, y_train = take(cfg.limit, x_train, y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train, y_train, test_size=VALIDATION_FRACTION, seed=cfg.seed,
-        stratify=y_train if cfg.limit is None else None,
+    (x_tr, y_tr), (x_val, y_val), _ = holdout_splits(
+        frame, labels, test_size=churn.TEST_FRACTION, validation_size=VALIDATION_FRACTION,
+        seed=cfg.seed, limit=cfg.limit,
     )
     columns = churn.describe_columns(x_tr)
     x_tr, x_val = fill_defaults(x_tr, columns), fill_defaults(x_val, columns)

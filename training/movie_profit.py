@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from training.common.data import require_path, set_seed, stratified_split, take
+from training.common.data import holdout_splits, require_path, set_seed
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.common.tabular import (
@@ -153,12 +153,9 @@ def fit_variant(variant, columns, x_tr, y_tr, x_val, y_val, cfg: TrainConfig):
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     frame, labels = load_data(cfg.data_dir)
-    x_train, x_test, y_train, y_test = stratified_split(
-        frame, labels, test_size=TEST_FRACTION, seed=cfg.seed, stratify=labels)
-    x_train, y_train = take(cfg.limit, x_train, y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train, y_train, test_size=VALIDATION_FRACTION, seed=cfg.seed,
-        stratify=y_train if cfg.limit is None else None,
+    (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = holdout_splits(
+        frame, labels, test_size=TEST_FRACTION, validation_size=VALIDATION_FRACTION,
+        seed=cfg.seed, limit=cfg.limit,
     )
     columns = describe_columns(x_tr)
     x_tr, x_val, x_test = (fill_defaults(x, columns) for x in (x_tr, x_val, x_test))
@@ -188,7 +185,7 @@ def train(cfg: TrainConfig) -> Path:
                      "profitable = gross > budget"},
             "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_test)},
             "metrics": {**metrics, "majority_class_rate": majority,
-                        "train_profitable_rate": float(np.mean(y_train))},
+                        "train_profitable_rate": float(np.mean(np.concatenate([y_tr, y_val])))},
             "course_baseline": {
                 "accuracy": 0.72,
                 "per_variant_test_accuracy": {"batchnorm": 0.7203, "dropout": 0.718, "l2": 0.718},

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.common.data import require_path, set_seed, stratified_split, take
+from training.common.data import holdout_splits, require_path, set_seed
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.config import TrainConfig
@@ -95,12 +95,9 @@ def to_dataset(texts: np.ndarray, labels: np.ndarray | None = None, *, batch_siz
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     texts, labels = load_data(cfg.data_dir)
-    x_train, x_test, y_train, y_test = stratified_split(
-        texts, labels, test_size=TEST_FRACTION, seed=cfg.seed, stratify=labels)
-    x_train, y_train = take(cfg.limit, x_train, y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train, y_train, test_size=VALIDATION_FRACTION, seed=cfg.seed,
-        stratify=y_train if cfg.limit is None else None,
+    (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = holdout_splits(
+        texts, labels, test_size=TEST_FRACTION, validation_size=VALIDATION_FRACTION,
+        seed=cfg.seed, limit=cfg.limit,
     )
 
     model = make_model(make_vectorizer(x_tr))

@@ -40,6 +40,29 @@ def stratified_split(*arrays, test_size: float, seed: int, stratify=None):
     return train_test_split(*arrays, test_size=test_size, random_state=seed, stratify=stratify)
 
 
+def holdout_splits(
+    x, y, *, test_size: float, validation_size: float, seed: int, limit: int | None = None
+):
+    """Stratified test split of all rows, then a train / validation split of the rest.
+
+    ``limit`` caps the training pool (smoke runs) before the validation split, which is then not
+    stratified (a tiny slice may lack a class). Returns ``(x_tr, y_tr), (x_val, y_val),
+    (x_test, y_test)``.
+    """
+    x_train, x_test, y_train, y_test = stratified_split(
+        x, y, test_size=test_size, seed=seed, stratify=y
+    )
+    x_train, y_train = take(limit, x_train, y_train)
+    x_tr, x_val, y_tr, y_val = stratified_split(
+        x_train,
+        y_train,
+        test_size=validation_size,
+        seed=seed,
+        stratify=y_train if limit is None else None,
+    )
+    return (x_tr, y_tr), (x_val, y_val), (x_test, y_test)
+
+
 def take(limit: int | None, *arrays):
     """The first ``limit`` rows of each array (all of them when ``limit`` is None)."""
     if limit is None:
