@@ -183,6 +183,18 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {}
+    content_type = request.headers.get("content-type", "")
+    if tuple(first.get("loc", ())) == ("body",) and not _is_json(content_type):
+        # FastAPI hands a non-JSON body to the JSON schema as-is: say what is really wrong.
+        return error_response(
+            request.scope["path"],
+            415,
+            "the request body must be JSON: send 'Content-Type: application/json' "
+            f"(got {content_type or 'no content type'!r})",
+            title="Unsupported media type",
+            slug="unsupported-media-type",
+            extra={"field": "body"},
+        )
     where = ".".join(str(p) for p in first.get("loc", ()))
     detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
     extra = {"field": where, "errors": _jsonable(errors)} if where else {}
@@ -194,6 +206,11 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
         slug="validation-error",
         extra=extra,
     )
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _client_disconnect_handler(request: Request, exc: Exception) -> Response:

@@ -129,4 +129,4 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-COMMON_PROBLEMS = (400, 404, 413, 422, 429, 503, 504)
+COMMON_PROBLEMS = (400, 404, 413, 415, 422, 429, 503, 504)

@@ -81,3 +81,12 @@ def test_malformed_json(client):
     response = client.post(SENTIMENT, content=b'{"texts": ["unterminated',
                            headers={"content-type": "application/json"})
     assert_problem(response, 422)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_json_endpoint_with_wrong_content_type(client, content_type):
+    response = client.post(
+        SPAM, content=b'{"messages": ["hi"]}', headers={"content-type": content_type}
+    )
+    problem = assert_problem(response, 415, field="body")
+    assert "application/json" in problem["detail"] and content_type in problem["detail"]
