@@ -77,9 +77,10 @@ VARIANTS = {
     "course": {"filters": (32, 64, 128, 256), "dropout": (0.4, 0.3), "shift": 0.1, "zoom": 0.15,
                "learning_rate": 1e-3, "epochs": 20},
     "wide": {"filters": (48, 96, 192, 256), "dropout": (0.25, 0.2), "shift": 0.08, "zoom": 0.0,
-             "learning_rate": 2e-3, "epochs": 20},
+             "learning_rate": 2e-3, "epochs": 30},
 }
-DEFAULT_VARIANT = "course"
+# Served: "wide" (validation accuracy 0.901 vs 0.795 for "course").
+DEFAULT_VARIANT = "wide"
 TEST_FRACTION = 0.15
 VALIDATION_FRACTION = 0.15
 
