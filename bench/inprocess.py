@@ -22,22 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.run import REPO_ROOT, make_payload  # noqa: E402
-
-
-def _sample_totals(registry, family_suffix: str, model: str) -> tuple[float, float]:
-    total = count = 0.0
-    for family in registry.collect():
-        if not family.name.endswith(family_suffix):
-            continue
-        for sample in family.samples:
-            if sample.labels.get("model") != model:
-                continue
-            if sample.name.endswith("_sum"):
-                total += sample.value
-            elif sample.name.endswith("_count"):
-                count += sample.value
-    return total, count
+from bench.run import REPO_ROOT, histogram_totals, make_payload  # noqa: E402
 
 
 async def _drive(app, body: bytes, path: str, concurrency: int, duration_s: float) -> dict:
@@ -115,8 +100,10 @@ async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
     async with app.router.lifespan_context(app):
         await _drive(app, body, path, args.concurrency, 1.0)  # warm-up
         await asyncio.sleep(0.5)
-        batch_before = _sample_totals(metrics.REGISTRY, "batch_size", args.model)
-        infer_before = _sample_totals(metrics.REGISTRY, "inference_duration_seconds", args.model)
+        batch_before = histogram_totals(metrics.REGISTRY.collect(), "batch_size", args.model)
+        infer_before = histogram_totals(
+            metrics.REGISTRY.collect(), "inference_duration_seconds", args.model
+        )
         profiler = cProfile.Profile() if args.cprofile else None
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         if profiler is not None:
@@ -126,8 +113,10 @@ async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
             profiler.disable()
         cpu = time.process_time() - cpu_start
         wall = time.perf_counter() - wall_start
-        batch_after = _sample_totals(metrics.REGISTRY, "batch_size", args.model)
-        infer_after = _sample_totals(metrics.REGISTRY, "inference_duration_seconds", args.model)
+        batch_after = histogram_totals(metrics.REGISTRY.collect(), "batch_size", args.model)
+        infer_after = histogram_totals(
+            metrics.REGISTRY.collect(), "inference_duration_seconds", args.model
+        )
 
     requests = len(outcome["latencies"])
     calls = batch_after[1] - batch_before[1]

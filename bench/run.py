@@ -208,11 +208,11 @@ def wait_drained(base_url: str, model: str, timeout_s: float = 15.0) -> None:
     time.sleep(1.0)  # responses being written and closed connections being noticed
 
 
-def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
-    """(sum, count) of the ``*batch_size`` histogram for ``model``: instances and model calls."""
-    total = calls = 0.0
-    for family in metric_families(base_url):
-        if family.type != "histogram" or not family.name.endswith("batch_size"):
+def histogram_totals(families, name_suffix: str, model: str) -> tuple[float, float]:
+    """(sum, count) of the histogram whose name ends with ``name_suffix``, for ``model``."""
+    total = count = 0.0
+    for family in families:
+        if family.type != "histogram" or not family.name.endswith(name_suffix):
             continue
         for sample in family.samples:
             if sample.labels.get("model") != model:
@@ -220,8 +220,13 @@ def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
             if sample.name.endswith("_sum"):
                 total += sample.value
             elif sample.name.endswith("_count"):
-                calls += sample.value
-    return total, calls
+                count += sample.value
+    return total, count
+
+
+def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
+    """(sum, count) of the ``*batch_size`` histogram for ``model``: instances and model calls."""
+    return histogram_totals(metric_families(base_url), "batch_size", model)
 
 
 def cpu_seconds(pid: int) -> float | None:
