@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from training.common.data import require_path, set_seed, stratified_split, take
+from training.common.ensemble import average
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.config import TrainConfig
@@ -94,15 +95,6 @@ def make_model(variant: str = DEFAULT_VARIANT, name: str | None = None) -> keras
 
 
 # ---- Train -----------------------------------------------------------------------------------
-def average(members: list[keras.Model]) -> keras.Model:
-    """One served graph that averages the members' class probabilities (a seed ensemble)."""
-    inputs = keras.Input(shape=(28, 28, 1), dtype="uint8", name="pixels")
-    outputs = keras.layers.Average(name="probabilities")(
-        [member(inputs, training=False) for member in members]
-    )
-    return keras.Model(inputs, outputs, name=f"mnist_ensemble_of_{len(members)}")
-
-
 def fit(cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]], dict]:
     """Train on the training file's digits (a stratified 10 % held out for validation, early
     stopping and learning-rate decay); return the model, the first member's history and the
@@ -141,7 +133,10 @@ def fit(cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]], dict]:
         )
         members.append(member)
         histories.append(history.history)
-    model = members[0] if len(members) == 1 else average(members)
+    model = (
+        members[0] if len(members) == 1
+        else average(members, name=f"mnist_ensemble_of_{len(members)}")
+    )
     val_accuracy = float(np.mean(model.predict(x_val, verbose=0).argmax(axis=1) == y_val))
     print(f"{NAME}: validation accuracy {val_accuracy:.4f} ({len(members)} member(s))")
     info = {

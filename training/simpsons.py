@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from training.common.data import require_path, set_seed, stratified_split
+from training.common.ensemble import average
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.common.images import list_images
@@ -81,6 +82,9 @@ VARIANTS = {
 }
 # Served: "wide" (validation accuracy 0.901 vs 0.795 for "course").
 DEFAULT_VARIANT = "wide"
+# Nets trained from seeds seed, seed+1, ...; the served graph averages them, and also over the
+# mirrored picture where that scores better on validation (a character is the same mirrored).
+ENSEMBLE_SIZE = 3
 TEST_FRACTION = 0.15
 VALIDATION_FRACTION = 0.15
 
@@ -196,7 +200,8 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
 
 # ---- Model ------------------------------------------------------------------------------------
 def make_model(
-    n_classes: int, decay_steps: int = 10_000, variant: str = DEFAULT_VARIANT
+    n_classes: int, decay_steps: int = 10_000, variant: str = DEFAULT_VARIANT,
+    name: str = "simpsons_cnn",
 ) -> keras.Model:
     """Raw uint8 pixels (None, 28, 28, 3) in, class probabilities (None, n_classes) out."""
     hp = VARIANTS[variant]
@@ -223,7 +228,7 @@ def make_model(
     x = keras.layers.Dense(256, activation="relu")(x)
     x = keras.layers.Dropout(hp["dropout"][1])(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
-    model = keras.Model(inputs, outputs, name="simpsons_cnn")
+    model = keras.Model(inputs, outputs, name=name)
     model.compile(
         # Cosine decay to zero over the planned run: a good final model in few epochs.
         optimizer=keras.optimizers.Adam(
@@ -250,7 +255,62 @@ def architecture(variant: str) -> str:
     )
 
 
+def served_architecture(variant: str, served: str, members: int) -> str:
+    if served.startswith("ensemble"):
+        how = " and over the mirrored picture" if served.endswith("mirror") else ""
+        return f"average of {members} nets from different seeds{how}, each: {architecture(variant)}"
+    how = "average over the picture and its mirror image of: " if served.endswith("mirror") else ""
+    return how + architecture(variant)
+
+
 # ---- Train, evaluate, export ------------------------------------------------------------------
+def fit_member(
+    index: int, cfg: TrainConfig, variant: str, epochs: int, n_classes: int, train_xy,
+    validation_xy,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """One ensemble member, trained from seed ``cfg.seed + index``."""
+    set_seed(cfg.seed + index)
+    (x_tr, y_tr), (x_val, y_val) = train_xy, validation_xy
+    steps = epochs * -(-len(x_tr) // BATCH_SIZE)
+    model = make_model(
+        n_classes, decay_steps=steps, variant=variant, name=f"simpsons_{variant}_{index}"
+    )
+    history = model.fit(
+        x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
+        batch_size=BATCH_SIZE, class_weight=class_weights(y_tr, n_classes),
+        verbose=2 if cfg.limit is None else 0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=6, restore_best_weights=True
+            ),
+        ],
+    )
+    return model, history.history
+
+
+def choose_served_model(
+    members: list[keras.Model], x_val: np.ndarray, y_val: np.ndarray
+) -> tuple[keras.Model, dict]:
+    """The candidate with the best validation accuracy among the first member alone, the
+    average of all members, each with and without the mirrored picture; the cheaper one wins a
+    tie. Returns it with every candidate's validation accuracy (the test split is not used)."""
+    candidates = {
+        "single": members[0],
+        "single_mirror": average(members[:1], name="simpsons_tta", mirror=True),
+    }
+    if len(members) > 1:
+        candidates["ensemble"] = average(members, name=f"simpsons_ensemble_of_{len(members)}")
+        candidates["ensemble_mirror"] = average(
+            members, name=f"simpsons_ensemble_of_{len(members)}_tta", mirror=True
+        )
+    scores = {
+        key: float(np.mean(predict_probabilities(model, x_val).argmax(axis=1) == y_val))
+        for key, model in candidates.items()
+    }
+    best = max(scores, key=lambda key: (scores[key], -list(candidates).index(key)))
+    return candidates[best], {"served": best, "accuracy": scores}
+
+
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     pool, official = find_images(cfg.data_dir)
@@ -279,18 +339,15 @@ def train(cfg: TrainConfig) -> Path:
     if variant not in VARIANTS:
         raise ValueError(f"unknown simpsons variant {variant!r}; choose from {list(VARIANTS)}")
     epochs = cfg.epochs_or(VARIANTS[variant]["epochs"])
-    steps = epochs * -(-len(x_tr) // BATCH_SIZE)
-    model = make_model(len(labels), decay_steps=steps, variant=variant)
-    history = model.fit(
-        x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
-        batch_size=BATCH_SIZE, class_weight=class_weights(y_tr, len(labels)),
-        verbose=2 if cfg.limit is None else 0,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=6, restore_best_weights=True
-            ),
-        ],
-    )
+    members, histories = [], []
+    for i in range(ENSEMBLE_SIZE if cfg.limit is None else 1):
+        member, history = fit_member(
+            i, cfg, variant, epochs, len(labels), (x_tr, y_tr), (x_val, y_val)
+        )
+        members.append(member)
+        histories.append(history)
+    model, validation = choose_served_model(members, x_val, y_val)
+    print(f"{NAME}: validation accuracy {validation}")
 
     probabilities = predict_probabilities(model, x_te)
     metrics = classification_metrics(y_te, probabilities, labels)
@@ -303,11 +360,11 @@ def train(cfg: TrainConfig) -> Path:
     print(f"{NAME}: test accuracy {metrics['accuracy']:.4f} {metrics['accuracy_by_source']}")
     sources = {s: int(np.sum(np.array(pool.sources) == s)) for s in sorted(set(pool.sources))}
     return export_model(
-        model, name=NAME, cfg=cfg, history=history.history,
+        model, name=NAME, cfg=cfg, history=histories[0],
         metadata={
             "task": "image_classification",
             "labels": labels,
-            "architecture": architecture(variant),
+            "architecture": served_architecture(variant, validation["served"], len(members)),
             "variant": variant,
             "image": {
                 "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1], "channels": CHANNELS,
@@ -326,6 +383,7 @@ def train(cfg: TrainConfig) -> Path:
             },
             "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_te)},
             "metrics": metrics,
+            "validation": validation,
             "course_baseline": {
                 "accuracy": 0.9011,
                 "note": "course 002: 18 characters, 60x60 frames, Kaggle test set (990 images)",

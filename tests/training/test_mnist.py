@@ -1,5 +1,5 @@
 """Smoke tests: mnist trains on a tiny slice, exports, and serves raw uint8 pixels in inference
-mode; the seed ensemble averages its members; a missing dataset is a clear error."""
+mode; a missing dataset is a clear error."""
 
 from __future__ import annotations
 
@@ -38,15 +38,6 @@ def test_mnist_smoke(data_dir, tmp_path):
     np.testing.assert_allclose(first.sum(axis=1), 1.0, rtol=1e-5)
     # Augmentation layers must be off in the served graph: the same digit, the same answer.
     np.testing.assert_array_equal(first, second)
-
-
-def test_ensemble_averages_member_probabilities():
-    members = [mnist.make_model("convnet", name=f"m{i}") for i in range(2)]
-    pixels = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
-    expected = np.mean([m.predict(pixels, verbose=0) for m in members], axis=0)
-    np.testing.assert_allclose(
-        mnist.average(members).predict(pixels, verbose=0), expected, atol=1e-6
-    )
 
 
 def test_course_variant_is_the_course_network():

@@ -98,6 +98,10 @@ def test_train_export_reload_serves_raw_pixels(data_dir, tmp_path):
     assert meta["splits"] == {"train": 64, "validation": 64, "test": 64}
     assert "CC BY-NC-SA 4.0" in meta["data"]["license"] and "Fox" in meta["data"]["license"]
     assert sum(v["n"] for v in meta["metrics"]["accuracy_by_source"].values()) == 64
+    # The served candidate is chosen on validation; a limited run trains one member.
+    validation = meta["validation"]
+    assert set(validation["accuracy"]) == {"single", "single_mirror"}
+    assert validation["served"] in validation["accuracy"]
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
