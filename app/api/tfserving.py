@@ -16,7 +16,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep
-from app.codec import decode_b64, is_b64, json_response, loads_object
+from app.codec import (
+    decode_b64,
+    is_b64,
+    json_response,
+    loads_object,
+    numeric_instances,
+)
 from app.errors import InvalidInputError
 from app.metrics import MeasuredRoute
 from app.servable import SIGNATURE, ServedModel
@@ -160,7 +166,12 @@ def fast_routes() -> list[MeasuredRoute]:
 async def _predict(model: ServedModel, method: str, request: Request) -> Response:
     if method != "predict":
         raise InvalidInputError(f"unsupported method ':{method}': this server implements :predict")
-    body = loads_object(await request.body())
+    raw = await request.body()
+    if len(model.inputs) == 1 and next(iter(model.inputs.values())).dtype != "string":
+        instances = numeric_instances(raw)  # the common single-tensor body, parsed lean
+        if instances is not None:
+            return _predictions(await model.infer({next(iter(model.inputs)): instances}))
+    body = loads_object(raw)
     signature = body.get("signature_name")
     if signature not in (None, "", SIGNATURE):
         raise InvalidInputError(
@@ -173,17 +184,21 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
             "(columnar format)"
         )
     if has_instances:
-        outputs = await model.infer(_rows_to_columns(model, body["instances"]))
-        if len(outputs) == 1:
-            return json_response({"predictions": next(iter(outputs.values()))})
-        size = len(next(iter(outputs.values())))
-        return json_response(
-            {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(size)]}
-        )
+        return _predictions(await model.infer(_rows_to_columns(model, body["instances"])))
     outputs = await model.infer(_columnar(model, body["inputs"]))
     if len(outputs) == 1:
         return json_response({"outputs": next(iter(outputs.values()))})
     return json_response({"outputs": outputs})
+
+
+def _predictions(outputs: dict[str, Any]) -> Response:
+    """Row format reply: the only output's rows, or one object per row naming the outputs."""
+    if len(outputs) == 1:
+        return json_response({"predictions": next(iter(outputs.values()))})
+    size = len(next(iter(outputs.values())))
+    return json_response(
+        {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(size)]}
+    )
 
 
 def _rows_to_columns(model: ServedModel, instances: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -174,3 +175,22 @@ def test_metrics_expose_batch_sizes_queue_depth_and_request_counts(tiny_client):
         'serving_http_requests_total{endpoint="/v1/models/{name}:{method}",method="POST",'
         'model="tiny_image",status="200"}'
     ) in text
+
+
+def test_lean_number_parse_answers_as_the_general_path(tiny_client):
+    """``{"instances": <numbers>}`` is read without JSON's nested lists (app.codec); the answer
+    must be what the general path gives (here forced by naming the signature)."""
+    url = "/v1/models/tiny_image/versions/1:predict"
+    lean = tiny_client.post(url, content=json.dumps({"instances": [BRIGHT, DARK]}))
+    general = tiny_client.post(
+        url, json={"signature_name": "serving_default", "instances": [BRIGHT, DARK]}
+    )
+    assert lean.status_code == general.status_code == 200
+    assert lean.json() == general.json()
+    # Values the model's uint8 input cannot hold are refused the same way on both paths.
+    for value in (256, -1):
+        body = {"instances": [np.full((8, 8, 1), value).tolist()]}
+        reply = tiny_client.post(url, json=body)
+        assert reply.status_code == 400 and "out of range" in reply.json()["error"]
+    ragged = tiny_client.post(url, content=b'{"instances": [[1, 2], [3]]}')
+    assert ragged.status_code == 400 and "error" in ragged.json()

@@ -1,4 +1,4 @@
-"""The served seed ensemble averages its members' probabilities, optionally over the mirror image."""
+"""The served seed ensemble averages its members' probabilities, optionally with the mirror."""
 
 from __future__ import annotations
 
