@@ -38,11 +38,14 @@ def loads_object(body: bytes) -> dict[str, Any]:
 # ---- numeric "instances" without the nested lists ----------------------------------------------
 _INSTANCES_HEAD = re.compile(rb'\s*\{\s*"instances"\s*:\s*')
 _WHITESPACE = b" \t\r\n"
-_NUMBER_CHARS = b"0123456789-+.eE"
-_ARRAY_CHARS = _NUMBER_CHARS + _WHITESPACE + b"[],"
-# Number characters as "0" (whitespace deleted), to find numbers outside an innermost list.
+_FLOAT_ONLY_CHARS = b"+.eE"
+_NUMBER_CHARS = b"0123456789-" + _FLOAT_ONLY_CHARS
+_INTEGER_ARRAY_CHARS = b"0123456789-" + _WHITESPACE + b"[],"
+# Number characters as "0", whitespace deleted: what is left is brackets, commas and "0" runs.
 _NUMBERS_AS_ZERO = bytes.maketrans(_NUMBER_CHARS, b"0" * len(_NUMBER_CHARS))
 _BRACKETS_AS_SPACE = bytes.maketrans(b"[]", b"  ")
+_MAX_CACHED_SKELETON = 1 << 16
+_shapes: dict[bytes, tuple[int, ...]] = {}  # skeletons already found rectangular
 
 
 def numeric_instances(body: bytes) -> np.ndarray | None:
@@ -64,25 +67,38 @@ def numeric_instances(body: bytes) -> np.ndarray | None:
     if not text.endswith(b"}"):
         return None
     text = text[:-1].rstrip(_WHITESPACE)
-    if not text.startswith(b"[") or text.translate(None, _ARRAY_CHARS):
+    if not text.startswith(b"["):
+        return None
+    rest = text.translate(None, _INTEGER_ARRAY_CHARS)
+    if rest and rest.translate(None, _FLOAT_ONLY_CHARS):
         return None  # other keys, strings, null, ...
-    skeleton = text.translate(None, _NUMBER_CHARS + _WHITESPACE)
-    shape = _shape_of(skeleton)
-    if shape is None or skeleton != _skeleton(shape):
-        return None  # ragged, empty, or not a list of lists of numbers
     classes = text.translate(_NUMBERS_AS_ZERO, _WHITESPACE)
     if b"]0" in classes or b"0[" in classes:
         return None  # a number beside a list, as in "[[1],2[3]]"
+    skeleton = classes.translate(None, b"0")
+    shape = _shapes.get(skeleton) or _rectangular_shape(skeleton)
+    if shape is None:
+        return None  # ragged, empty, or not a list of lists of numbers
     try:
         # Brackets as spaces (not deleted): "1] [2" must not read as "12".
         numbers = orjson.loads(b"[" + text.translate(_BRACKETS_AS_SPACE) + b"]")
-        dtype = np.float64 if any(c in text for c in (b".", b"e", b"E")) else np.int64
-        values = np.fromiter(numbers, dtype=dtype, count=len(numbers))
+        values = np.fromiter(numbers, dtype=np.float64 if rest else np.int64, count=len(numbers))
     except (orjson.JSONDecodeError, OverflowError, TypeError):
         return None  # not JSON numbers, or beyond int64
     if values.size != math.prod(shape):
         return None
     return values.reshape(shape)
+
+
+def _rectangular_shape(skeleton: bytes) -> tuple[int, ...] | None:
+    """The skeleton's shape if it is the skeleton of a rectangular array (remembered for the next
+    request: clients send the same shape again and again), else None."""
+    shape = _shape_of(skeleton)
+    if shape is None or skeleton != _skeleton(shape):
+        return None
+    if len(skeleton) <= _MAX_CACHED_SKELETON and len(_shapes) < 64:
+        _shapes[skeleton] = shape
+    return shape
 
 
 def _shape_of(skeleton: bytes) -> tuple[int, ...] | None:
