@@ -47,6 +47,38 @@ def serving_model(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, model(inputs, training=False), name=f"{model.name}_serving")
 
 
+def write_saved_model(model: keras.Model, path: Path) -> None:
+    """``model.export(path)`` (signature ``serving_default``: inputs by name, ``output_0``, ...)
+    with each weight stored once.
+
+    ``model.export`` checkpoints every weight twice: as the Keras variable it tracks and as the
+    TensorFlow variable the serving function uses; the SavedModel is then twice its weights.
+    Tracking the TensorFlow variables themselves (``.value``) keeps one copy; reloaded,
+    ``.variables`` still lists them in the model's order (see ``load_exported_weights``).
+    Layers without weights of their own are tracked as layers: that is how the lookup tables
+    of StringLookup or TextVectorization reach the SavedModel.
+    """
+    import tensorflow as tf
+
+    signature = keras.tree.map_structure(
+        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]), model.input
+    )
+    archive = keras.export.ExportArchive()
+    for layer in _weightless_layers(model):
+        archive.track(layer)
+    archive.add_endpoint("serve", model.__call__, input_signature=[signature])
+    archive.add_variable_collection("variables", [v.value for v in model.variables])
+    archive.write_out(str(path), verbose=False)
+
+
+def _weightless_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _weightless_layers(layer)
+        elif not layer.variables:
+            yield layer
+
+
 def load_exported_weights(model: keras.Model, saved_model_dir: Path) -> keras.Model:
     """Copy the variables of a SavedModel written by ``export_model`` into ``model`` (built by
     the same ``make_model``), e.g. to re-export a trained model without training it again."""
@@ -83,7 +115,7 @@ def export_model(
     if path.exists():
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    serving_model(model).export(str(path), format="tf_saved_model", verbose=False)
+    write_saved_model(serving_model(model), path)
 
     plots = {}
     if history:
