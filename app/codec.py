@@ -6,7 +6,6 @@ import base64
 import binascii
 import math
 import re
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -121,9 +120,9 @@ def _shape_of(skeleton: bytes) -> tuple[int, ...] | None:
     return tuple(reversed(shape)) if shape else None
 
 
-@lru_cache(maxsize=32)
 def _skeleton(shape: tuple[int, ...]) -> bytes:
-    """The skeleton of a rectangular nested list of ``shape`` (see ``_shape_of``)."""
+    """The skeleton of a rectangular nested list of ``shape`` (see ``_shape_of``); built only for
+    a skeleton not yet in ``_shapes``."""
     text = b"[" + b"," * (shape[-1] - 1) + b"]"
     for size in reversed(shape[:-1]):
         text = b"[" + b",".join([text] * size) + b"]"
