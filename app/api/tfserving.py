@@ -167,10 +167,12 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
     if method != "predict":
         raise InvalidInputError(f"unsupported method ':{method}': this server implements :predict")
     raw = await request.body()
-    if len(model.inputs) == 1 and next(iter(model.inputs.values())).dtype != "string":
-        instances = numeric_instances(raw)  # the common single-tensor body, parsed lean
+    if len(model.inputs) == 1:
+        ((name, spec),) = model.inputs.items()
+        # The common single-tensor body, parsed lean.
+        instances = numeric_instances(raw) if spec.dtype != "string" else None
         if instances is not None:
-            return _predictions(await model.infer({next(iter(model.inputs)): instances}))
+            return _predictions(await model.infer({name: instances}))
     body = loads_object(raw)
     signature = body.get("signature_name")
     if signature not in (None, "", SIGNATURE):
