@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=False, description="Keep uvicorn's per-request access log (off: it costs CPU)."
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry request spans, metrics and logs (they need an "
+        "OpenTelemetry SDK configured). Off: /metrics (Prometheus) only, and no per-request "
+        "OpenTelemetry lookups.",
+    )
 
     # ---- dynamic batching (global defaults; per-model overrides below)
     max_batch_size: PositiveInt = 32

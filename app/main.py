@@ -56,6 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=app_doc or "",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -150,6 +150,43 @@ async def test_a_request_past_its_deadline_gets_504_and_is_dropped_from_the_batc
     assert seen == [0.0, 9.0]
 
 
+async def test_a_deadline_passing_while_its_batch_runs_fails_only_that_request():
+    model = RecordingModel()
+    model.release.clear()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=2, max_wait_s=0.2, timeout_s=5)
+    try:
+        hurried = asyncio.create_task(batcher.submit({"x": rows(1, 1)}, timeout_s=0.05))
+        patient = asyncio.create_task(batcher.submit({"x": rows(2, 1)}))
+        await asyncio.to_thread(model.started.wait, 5)  # both are in the running batch
+        with pytest.raises(DeadlineExceededError, match="within 50 ms"):
+            await hurried
+        model.release.set()
+        assert (await patient)["y"][0, 0] == 4.0
+    finally:
+        model.release.set()
+        await stop(batcher)
+    assert model.batch_sizes == [2]
+
+
+async def test_a_caller_that_goes_away_is_skipped():
+    model = RecordingModel()
+    model.release.clear()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=8, max_wait_s=0, timeout_s=5)
+    try:
+        blocker = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
+        await asyncio.to_thread(model.started.wait, 5)
+        gone = asyncio.create_task(batcher.submit({"x": rows(5, 1)}))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # e.g. the client disconnected
+        model.release.set()
+        await blocker
+        assert await batcher.submit({"x": rows(6, 1)})
+    finally:
+        model.release.set()
+        await stop(batcher)
+    assert 5.0 not in np.concatenate(model.calls)[:, 0].tolist()
+
+
 async def test_requests_of_different_shapes_are_not_merged():
     model = RecordingModel()
     batcher = DynamicBatcher(model, name="t", max_batch_size=16, max_wait_s=0.05)
