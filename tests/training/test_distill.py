@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from training import mnist
 from training.common.distill import Distiller, soften
+from training.config import TrainConfig
 
 
 def test_soften_equals_dividing_the_logits_by_the_temperature():
@@ -51,32 +55,14 @@ def test_the_student_learns_the_teachers_answers_and_the_teacher_stays_frozen():
         np.testing.assert_array_equal(kept, now)
 
 
-class _Answers:
-    """A stand-in model answering fixed class probabilities."""
-
-    def __init__(self, predicted: np.ndarray) -> None:
-        self.probabilities = np.eye(10, dtype="float32")[predicted]
-
-    def predict(self, x, verbose=0):
-        return self.probabilities
-
-
-def test_the_student_is_served_unless_it_misses_more_validation_digits_than_allowed():
-    y_val = np.arange(700) % 10
-    ensemble_answers = y_val.copy()
-    ensemble_answers[:3] = (y_val[:3] + 1) % 10  # the ensemble misses 3
-
-    def student_missing(n: int) -> _Answers:
-        answers = y_val.copy()
-        answers[: 3 + n] = (y_val[: 3 + n] + 1) % 10
-        return _Answers(answers)
-
-    allowed = mnist.MAX_EXTRA_VALIDATION_ERRORS
-    for extra, expected in [(0, "student"), (allowed, "student"), (allowed + 1, "ensemble")]:
-        served, scores = mnist.choose_served_model(
-            {"student": student_missing(extra), "ensemble": _Answers(ensemble_answers)},
-            None,
-            y_val,
-        )
-        assert served == expected, (extra, scores)
-        assert scores["ensemble"] == 697 / 700
+def test_the_distilled_variant_exports_the_student(data_dir, tmp_path):
+    cfg = TrainConfig(
+        data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=256, version=1, variant="distilled"
+    )
+    path = mnist.train(cfg)
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["variant"] == "distilled"
+    assert metadata["architecture"].startswith("Conv32") and "distilled" in metadata["architecture"]
+    assert {"accuracy", "teachers_accuracy"} <= set(metadata["validation"])
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    assert served(pixels=tf.zeros((2, 28, 28, 1), tf.uint8))["output_0"].shape == (2, 10)

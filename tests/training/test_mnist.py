@@ -52,7 +52,7 @@ def test_course_variant_is_the_course_network():
         "Dense",
         "Dense",
     ]
-    with pytest.raises(ValueError, match="unknown mnist variant"):
+    with pytest.raises(ValueError, match="unknown mnist net"):
         mnist.make_model("resnet")
 
 
