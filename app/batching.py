@@ -73,6 +73,7 @@ class DynamicBatcher:
         self.max_queue_size = max_queue_size
         self.timeout_s = timeout_s
         self._queue: deque[_Pending] = deque()
+        self._queued = 0  # instances queued, answered ones included until the next batch
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -108,6 +109,7 @@ class DynamicBatcher:
             item = self._queue.popleft()
             if not item.future.done():
                 item.future.set_exception(InferenceError("server is shutting down"))
+        self._queued = 0
         self._queue_gauge.set(0)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -138,8 +140,12 @@ class DynamicBatcher:
         future = loop.create_future()
         self._queue.append(_Pending(inputs, size, time.monotonic() + timeout, future))
         self._queue_gauge.set(len(self._queue))
-        assert self._wakeup is not None
-        self._wakeup.set()
+        self._queued += size
+        # Wake the worker only when it has something to do: a first request (its max_wait
+        # clock starts) or a full batch. Waking it per request costs more than the batching.
+        if len(self._queue) == 1 or self._queued >= self.max_batch_size:
+            assert self._wakeup is not None
+            self._wakeup.set()
         # One timer per request fails the future at its deadline (the worker then skips the
         # request); lighter than asyncio.wait_for, which wraps the future in a second one.
         timer = loop.call_later(timeout, self._expire, future, timeout)
@@ -185,15 +191,20 @@ class DynamicBatcher:
 
     async def _wait_for_batch(self) -> None:
         """Wait until a full batch is queued or the oldest request has waited ``max_wait``."""
-        assert self._wakeup is not None
+        wakeup = self._wakeup
+        assert wakeup is not None
+        loop = asyncio.get_running_loop()
         flush_at = self._queue[0].enqueued + self.max_wait_s
         while self._queued_instances() < self.max_batch_size:
             remaining = flush_at - time.monotonic()
             if remaining <= 0:
                 return
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            wakeup.clear()
+            timer = loop.call_later(remaining, wakeup.set)  # a timer, not a task per wait
+            try:
+                await wakeup.wait()
+            finally:
+                timer.cancel()
 
     def _queued_instances(self) -> int:
         return sum(item.size for item in self._queue if not item.future.done())
@@ -231,6 +242,7 @@ class DynamicBatcher:
                 break
         kept.extend(self._queue)
         self._queue = kept
+        self._queued = sum(item.size for item in kept)
         return batch
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:

@@ -75,6 +75,22 @@ async def test_flushes_as_soon_as_max_batch_size_instances_are_queued():
     assert model.batch_sizes == [4, 4]
 
 
+async def test_a_batch_filling_while_the_worker_waits_is_flushed_at_once():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=30)
+    start = time.monotonic()
+    try:
+        calls = [asyncio.create_task(batcher.submit({"x": rows(0, 1)}))]
+        for i in range(1, 4):
+            await asyncio.sleep(0.02)  # the worker is already waiting on its max_wait timer
+            calls.append(asyncio.create_task(batcher.submit({"x": rows(i, 1)})))
+        await asyncio.gather(*calls)
+    finally:
+        await stop(batcher)
+    assert time.monotonic() - start < 5
+    assert model.batch_sizes == [4]
+
+
 async def test_flushes_after_max_wait_when_the_batch_is_not_full():
     model = RecordingModel()
     batcher = DynamicBatcher(model, name="t", max_batch_size=100, max_wait_s=0.2)
