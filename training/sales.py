@@ -24,7 +24,6 @@ Data: ``<data-dir>/monthly-sales/*.csv``, CSV ``"Month","Sales"`` (airline: ``"P
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
@@ -36,7 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from training.common.data import require_path, set_seed  # noqa: E402
-from training.common.export import export_model  # noqa: E402
+from training.common.export import add_plot, export_model  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 
 NAME = "sales"
@@ -294,11 +293,4 @@ def train(cfg: TrainConfig) -> Path:
     add_plot(path, "forecasts", plot_forecasts(forecasts, path / "forecasts.png"))
     return path
 
-
-def add_plot(version_dir: Path, key: str, plot: Path) -> None:
-    """Record an extra plot in metadata.json's ``plots``."""
-    meta_path = version_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta.setdefault("plots", {})[key] = plot.name
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 

@@ -25,7 +25,6 @@ Data (under ``<data-dir>``):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
@@ -42,7 +41,7 @@ from sklearn.metrics import balanced_accuracy_score  # noqa: E402
 
 from training.common.data import require_path, set_seed, stratified_split  # noqa: E402
 from training.common.evaluate import classification_metrics, predict_probabilities  # noqa: E402
-from training.common.export import export_model  # noqa: E402
+from training.common.export import add_plot, export_model  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 
 NAME = "sentiment"
@@ -455,10 +454,3 @@ def train(cfg: TrainConfig) -> Path:
                  plot_regularization_path(head_fit, version_dir / "regularization_path.png"))
     return version_dir
 
-
-def add_plot(version_dir: Path, key: str, plot: Path) -> None:
-    """Record an extra plot in metadata.json's ``plots``."""
-    meta_path = version_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta.setdefault("plots", {})[key] = plot.name
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")

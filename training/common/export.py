@@ -147,5 +147,18 @@ def export_model(
             "keras_version": keras.__version__,
         },
     }
-    (path / "metadata.json").write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+    write_metadata(path, full)
     return path
+
+
+def write_metadata(version_dir: Path, metadata: dict) -> None:
+    (version_dir / "metadata.json").write_text(
+        json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
+    )
+
+
+def add_plot(version_dir: Path, key: str, plot: Path) -> None:
+    """Record an extra plot (one written after ``export_model``) in metadata.json's ``plots``."""
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+    metadata.setdefault("plots", {})[key] = plot.name
+    write_metadata(version_dir, metadata)
