@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import tensorflow as tf
 
 from training import mnist
-from training.common.export import serving_model, write_saved_model
+from training.common.export import add_plot, serving_model, write_metadata, write_saved_model
 
 
 def test_saved_model_serves_the_model_and_stores_each_weight_once(tmp_path):
@@ -31,3 +33,14 @@ def test_saved_model_serves_the_model_and_stores_each_weight_once(tmp_path):
     weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.variables)
     stored = sum(f.stat().st_size for f in (tmp_path / "variables").iterdir())
     assert weight_bytes <= stored < 1.2 * weight_bytes
+
+
+def test_add_plot_records_an_extra_plot_in_the_metadata(tmp_path):
+    write_metadata(tmp_path, {"name": "m", "plots": {"history": "history.png"}, "label": "Σ"})
+    add_plot(tmp_path, "forecasts", tmp_path / "forecasts.png")
+    metadata = json.loads((tmp_path / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata == {
+        "name": "m",
+        "plots": {"history": "history.png", "forecasts": "forecasts.png"},
+        "label": "Σ",
+    }
