@@ -26,7 +26,7 @@ import tensorflow as tf
 from training.common.data import require_path, set_seed, stratified_split, take
 from training.common.distill import Distiller
 from training.common.ensemble import average
-from training.common.evaluate import classification_metrics, predict_probabilities
+from training.common.evaluate import accuracy, classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.config import TrainConfig
 
@@ -163,10 +163,6 @@ def distil(teacher: keras.Model, x_tr, y_tr, x_val, y_val, cfg: TrainConfig, see
     return student, history.history
 
 
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(model.predict(x, verbose=0).argmax(axis=1) == y))
-
-
 def fit(cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]], dict]:
     """Train on the training file's digits (a stratified 10 % held out for validation, early
     stopping and learning-rate decay); return the served model, its training history and what
@@ -224,7 +220,6 @@ def fit(cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]], dict]:
         ensemble, x_tr, y_tr, x_val, y_val, cfg, seed=cfg.seed + len(teachers)
     )
     info |= {
-        "teachers": len(teachers),
         "teachers_validation_accuracy": info["validation_accuracy"],
         "validation_accuracy": accuracy(student, x_val, y_val),
     }
@@ -257,7 +252,7 @@ def evaluate_and_export(model: keras.Model, cfg: TrainConfig, history: dict, inf
         "accuracy": info["validation_accuracy"],
         "members_best_accuracy": info["members_best_validation_accuracy"],
     }
-    if "teachers" in info:
+    if "teachers_validation_accuracy" in info:
         validation["teachers_accuracy"] = info["teachers_validation_accuracy"]
     return export_model(
         model,

@@ -43,7 +43,7 @@ from PIL import Image
 
 from training.common.data import require_path, set_seed, stratified_split
 from training.common.ensemble import average
-from training.common.evaluate import classification_metrics, predict_probabilities
+from training.common.evaluate import accuracy, classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.common.images import list_images
 from training.config import TrainConfig
@@ -305,10 +305,7 @@ def choose_served_model(
         candidates["ensemble_mirror"] = average(
             members, name=f"simpsons_ensemble_of_{len(members)}_tta", mirror=True
         )
-    scores = {
-        key: float(np.mean(predict_probabilities(model, x_val).argmax(axis=1) == y_val))
-        for key, model in candidates.items()
-    }
+    scores = {key: accuracy(model, x_val, y_val) for key, model in candidates.items()}
     best = max(scores, key=lambda key: (scores[key], -list(candidates).index(key)))
     return candidates[best], {"served": best, "accuracy": scores}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.common.evaluate import classification_metrics, to_class_probabilities
+from training.common.evaluate import accuracy, classification_metrics, to_class_probabilities
 
 
 def test_sigmoid_column_becomes_two_class_probabilities():
@@ -68,3 +68,11 @@ def test_absent_class_gets_zero_scores_not_an_error():
     m = classification_metrics(np.array([0, 0, 1]), probabilities, ["x", "y", "z"])
     assert m["per_class"]["z"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert "roc_auc_ovr_macro" not in m
+
+
+def test_accuracy_counts_the_most_probable_class():
+    class Fixed:
+        def predict(self, inputs, batch_size=None, verbose=0):
+            return np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+
+    assert accuracy(Fixed(), np.zeros((4, 1)), np.array([0, 1, 1, 1])) == 0.75

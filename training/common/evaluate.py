@@ -57,3 +57,8 @@ def classification_metrics(
 def predict_probabilities(model, inputs, batch_size: int = 256) -> np.ndarray:
     """Run the model over inputs (arrays, dicts of arrays, or a tf.data.Dataset) without a bar."""
     return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
+
+
+def accuracy(model, inputs, y_true: np.ndarray) -> float:
+    """Share of ``inputs`` whose most probable class is ``y_true`` (to choose on validation)."""
+    return float(np.mean(predict_probabilities(model, inputs).argmax(axis=1) == y_true))
