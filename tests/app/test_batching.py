@@ -18,10 +18,11 @@ pytestmark = pytest.mark.anyio
 class RecordingModel:
     """Doubles its input; records every call's rows; fails on negative values; can be held."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, held: bool = False) -> None:
         self.calls: list[np.ndarray] = []
         self.release = threading.Event()
-        self.release.set()
+        if not held:
+            self.release.set()
         self.started = threading.Event()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -44,6 +45,13 @@ def rows(start: int, n: int, width: int = 3) -> np.ndarray:
 
 async def stop(batcher: DynamicBatcher) -> None:
     await batcher.stop()
+
+
+async def occupy(batcher: DynamicBatcher, model: RecordingModel) -> asyncio.Task:
+    """Submit one request (row 0) and return once the held model is running it."""
+    running = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
+    await asyncio.to_thread(model.started.wait, 5)
+    return running
 
 
 async def test_results_go_back_to_their_callers_in_order():
@@ -124,12 +132,10 @@ async def test_a_failing_request_does_not_fail_the_others_of_its_batch():
 
 
 async def test_a_full_queue_is_refused_at_once():
-    model = RecordingModel()
-    model.release.clear()
+    model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=1, max_wait_s=0, max_queue_size=2)
     try:
-        running = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
-        await asyncio.to_thread(model.started.wait, 5)  # the first request is in the model
+        running = await occupy(batcher, model)
         queued = [asyncio.create_task(batcher.submit({"x": rows(i, 1)})) for i in (1, 2)]
         await asyncio.sleep(0.01)
         start = time.monotonic()
@@ -146,12 +152,10 @@ async def test_a_full_queue_is_refused_at_once():
 
 
 async def test_a_request_past_its_deadline_gets_504_and_is_dropped_from_the_batch():
-    model = RecordingModel()
-    model.release.clear()
+    model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=8, max_wait_s=0, timeout_s=5)
     try:
-        blocker = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
-        await asyncio.to_thread(model.started.wait, 5)
+        blocker = await occupy(batcher, model)
         with pytest.raises(DeadlineExceededError):
             await batcher.submit({"x": rows(7, 1)}, timeout_s=0.05)
         patient = asyncio.create_task(batcher.submit({"x": rows(9, 1)}))
@@ -167,8 +171,7 @@ async def test_a_request_past_its_deadline_gets_504_and_is_dropped_from_the_batc
 
 
 async def test_a_deadline_passing_while_its_batch_runs_fails_only_that_request():
-    model = RecordingModel()
-    model.release.clear()
+    model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=2, max_wait_s=0.2, timeout_s=5)
     try:
         hurried = asyncio.create_task(batcher.submit({"x": rows(1, 1)}, timeout_s=0.05))
@@ -185,12 +188,10 @@ async def test_a_deadline_passing_while_its_batch_runs_fails_only_that_request()
 
 
 async def test_a_caller_that_goes_away_is_skipped():
-    model = RecordingModel()
-    model.release.clear()
+    model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=8, max_wait_s=0, timeout_s=5)
     try:
-        blocker = asyncio.create_task(batcher.submit({"x": rows(0, 1)}))
-        await asyncio.to_thread(model.started.wait, 5)
+        blocker = await occupy(batcher, model)
         gone = asyncio.create_task(batcher.submit({"x": rows(5, 1)}))
         await asyncio.sleep(0.01)
         gone.cancel()  # e.g. the client disconnected
