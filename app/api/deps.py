@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.repository import ModelRepository
+from app.servable import ServedModel
 
 
 # async: FastAPI runs a plain ``def`` dependency in a worker thread, two thread hops per request.
@@ -17,6 +18,12 @@ async def get_repository(request: Request) -> ModelRepository:
 
 async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def model_from_path(request: Request) -> ServedModel:
+    """The model (and version, if the path names one) of a plain Starlette inference route."""
+    params = request.path_params
+    return request.app.state.repository.get(params["name"], params.get("version"))
 
 
 RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]

@@ -16,7 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import RepositoryDep
+from app.api.deps import RepositoryDep, model_from_path
 from app.codec import dumps, json_response, loads_object
 from app.errors import InvalidInputError
 from app.metrics import MeasuredRoute
@@ -186,9 +186,7 @@ async def infer_version(
 
 
 async def _infer_endpoint(request: Request) -> Response:
-    params = request.path_params
-    model = request.app.state.repository.get(params["name"], params.get("version"))
-    return await _infer(model, request)
+    return await _infer(model_from_path(request), request)
 
 
 def fast_routes() -> list[MeasuredRoute]:

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import RepositoryDep
+from app.api.deps import RepositoryDep, model_from_path
 from app.codec import (
     decode_b64,
     is_b64,
@@ -146,9 +146,7 @@ async def predict_version(
 
 
 async def _predict_endpoint(request: Request) -> Response:
-    params = request.path_params
-    model = request.app.state.repository.get(params["name"], params.get("version"))
-    return await _predict(model, params["method"], request)
+    return await _predict(model_from_path(request), request.path_params["method"], request)
 
 
 def fast_routes() -> list[MeasuredRoute]:
