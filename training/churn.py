@@ -10,6 +10,11 @@ against it, tenure buckets via Discretization): +0.008 ROC-AUC in 5-fold CV. Chu
 balanced class weights make the model pay for missed churners, and early stopping watches
 validation ROC-AUC (the goal metric).
 
+The test split (seed 42) scores 0.822 ROC-AUC, below the 0.84 goal, and a plain logistic
+regression scores the same on it. ``split_difficulty`` records why in the metadata: that
+reference model averages 0.847 over 50 random splits of the same size, and only 4 % of them score
+lower than this one. The split is not redrawn (that would be choosing on test).
+
 Data: ``<data-dir>/telco-churn/WA_Fn-UseC_-Telco-Customer-Churn.csv``, the Kaggle CSV with 21
 columns ``customerID, gender, SeniorCitizen, ..., MonthlyCharges, TotalCharges, Churn``.
 ``TotalCharges`` is blank for customers with tenure 0: they have not been billed yet, so it is
@@ -92,6 +97,7 @@ PATIENCE = 8
 TEST_FRACTION = 0.2
 CV_FOLDS = 5
 VALIDATION_FRACTION = 0.15
+SPLIT_DRAWS = 50  # random test splits the reference model is scored on (split_difficulty)
 
 
 # ---- Data -------------------------------------------------------------------------------------
@@ -174,6 +180,23 @@ def logistic_regression_auc(x_tr, y_tr, x_test, y_test) -> float | None:
     return float(roc_auc_score(y_test, reference.predict_proba(x_test)[:, 1]))
 
 
+def split_difficulty(frame: pd.DataFrame, labels: np.ndarray, seed: int) -> dict:
+    """How hard the test split of ``seed`` is: the reference logistic regression's test ROC-AUC
+    on ``SPLIT_DRAWS`` random stratified splits of the same size (seeds 0, 1, ...) against its
+    score on this one. Context for the test figure: every draw is only scored, none is chosen."""
+    def reference(split_seed: int) -> float | None:
+        x_a, x_b, y_a, y_b = stratified_split(
+            frame, labels, test_size=TEST_FRACTION, seed=split_seed, stratify=labels)
+        return logistic_regression_auc(x_a, y_a, x_b, y_b)
+
+    draws = np.array([reference(s) for s in range(SPLIT_DRAWS)])
+    this = reference(seed)
+    return {"splits": SPLIT_DRAWS, "roc_auc_mean": float(draws.mean()),
+            "roc_auc_std": float(draws.std()), "roc_auc_min": float(draws.min()),
+            "roc_auc_max": float(draws.max()), "this_split": this,
+            "share_of_splits_scoring_lower": float((draws < this).mean())}
+
+
 # ---- Train, evaluate, export ------------------------------------------------------------------
 def fit_model(x_tr: pd.DataFrame, y_tr, x_val: pd.DataFrame, y_val, cfg: TrainConfig):
     """Describe the columns on ``x_tr``, fit the network with class weights and early stopping on
@@ -252,7 +275,9 @@ def train(cfg: TrainConfig) -> Path:
             "cross_validation": cross_validated_auc(x_train, y_train, cfg)
             if cfg.limit is None else None,
             "reference": {"logistic_regression_test_roc_auc": logistic_regression_auc(
-                x_tr, y_tr, x_test, y_test), "note": "same splits and columns; for context"},
+                x_tr, y_tr, x_test, y_test), "note": "same splits and columns; for context",
+                "logistic_regression_over_random_splits": split_difficulty(frame, labels, cfg.seed)
+                if cfg.limit is None else None},
             "course_baseline": {"roc_auc": None, "accuracy": None,
                                 "note": "course 000 ex.6 trains on simulated data and reports no "
                                         "figure"},

@@ -70,3 +70,23 @@ def test_committed_model_handles_new_customers_and_ranks_risk():
     p = serve(**inputs)["output_0"].numpy()[:, 0]
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1)), p
     assert p[1] > 0.5 > p[2], p
+
+
+def test_split_difficulty_scores_the_reference_on_random_splits(monkeypatch):
+    monkeypatch.setattr(churn, "SPLIT_DRAWS", 6)
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({
+        "SeniorCitizen": rng.integers(0, 2, n).astype(float),
+        "tenure": rng.uniform(0, 72, n),
+        "MonthlyCharges": rng.uniform(20, 120, n),
+        "TotalCharges": rng.uniform(0, 8000, n),
+        "Contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
+    })
+    churned = (frame["tenure"] + rng.normal(0, 15, n) < 20).astype(int).to_numpy()
+
+    found = churn.split_difficulty(frame, churned, seed=2)
+    assert found["splits"] == 6
+    assert 0.75 < found["roc_auc_mean"] <= 1.0  # the label follows tenure: easy to rank
+    assert found["roc_auc_min"] <= found["this_split"] <= found["roc_auc_max"]  # seed 2 is drawn
+    assert found["share_of_splits_scoring_lower"] in {k / 6 for k in range(6)}
