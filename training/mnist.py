@@ -54,6 +54,7 @@ VARIANTS = {
     "distilled": "one convnet distilled from the average of the convnet ensemble",
 }
 DEFAULT_VARIANT = "convnet"
+CONVNET_FIRST_FILTERS = 32
 ENSEMBLE_SIZE = 3  # convnet nets (distilled: teachers) from seeds seed, seed+1, ... averaged
 EPOCHS = 60
 BATCH_SIZE = 128
@@ -109,7 +110,7 @@ def make_model(
         x = keras.layers.Dense(64, activation="relu")(x)
     else:
         x = augment(x) if augmented else x
-        x = keras.layers.Conv2D(32, 3, activation="relu")(x)
+        x = keras.layers.Conv2D(CONVNET_FIRST_FILTERS, 3, activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Conv2D(64, 3, activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
@@ -241,7 +242,7 @@ def describe(variant: str, info: dict) -> str:
     if nets > 1:
         return (
             f"average of {nets} nets from different seeds, their first convolutions run as one "
-            f"layer of {32 * nets} filters, each net: {VARIANTS[variant]}"
+            f"layer of {CONVNET_FIRST_FILTERS * nets} filters, each net: {VARIANTS[variant]}"
         )
     return VARIANTS[variant]
 
