@@ -12,13 +12,18 @@ def average(members: list[keras.Model], *, name: str, mirror: bool = False) -> k
     ``mirror`` also averages over the horizontally flipped image (test-time augmentation for
     pictures whose left and right mean the same), so it doubles the cost per image.
     """
-    spec = members[0].inputs[0]
-    inputs = keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=spec.name.split(":")[0])
+    inputs = _input_like(members[0])
     views = [inputs, keras.ops.flip(inputs, axis=2)] if mirror else [inputs]
     outputs = [member(view, training=False) for member in members for view in views]
     if len(outputs) == 1:
         return keras.Model(inputs, outputs[0], name=name)
     return keras.Model(inputs, keras.layers.Average(name="probabilities")(outputs), name=name)
+
+
+def _input_like(model: keras.Model):
+    """A new input with the shape, dtype and name of ``model``'s (the served input's name)."""
+    spec = model.inputs[0]
+    return keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=spec.name.split(":")[0])
 
 
 # Weightless layers that act on each channel alone: after the shared first convolution they can
@@ -53,8 +58,7 @@ def fused_average(members: list[keras.Model], *, name: str) -> keras.Model:
            for c in convs):
         raise ValueError("members' first convolutions differ in more than filters: cannot fuse")
 
-    spec = members[0].inputs[0]
-    inputs = keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=spec.name.split(":")[0])
+    inputs = _input_like(members[0])
     x = inputs
     for layer in stem:
         x = layer(x, training=False)
