@@ -25,6 +25,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.run import REPO_ROOT, histogram_totals, make_payload  # noqa: E402
 
 
+def _model_totals(model: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(sum, count) of the model's batch-size and inference-time histograms, from one scrape."""
+    from app import metrics
+
+    families = list(metrics.REGISTRY.collect())
+    return (
+        histogram_totals(families, "batch_size", model),
+        histogram_totals(families, "inference_duration_seconds", model),
+    )
+
+
 async def _drive(app, body: bytes, path: str, concurrency: int, duration_s: float) -> dict:
     headers = [
         (b"content-type", b"application/json"),
@@ -83,7 +94,6 @@ async def _drive(app, body: bytes, path: str, concurrency: int, duration_s: floa
 
 
 async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
-    from app import metrics
     from app.config import Settings
     from app.main import create_app
 
@@ -100,10 +110,7 @@ async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
     async with app.router.lifespan_context(app):
         await _drive(app, body, path, args.concurrency, 1.0)  # warm-up
         await asyncio.sleep(0.5)
-        batch_before = histogram_totals(metrics.REGISTRY.collect(), "batch_size", args.model)
-        infer_before = histogram_totals(
-            metrics.REGISTRY.collect(), "inference_duration_seconds", args.model
-        )
+        batch_before, infer_before = _model_totals(args.model)
         profiler = cProfile.Profile() if args.cprofile else None
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         if profiler is not None:
@@ -113,10 +120,7 @@ async def _measure(args: argparse.Namespace, mode: str, body: bytes) -> dict:
             profiler.disable()
         cpu = time.process_time() - cpu_start
         wall = time.perf_counter() - wall_start
-        batch_after = histogram_totals(metrics.REGISTRY.collect(), "batch_size", args.model)
-        infer_after = histogram_totals(
-            metrics.REGISTRY.collect(), "inference_duration_seconds", args.model
-        )
+        batch_after, infer_after = _model_totals(args.model)
 
     requests = len(outcome["latencies"])
     calls = batch_after[1] - batch_before[1]
