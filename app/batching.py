@@ -9,9 +9,14 @@ model), and splits the outputs back to the callers in order.
 - Inputs must be validated before ``submit``: a batch only ever holds well-formed requests.
   Should a batched call fail anyway, each of its requests is re-run alone, so only the request
   that causes the failure gets it.
-- The queue is bounded: a full queue raises :class:`QueueFullError` at once.
-- Every request has a deadline: past it the caller gets :class:`DeadlineExceededError`, and a
-  request that has not run yet is dropped from its batch.
+- The queue is bounded: a full queue raises :class:`QueueFullError` at once (callers check
+  :meth:`DynamicBatcher.check_room` before they even read a request's body).
+- A request larger than ``max_batch_size`` is run in ``max_batch_size`` slices (TF Serving's
+  large batch splitting), each queued like a request of its own: one big request never makes
+  one huge model call, and its slices interleave with other requests.
+- Every request has a deadline (counted from its arrival, see ``app.admission``): past it the
+  caller gets :class:`DeadlineExceededError`, and work for a request that cannot finish in time
+  (its deadline is nearer than the model's recent call time) is never started.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class DynamicBatcher:
         self._batch_size = metrics.BATCH_SIZE.labels(name)
         self._inference_time = metrics.INFERENCE_TIME.labels(name, version)
         self._queue_wait = metrics.QUEUE_WAIT.labels(name)
+        self._call_time_s = 0.0  # recent model call time (moving average)
+        self._busy = False  # a model call is running
 
     # ---- lifecycle
     @property
@@ -97,6 +104,15 @@ class DynamicBatcher:
         self._worker = asyncio.get_running_loop().create_task(
             self._run(), name=f"batcher-{self.name}-{self.version}"
         )
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until every queued request has been answered (or ``timeout_s`` passed)."""
+        end = time.monotonic() + timeout_s
+        while (self._busy or any(not i.future.done() for i in self._queue)) and self.running:
+            if time.monotonic() >= end:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     async def stop(self) -> None:
         """Stop the worker; requests still queued fail with 503-like errors."""
@@ -120,25 +136,73 @@ class DynamicBatcher:
         return len(self._queue)
 
     # ---- callers
-    async def submit(
-        self, inputs: Arrays, size: int | None = None, *, timeout_s: float | None = None
-    ) -> Arrays:
-        """Queue ``inputs`` (arrays sharing a leading batch dim of ``size``) and await outputs."""
-        if not self.running:
-            self.start()
-        if size is None:
-            size = len(next(iter(inputs.values())))
-        if len(self._queue) >= self.max_queue_size:
+    def check_room(self, requests: int = 1) -> None:
+        """:class:`QueueFullError` unless ``requests`` more fit in the queue."""
+        if len(self._queue) + requests > self.max_queue_size:
             metrics.REJECTED.labels(self.name, "queue_full").inc()
             raise QueueFullError(
                 f"model '{self.name}' queue is full ({self.max_queue_size} requests waiting); "
                 "retry later",
                 retry_after_s=1,
             )
-        timeout = self.timeout_s if timeout_s is None else timeout_s
+
+    async def submit(
+        self,
+        inputs: Arrays,
+        size: int | None = None,
+        *,
+        timeout_s: float | None = None,
+        deadline: float | None = None,
+    ) -> Arrays:
+        """Queue ``inputs`` (arrays sharing a leading batch dim of ``size``) and await outputs.
+
+        ``deadline`` (``time.monotonic()``) wins over ``timeout_s`` (from now), which wins over
+        the batcher's own timeout."""
+        if not self.running:
+            self.start()
+        if size is None:
+            size = len(next(iter(inputs.values())))
+        if deadline is None:
+            deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        if size <= self.max_batch_size:
+            self.check_room()
+            return await self._enqueue(inputs, size, deadline)
+        # Large batch splitting: slices of max_batch_size, queued together, answered together.
+        starts = range(0, size, self.max_batch_size)
+        self.check_room(len(starts))
+        parts = [
+            asyncio.ensure_future(
+                self._enqueue(
+                    {k: v[start : start + self.max_batch_size] for k, v in inputs.items()},
+                    min(self.max_batch_size, size - start),
+                    deadline,
+                )
+            )
+            for start in starts
+        ]
+        try:
+            answers = await asyncio.gather(*parts)
+        except BaseException:
+            for part in parts:
+                part.cancel()
+            raise
+        return {
+            k: np.concatenate([answer[k] for answer in answers])
+            if answers[0][k].ndim and sum(len(a[k]) for a in answers) == size
+            else answers[0][k]
+            for k in answers[0]
+        }
+
+    async def _enqueue(self, inputs: Arrays, size: int, deadline: float) -> Arrays:
         loop = asyncio.get_running_loop()
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            metrics.REJECTED.labels(self.name, "deadline").inc()
+            raise DeadlineExceededError(
+                f"model '{self.name}': the request's deadline passed before it was queued"
+            )
         future = loop.create_future()
-        self._queue.append(_Pending(inputs, size, time.monotonic() + timeout, future))
+        self._queue.append(_Pending(inputs, size, deadline, future))
         self._queue_gauge.set(len(self._queue))
         self._queued += size
         # Wake the worker only when it has something to do: a first request (its max_wait
@@ -153,6 +217,8 @@ class DynamicBatcher:
             return await future
         finally:
             timer.cancel()
+            if not future.done():  # the caller was cancelled: the worker skips it
+                future.cancel()
 
     def _expire(self, future: asyncio.Future, timeout: float) -> None:
         if future.done():
@@ -160,7 +226,8 @@ class DynamicBatcher:
         metrics.REJECTED.labels(self.name, "deadline").inc()
         future.set_exception(
             DeadlineExceededError(
-                f"model '{self.name}' did not answer within {timeout * 1000:.0f} ms"
+                f"model '{self.name}' did not answer within {timeout * 1000:.0f} ms (the "
+                "request's deadline)"
             )
         )
 
@@ -181,6 +248,7 @@ class DynamicBatcher:
             now = time.monotonic()
             for item in batch:
                 self._queue_wait.observe(now - item.enqueued)
+            self._busy = True
             try:
                 await self._execute(loop, batch)
             except asyncio.CancelledError:
@@ -188,6 +256,8 @@ class DynamicBatcher:
                     if not item.future.done():
                         item.future.set_exception(InferenceError("server is shutting down"))
                 raise
+            finally:
+                self._busy = False
 
     async def _wait_for_batch(self) -> None:
         """Wait until a full batch is queued or the oldest request has waited ``max_wait``."""
@@ -220,15 +290,20 @@ class DynamicBatcher:
         kept: deque[_Pending] = deque()
         total = 0
         signature = None
-        now = time.monotonic()
+        # A request whose deadline comes before a model call would end is not run: its answer
+        # would come too late, and the call would delay every request behind it.
+        cutoff = time.monotonic() + self._call_time_s
         while self._queue:
             item = self._queue.popleft()
             if item.future.done():
                 continue
-            if item.deadline <= now:
+            if item.deadline <= cutoff:
                 metrics.REJECTED.labels(self.name, "deadline").inc()
                 item.future.set_exception(
-                    DeadlineExceededError(f"model '{self.name}': deadline passed while queued")
+                    DeadlineExceededError(
+                        f"model '{self.name}': the request's deadline would pass before its "
+                        "model call ends; not run"
+                    )
                 )
                 continue
             if signature is None:
@@ -274,7 +349,9 @@ class DynamicBatcher:
     def _timed_call(self, inputs: Arrays, total: int) -> Mapping[str, np.ndarray]:
         start = time.perf_counter()
         outputs = self.call(inputs)
-        self._inference_time.observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self._call_time_s += (elapsed - self._call_time_s) * 0.2
+        self._inference_time.observe(elapsed)
         self._batch_size.observe(total)
         return outputs
 

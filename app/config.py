@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,10 +53,44 @@ class Settings(BaseSettings):
         description="Accept requests while models load (readiness 503 until warm) instead of "
         "finishing start-up first.",
     )
+    readiness: Literal["all_versions", "each_model"] = Field(
+        default="all_versions",
+        description="When /v2/health/ready is 200: every discovered version loaded "
+        "(all_versions, like Triton's --strict-readiness), or at least one version of each "
+        "model (each_model).",
+    )
 
-    # ---- HTTP server (python -m app)
+    # ---- HTTP server (python -m app; see app/server.py)
     host: str = "0.0.0.0"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_connections: PositiveInt = Field(
+        default=1024, description="Open connections; one more is answered 503 and closed."
+    )
+    max_header_bytes: PositiveInt = Field(
+        default=16 * 1024, description="Request line plus headers; larger: 431 and closed."
+    )
+    header_timeout_s: PositiveFloat = Field(
+        default=10.0,
+        description="Time to send a request's line and headers (and for a new connection to "
+        "start one); slower: 408 and closed.",
+    )
+    body_timeout_s: PositiveFloat = Field(
+        default=30.0, description="Time to send a request's whole body; slower: 408."
+    )
+    keep_alive_timeout_s: PositiveFloat = Field(
+        default=5.0, description="An idle keep-alive connection is closed after this."
+    )
+    drain_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="On SIGTERM: readiness answers 503 at once and requests are still served "
+        "this long (so a load balancer takes the replica out), then no new connection.",
+    )
+    graceful_timeout_seconds: PositiveFloat = Field(
+        default=30.0,
+        description="On SIGTERM the process exits within this, drain included, whatever the "
+        "clients do: requests still running then are cancelled.",
+    )
     log_level: str = "info"
     access_log: bool = Field(
         default=False, description="Keep uvicorn's per-request access log (off: it costs CPU)."
@@ -79,14 +113,66 @@ class Settings(BaseSettings):
     )
     model_overrides: dict[str, BatchingOverride] = Field(default_factory=dict)
 
+    max_inflight_requests: PositiveInt = Field(
+        default=512,
+        description="Requests being handled at once (health probes and /metrics excepted); "
+        "one more is answered 503 + Retry-After at once.",
+    )
+
     # ---- payload limits
-    max_body_bytes: PositiveInt = 20 * 1024 * 1024
+    max_body_bytes: PositiveInt = Field(
+        default=20 * 1024 * 1024,
+        description="Request body, after gzip/deflate decoding; larger: 413.",
+    )
+    inline_parse_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Bodies up to this size are parsed on the event loop; larger ones in a "
+        "worker thread, so that one big request never stalls the others.",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, le=1000, description="Nesting of arrays/objects in a JSON body."
+    )
+    max_tensor_rank: int = Field(
+        default=8, ge=1, le=32, description="Dimensions of one input tensor."
+    )
+    max_instances_per_request: PositiveInt = Field(
+        default=1024,
+        description="Instances (batch rows) in one request; more: 413 before any tensor is "
+        "made. A request above max_batch_size runs in max_batch_size slices.",
+    )
     max_images_per_request: PositiveInt = 16
     max_file_bytes: PositiveInt = 10 * 1024 * 1024
-    max_image_pixels: PositiveInt = 25_000_000
+    max_image_pixels: PositiveInt = Field(
+        default=16_777_216,
+        description="Pixels of one uploaded image (4096 x 4096); decoding a picture this size "
+        "peaks at about 4 bytes per pixel.",
+    )
+    image_workers: PositiveInt = Field(
+        default=2, description="Threads that decode and fit uploaded images (bounds memory)."
+    )
     max_text_chars: PositiveInt = 10_000
     max_items_per_request: PositiveInt = 256
     max_history_length: PositiveInt = 1_000
+
+    # ---- response compression, access control, browsers
+    gzip_min_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="Responses at least this large are gzip-compressed for clients that accept "
+        "it (0: never).",
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="When set, inference and admin endpoints need 'Authorization: Bearer "
+        "<key>' with one of these keys (JSON list). Health probes stay open.",
+    )
+    auth_metrics: bool = Field(default=False, description="/metrics needs a key too.")
+    auth_docs: bool = Field(default=False, description="/docs, /redoc, /openapi.json too.")
+    cors_allow_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins browsers may call from (JSON list; [\"*\"] for any); empty: no CORS.",
+    )
 
     def batching_for(self, model_name: str) -> BatchingConfig:
         """Global batching defaults with the model's overrides applied."""

@@ -82,6 +82,26 @@ class ImageTooLargeError(PayloadTooLargeError):
     slug = "image-too-large"
 
 
+class RequestTimeoutError(ServingError):
+    """The client was too slow sending its request; the connection is closed."""
+
+    status_code = 408
+    title = "Request timeout"
+    slug = "request-timeout"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class UnauthorizedError(ServingError):
+    status_code = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="tf-model-serving"'})
+
+
 class ModelNotFoundError(ServingError):
     status_code = 404
     title = "Model not found"

@@ -102,8 +102,10 @@ def decode_image(
 ) -> Image.Image:
     """Fully decoded first frame, alpha flattened, in mode ``L`` or ``RGB``.
 
-    ``target`` (width, height) lets JPEG decode at a reduced scale (``draft``), which keeps
-    memory low for big photos."""
+    Memory stays near one copy of the decoded picture (about ``width x height x bands`` bytes,
+    at most 4 bytes per pixel of ``max_pixels``): JPEG decodes at a reduced scale (``draft``),
+    and any picture far larger than ``target`` (width, height) is reduced by an integer factor
+    right after decoding, before any conversion."""
     if not data:
         raise InvalidInputError("the file is empty", file=name)
     try:
@@ -118,12 +120,14 @@ def decode_image(
             if width * height > max_pixels:
                 raise PayloadTooLargeError(
                     f"the image has {width}x{height} = {width * height} pixels, more than the "
-                    f"limit of {max_pixels}", file=name)
+                    f"limit of {max_pixels} (max_image_pixels)", file=name)
             image.seek(0)  # GIF / animated WebP: the first frame
             if target is not None and image.format == "JPEG":
-                # Decode at the smallest 1/2^k scale still >= 4x the model's input size.
-                image.draft(image.mode, (target[0] * 4, target[1] * 4))
+                # Decode at the smallest 1/2^k scale still >= the working size.
+                image.draft(image.mode, _working_size(target))
             image.load()
+            if target is not None:
+                image = _reduce(image, target)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PayloadTooLargeError(f"the image has too many pixels ({exc})", file=name) from exc
     except UnidentifiedImageError as exc:
@@ -141,11 +145,33 @@ def decode_image(
     return _flatten(image)
 
 
+MIN_WORKING_SIDE = 1024  # glyphs may be small on a big canvas: keep detail to crop them
+
+
+def _working_size(target: tuple[int, int]) -> tuple[int, int]:
+    """The least size worth keeping for a ``target`` input: 4x it, and 1024 px a side."""
+    return max(4 * target[0], MIN_WORKING_SIDE), max(4 * target[1], MIN_WORKING_SIDE)
+
+
+def _reduce(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """Shrink by the largest integer factor that keeps the working size (box average)."""
+    work_w, work_h = _working_size(target)
+    factor = min(image.width // work_w, image.height // work_h)
+    if factor < 2:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16", "I;16L", "I;16B"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    return image.reduce(factor)
+
+
 def _flatten(image: Image.Image) -> Image.Image:
     """``L`` or ``RGB``; transparency composited on a background that contrasts with the
-    visible pixels (a drawing's dark strokes on a transparent canvas land on white)."""
+    visible pixels (a drawing's dark strokes on a transparent canvas land on white). uint8
+    operations only: no float copy of a big picture."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(image, dtype=np.float64)
+        values = np.asarray(image, dtype=np.float32)
         scale = 65535.0 if values.max(initial=0) > 255 else 255.0
         return Image.fromarray(np.clip(values / scale * 255, 0, 255).astype(np.uint8), "L")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
@@ -153,14 +179,20 @@ def _flatten(image: Image.Image) -> Image.Image:
     if not has_alpha:
         return image.convert("L") if image.mode in ("1", "L", "P") and _is_gray(image) \
             else image.convert("RGB")
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
-    alpha = rgba[..., 3:] / 255.0
-    luminance = rgba[..., :3].mean(axis=-1, keepdims=True)
+    rgba = image.convert("RGBA")
+    backdrop = 255 if _mean_visible_luminance(rgba) < 128 else 0
+    canvas = Image.new("RGBA", rgba.size, (backdrop, backdrop, backdrop, 255))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def _mean_visible_luminance(rgba: Image.Image) -> float:
+    """Mean gray level of the visible pixels, weighted by their opacity (on a thumbnail)."""
+    small = rgba if rgba.width * rgba.height <= 256 * 256 else rgba.resize(
+        (min(rgba.width, 256), min(rgba.height, 256)), Image.Resampling.BOX)
+    values = np.asarray(small, dtype=np.float64)
+    alpha = values[..., 3] / 255.0
     visible = float(alpha.sum())
-    mean_visible = float((luminance * alpha).sum() / visible) if visible else 0.0
-    backdrop = 255.0 if mean_visible < 128 else 0.0
-    rgb = rgba[..., :3] * alpha + backdrop * (1 - alpha)
-    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB")
+    return float((values[..., :3].mean(axis=-1) * alpha).sum() / visible) if visible else 0.0
 
 
 def _is_gray(image: Image.Image) -> bool:

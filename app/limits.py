@@ -1,59 +1,177 @@
-"""Request body size limit, enforced before the body is read (pure ASGI, cheap)."""
+"""The request body before any route sees it: size limit, read timeout, gzip/deflate decoding.
+
+Pure ASGI (cheap on the hot path):
+
+- a declared ``Content-Length`` over ``max_body_bytes`` is a 413 before a byte is read; a body
+  sent without one (chunked) is counted as it arrives and stopped at the limit;
+- the whole body must arrive within ``body_timeout_s`` of the request's start, else 408 and the
+  connection is closed: a client trickling its body never holds the server;
+- ``Content-Encoding: gzip`` / ``deflate`` bodies (tritonclient's
+  ``request_compression_algorithm``) are decoded, with the *decoded* size under the same limit:
+  a zip bomb is a 413 after at most ``max_body_bytes`` of output.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+import zlib
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLargeError, error_response
+from app.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    ServingError,
+    UnsupportedMediaTypeError,
+    error_response,
+)
+
+_ENCODINGS = {b"gzip", b"x-gzip", b"deflate"}
+_IDENTITY = {b"", b"identity"}
+_INLINE_DECODE_BYTES = 64 * 1024  # larger compressed bodies are decoded in a worker thread
 
 
-class BodySizeLimitMiddleware:
-    """413 when ``Content-Length`` exceeds ``max_body_bytes``; a body sent without one (chunked)
-    is counted as it arrives and stopped at the limit."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+class RequestBodyMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            scope, receive = await self._prepare(scope, receive)
+        except ServingError as exc:  # raised here, before a route could map it
+            await _error(scope, exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _prepare(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
+        """The scope and receive the app gets: limited, timed, decoded."""
         limit = self.max_body_bytes
-        declared = _content_length(scope)
+        declared, encoding = _body_headers(scope)
         if declared is not None and declared > limit:
-            response = error_response(
-                scope["path"],
-                413,
-                f"request body of {declared} bytes exceeds the limit of {limit} bytes",
-                title=PayloadTooLargeError.title,
-                slug=PayloadTooLargeError.slug,
+            raise PayloadTooLargeError(
+                f"request body of {declared} bytes exceeds the limit of {limit} bytes "
+                "(max_body_bytes)"
             )
-            await response(scope, receive, send)
-            return
-        if declared is not None:
-            await self.app(scope, receive, send)
-            return
+        deadline = time.monotonic() + self.body_timeout_s
+        timed_receive = self._timed(receive, deadline)
+        if encoding in _IDENTITY:
+            if declared is None:
+                timed_receive = _counting(timed_receive, limit)
+            return scope, timed_receive
+        if encoding not in _ENCODINGS:
+            raise UnsupportedMediaTypeError(
+                f"Content-Encoding '{encoding.decode('latin-1')}' is not supported; send gzip, "
+                "deflate or no encoding"
+            )
+        compressed = await _read_all(_counting(timed_receive, limit))
+        if len(compressed) > _INLINE_DECODE_BYTES:
+            body = await asyncio.to_thread(decompress, compressed, limit)
+        else:
+            body = decompress(compressed, limit)
+        headers = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        return {**scope, "headers": headers}, _replay(body, receive)
 
-        received = 0
+    def _timed(self, receive: Receive, deadline: float) -> Receive:
+        timeout_s = self.body_timeout_s
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
-            return message
+        async def timed_receive() -> Message:
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    return await receive()
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the request body did not arrive within {timeout_s:g} s (body_timeout_s)"
+                ) from None
 
-        await self.app(scope, counting_receive, send)
+        return timed_receive
 
 
-def _content_length(scope: Scope) -> int | None:
+def decompress(data: bytes, limit: int) -> bytes:
+    """gzip or zlib (``deflate``) data, raw deflate too; 413 past ``limit`` bytes of output."""
+    for wbits in (47, -15):  # 47: gzip or zlib, told by the header; -15: raw deflate
+        decoder = zlib.decompressobj(wbits)
+        try:
+            body = decoder.decompress(data, limit + 1)
+        except zlib.error:
+            continue
+        if len(body) > limit or decoder.unconsumed_tail:
+            raise PayloadTooLargeError(
+                f"the decoded request body exceeds the limit of {limit} bytes (max_body_bytes)"
+            )
+        if not decoder.eof:
+            raise InvalidInputError("the compressed request body is truncated")
+        return body
+    raise InvalidInputError("the request body is not valid gzip or deflate data")
+
+
+def _body_headers(scope: Scope) -> tuple[int | None, bytes]:
+    declared, encoding = None, b""
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                declared = None
+        elif key == b"content-encoding":
+            encoding = value.strip().lower()
+    return declared, encoding
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLargeError(
+                    f"request body exceeds the limit of {limit} bytes (max_body_bytes)"
+                )
+        return message
+
+    return counting_receive
+
+
+async def _read_all(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # http.disconnect, when the client leaves
+
+    return replay
+
+
+def _error(scope: Scope, exc: ServingError):
+    return error_response(
+        scope["path"], exc.status_code, exc.detail, title=exc.title, slug=exc.slug,
+        headers=exc.headers or None,
+    )

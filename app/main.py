@@ -11,17 +11,22 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from app import __doc__ as app_doc
+from app.admission import AdmissionMiddleware, ServerState
 from app.api import kserve, service, tfserving
 from app.api.tasks import router as tasks_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
-from app.limits import BodySizeLimitMiddleware
+from app.limits import RequestBodyMiddleware
 from app.metrics import MetricsMiddleware
 from app.repository import ModelRepository
+from app.security import ApiKeyMiddleware, open_paths
 
 logger = logging.getLogger("app")
 
@@ -34,8 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _configure_logging(settings.log_level)
         # No per-request logging by default: uvicorn's access log is a formatted line per request.
         logging.getLogger("uvicorn.access").disabled = not settings.access_log
+        # Uploaded images are decoded here, a few at a time: bounded memory under any load.
+        image_pool = ThreadPoolExecutor(settings.image_workers, thread_name_prefix="image")
+        app.state.image_pool = image_pool
         repository = ModelRepository(settings)
         app.state.repository = repository
+        repository.discover()  # a missing or empty models folder stops start-up here
         loading = None
         if settings.load_in_background:
             loading = asyncio.create_task(_load_then_freeze(repository))
@@ -49,7 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loading
+            # The server has stopped taking requests: let the queued ones finish.
+            await repository.drain(settings.graceful_timeout_seconds)
             await repository.close()
+            image_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="tf-model-serving",
@@ -63,8 +75,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.state.settings = settings
+    app.state.server = ServerState()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Added innermost first: a request meets them in the reverse order.
+    if settings.gzip_min_bytes:
+        app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes)
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
+    if settings.api_keys:
+        app.add_middleware(
+            ApiKeyMiddleware,
+            keys=[key.get_secret_value() for key in settings.api_keys],
+            open_paths=open_paths(settings),
+        )
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding",
+                           "Inference-Header-Content-Length"],
+            expose_headers=["Inference-Header-Content-Length", "Retry-After"],
+        )
+    app.add_middleware(
+        AdmissionMiddleware, state=app.state.server, max_inflight=settings.max_inflight_requests
+    )
     app.add_middleware(MetricsMiddleware)
     app.include_router(service.router)
     app.include_router(tfserving.router)

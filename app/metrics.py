@@ -92,6 +92,17 @@ def set_model_label(scope_or_request, model: str) -> None:
     scope.setdefault("state", {})["metrics_model"] = model
 
 
+UNKNOWN_MODEL = "_unknown"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _is_served(scope: Scope, model: str) -> bool:
+    """Whether ``model`` is a model of the app's repository (labels only for those)."""
+    app = scope.get("app")
+    repository = getattr(getattr(app, "state", None), "repository", None)
+    return repository is not None and repository.has(model)
+
+
 class MeasuredRoute(Route):
     """A plain Starlette route that records itself in the scope (FastAPI's router does so only
     for its own routes), so that the metrics get its path template as the endpoint label."""
@@ -135,7 +146,11 @@ class MetricsMiddleware:
                     scope.get("state", {}).get("metrics_model")
                     or params.get("name")
                     or params.get("model_name")
+                    or params.get("model")
                     or ""
                 )
-                HTTP_REQUESTS.labels(model, endpoint, scope["method"], str(status)).inc()
+                if model and not _is_served(scope, model):
+                    model = UNKNOWN_MODEL  # clients choose names: never one series per name
+                method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+                HTTP_REQUESTS.labels(model, endpoint, method, str(status)).inc()
                 HTTP_LATENCY.labels(model, endpoint).observe(time.perf_counter() - start)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 
 from app.config import Settings
@@ -48,19 +49,36 @@ def select_device(preference: str = "auto") -> str:
     return "/CPU:0"
 
 
-def discover(models_dir: Path, names: list[str] | None = None) -> list[tuple[str, int, Path]]:
-    """``(name, version, path)`` of every ``<models_dir>/<name>/<int version>/`` folder."""
-    found = []
+class RepositoryError(RuntimeError):
+    """The models directory cannot be served at all (missing, or no model in it)."""
+
+
+def scan(
+    models_dir: Path, names: list[str] | None = None
+) -> tuple[list[tuple[str, int, Path]], list[str]]:
+    """The version folders of ``models_dir`` and the model folders that have none.
+
+    Raises :class:`RepositoryError` when ``models_dir`` is missing: serving nothing is never
+    what was meant."""
     if not models_dir.is_dir():
-        logger.warning("models directory %s does not exist: serving no model", models_dir)
-        return found
+        raise RepositoryError(
+            f"models directory '{models_dir}' does not exist (SERVING_MODELS_DIR; run from the "
+            "repository root or set it to a folder of <name>/<version>/ SavedModels)"
+        )
+    found, empty = [], []
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
         if model_dir.name.startswith(".") or (names and model_dir.name not in names):
             continue
-        for version_dir in model_dir.iterdir():
-            if version_dir.is_dir() and version_dir.name.isdigit():
-                found.append((model_dir.name, int(version_dir.name), version_dir))
-    return sorted(found, key=lambda item: (item[0], item[1]))
+        versions = [
+            (model_dir.name, int(v.name), v)
+            for v in model_dir.iterdir()
+            if v.is_dir() and v.name.isdigit()
+        ]
+        if versions:
+            found.extend(versions)
+        else:
+            empty.append(model_dir.name)
+    return sorted(found, key=lambda item: (item[0], item[1])), empty
 
 
 class ModelRepository:
@@ -71,24 +89,43 @@ class ModelRepository:
         self.models_dir = Path(settings.models_dir)
         self.device = "/CPU:0"
         self._models: dict[str, dict[int, ServedModel]] = {}
+        self.empty_models: list[str] = []  # model folders with no numbered version
         self.loaded = False  # True once every discovered version has been tried
 
     # ---- lifecycle
-    async def load(self) -> None:
-        """Discover, load and warm up every model version (in a thread: TF calls block)."""
-        configure_threads(self.settings.intra_op_threads, self.settings.inter_op_threads)
-        self.device = await asyncio.to_thread(select_device, self.settings.device)
-        logger.info("serving on %s", self.device)
-        for name, version, path in discover(self.models_dir, self.settings.model_names):
-            model = ServedModel(
+    def discover(self) -> None:
+        """Find every version to load; :class:`RepositoryError` when there is none at all."""
+        found, self.empty_models = scan(self.models_dir, self.settings.model_names)
+        for name in self.empty_models:
+            logger.error(
+                "model folder '%s' has no numbered version folder (<name>/<version>/): "
+                "not served", name
+            )
+        if not found:
+            wanted = f" among {self.settings.model_names}" if self.settings.model_names else ""
+            raise RepositoryError(
+                f"no model version found in '{self.models_dir}'{wanted}: expected "
+                "<name>/<version>/saved_model.pb folders"
+            )
+        for name, version, path in found:
+            self._models.setdefault(name, {})[version] = ServedModel(
                 name,
                 version,
                 path,
                 device=self.device,
                 batching=self.settings.batching_for(name),
+                max_instances=self.settings.max_instances_per_request,
             )
-            self._models.setdefault(name, {})[version] = model
+
+    async def load(self) -> None:
+        """Discover, load and warm up every model version (in a thread: TF calls block)."""
+        if not self._models:
+            self.discover()
+        configure_threads(self.settings.intra_op_threads, self.settings.inter_op_threads)
+        self.device = await asyncio.to_thread(select_device, self.settings.device)
+        logger.info("serving on %s", self.device)
         for model in self.all():
+            model.device = self.device
             await asyncio.to_thread(model.load, warmup=self.settings.warmup)
             if model.ready:
                 await model.start()
@@ -104,16 +141,43 @@ class ModelRepository:
         ready = sum(m.ready for m in self.all())
         logger.info("%d of %d model versions ready", ready, len(self.all()))
 
+    async def drain(self, timeout_s: float) -> None:
+        """Let every queued request finish (up to ``timeout_s`` in all)."""
+        end = time.monotonic() + timeout_s
+        for model in self.all():
+            await model.batcher.drain(max(0.0, end - time.monotonic()))
+
     async def close(self) -> None:
         for model in self.all():
             await model.stop()
 
     @property
     def ready(self) -> bool:
-        """Start-up is over (failed models are reported per model, not here)."""
-        return self.loaded
+        """Start-up is over and the readiness policy holds: every discovered version ready
+        (``all_versions``), or one of each model (``each_model``); never with no model, nor
+        with a model folder that has no version."""
+        return not self.not_ready_reasons()
+
+    def not_ready_reasons(self) -> list[str]:
+        """Why the repository is not ready (empty when it is)."""
+        if not self.loaded:
+            return ["models are still loading"]
+        reasons = [f"model '{name}' has no version folder" for name in self.empty_models]
+        if not self._models:
+            reasons.append("no model is served")
+        for name, versions in self._models.items():
+            failed = [m for m in versions.values() if not m.ready]
+            if self.settings.readiness == "each_model":
+                if len(failed) == len(versions):
+                    reasons.append(f"model '{name}' has no ready version")
+            else:
+                reasons.extend(m.not_ready_reason() for m in failed)
+        return reasons
 
     # ---- lookup
+    def has(self, name: str) -> bool:
+        return name in self._models
+
     def all(self) -> list[ServedModel]:
         return [m for versions in self._models.values() for m in versions.values()]
 
@@ -149,7 +213,7 @@ class ModelRepository:
                 f"{[m.version for m in versions]}"
             )
         if not model.ready:
-            raise ModelNotReadyError(model._not_ready_reason())
+            raise ModelNotReadyError(model.not_ready_reason())
         return model
 
     def find(self, name: str, version: int | str | None = None) -> ServedModel:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from itertools import chain
 from pathlib import Path
@@ -16,13 +17,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from app import metrics
+from app.admission import deadline_after
 from app.batching import DynamicBatcher
 from app.config import BatchingConfig
-from app.errors import InvalidInputError, ModelNotReadyError
+from app.errors import InvalidInputError, ModelNotReadyError, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)*[\w.+-]+")
 
 Arrays = dict[str, np.ndarray]
 
@@ -61,9 +64,17 @@ class ServedModel:
     """A SavedModel version with its metadata, device, readiness and batcher."""
 
     def __init__(
-        self, name: str, version: int, path: Path, *, device: str, batching: BatchingConfig
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        *,
+        device: str,
+        batching: BatchingConfig,
+        max_instances: int = 1024,
     ) -> None:
         self.name = name
+        self.max_instances = max_instances
         self.version = version
         self.path = Path(path)
         self.device = device
@@ -123,14 +134,21 @@ class ServedModel:
         except Exception as exc:
             self.ready = False
             self.state = "FAILED"
-            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            logger.error("model %s/%s failed to load: %s", self.name, self.version, self.error)
+            logger.error("model %s/%s failed to load: %s", self.name, self.version, exc)
+            self.error = self._public_error(exc)
         else:
             self.ready = True
             self.state = "AVAILABLE"
             self.error = None
         self.load_seconds = time.perf_counter() - start
         metrics.MODEL_READY.labels(self.name, str(self.version), self.device).set(int(self.ready))
+
+    def _public_error(self, exc: Exception) -> str:
+        """The load error as clients see it: one line, no filesystem paths (the log has them)."""
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        for path in {str(self.path.resolve()), str(self.path)}:
+            text = text.replace(path, f"{self.name}/{self.version}")
+        return _ABSOLUTE_PATH.sub("<path>", text)[:500]
 
     def warmup(self) -> None:
         """One call per batch size the batcher may form (powers of two up to the maximum)."""
@@ -162,19 +180,35 @@ class ServedModel:
         self.ready = False
 
     # ---- inference --------------------------------------------------------------------------
+    def admit(self) -> None:
+        """Refuse at once, before the request's body is read: not ready (503) or queue full
+        (429)."""
+        if not self.ready:
+            raise ModelNotReadyError(self.not_ready_reason())
+        self.batcher.check_room()
+
     async def infer(self, inputs: dict[str, Any], *, timeout_s: float | None = None) -> Arrays:
         """Validate ``inputs`` (name -> array-like with a leading batch dim), run them through
         the dynamic batcher, return the signature's outputs (name -> array) for these rows."""
+        arrays, size = self.validate(inputs)
+        return await self.run(arrays, size, timeout_s=timeout_s)
+
+    async def run(self, arrays: Arrays, size: int, *, timeout_s: float | None = None) -> Arrays:
+        """Run inputs already :meth:`validate`-d; the deadline counts from the request's arrival
+        (``timeout_s`` can only shorten the model's ``request_timeout_ms``)."""
         if not self.ready:
-            raise ModelNotReadyError(self._not_ready_reason())
-        arrays, size = self.preprocess(inputs)
-        outputs = await self.batcher.submit(arrays, size, timeout_s=timeout_s)
-        return self.postprocess(outputs)
+            raise ModelNotReadyError(self.not_ready_reason())
+        timeout = self.batcher.timeout_s if timeout_s is None else min(
+            timeout_s, self.batcher.timeout_s
+        )
+        return await self.batcher.submit(arrays, size, deadline=deadline_after(timeout))
 
-    def preprocess(self, inputs: dict[str, Any]) -> tuple[Arrays, int]:
-        """Check names, dtypes and shapes against the signature; convert losslessly.
+    def validate(self, inputs: dict[str, Any]) -> tuple[Arrays, int]:
+        """Check names, dtypes, shapes and the instance count against the signature and the
+        limits; convert losslessly.
 
-        Returns the arrays and their common batch size. Raises :class:`InvalidInputError`.
+        Returns the arrays and their common batch size. Raises :class:`InvalidInputError`
+        (:class:`PayloadTooLargeError` for too many instances).
         """
         missing = [k for k in self.inputs if k not in inputs]
         unknown = [k for k in inputs if k not in self.inputs]
@@ -188,6 +222,8 @@ class ServedModel:
                 f"missing input(s) {missing}; model '{self.name}' takes {list(self.inputs)}",
                 field=missing[0],
             )
+        for name in self.inputs:
+            self.check_instances(_leading_size(inputs[name]), name)
         arrays: Arrays = {}
         size = None
         for name, spec in self.inputs.items():
@@ -205,6 +241,15 @@ class ServedModel:
             raise InvalidInputError("empty batch: at least one instance is needed")
         return arrays, size
 
+    def check_instances(self, count: int | None, field: str | None = None) -> None:
+        """:class:`PayloadTooLargeError` past ``max_instances_per_request``."""
+        if count is not None and count > self.max_instances:
+            raise PayloadTooLargeError(
+                f"{count} instances in one request, more than the limit of {self.max_instances}"
+                " (max_instances_per_request)",
+                field=field,
+            )
+
     def predict(self, inputs: Arrays) -> Arrays:
         """Run the signature on a (batched) input dict; synchronous, called in the model's
         thread by the batcher."""
@@ -214,11 +259,8 @@ class ServedModel:
             result = self._fn(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in result.items()}
 
-    def postprocess(self, outputs: Arrays) -> Arrays:
-        return outputs
-
     # ---- status -----------------------------------------------------------------------------
-    def _not_ready_reason(self) -> str:
+    def not_ready_reason(self) -> str:
         if self.state == "FAILED":
             return f"model '{self.name}' version {self.version} failed to load: {self.error}"
         return f"model '{self.name}' version {self.version} is not ready ({self.state})"
@@ -253,6 +295,13 @@ def _spec_json(spec: TensorSpec) -> dict[str, Any]:
 
 
 _INT_KINDS = "iu"
+
+
+def _leading_size(value: Any) -> int | None:
+    """Rows of an input before it is converted (an array's or a list's length)."""
+    if isinstance(value, np.ndarray):
+        return value.shape[0] if value.ndim else None
+    return len(value) if isinstance(value, list) else None
 
 
 def _coerce(name: str, value: Any, spec: TensorSpec) -> np.ndarray:

@@ -8,6 +8,7 @@ Request ``parameters.timeout`` (microseconds, as in Triton) shortens the request
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path
 from app.codec import dumps, json_response, loads_object
+from app.config import Settings
 from app.errors import InvalidInputError
 from app.metrics import MeasuredRoute
 from app.servable import ServedModel, as_class_probabilities, coerce_numeric
@@ -111,8 +113,13 @@ async def live() -> Response:
 
 
 @router.get("/health/ready", summary="Readiness: every model loaded and warmed up")
-async def ready(repository: RepositoryDep) -> Response:
-    return json_response({"ready": repository.ready}, 200 if repository.ready else 503)
+async def ready(request: Request, repository: RepositoryDep) -> Response:
+    reasons = repository.not_ready_reasons()
+    if request.app.state.server.draining:
+        reasons.insert(0, "the server is shutting down")
+    if not reasons:
+        return json_response({"ready": True})
+    return json_response({"ready": False, "reasons": reasons}, 503)
 
 
 def _tensor_meta(name: str, dtype: str, shape: tuple[int | None, ...]) -> dict[str, Any]:
@@ -201,39 +208,17 @@ def fast_routes() -> list[MeasuredRoute]:
 
 
 async def _infer(model: ServedModel, request: Request) -> Response:
+    model.admit()  # 503 / 429 before the body is read
+    settings: Settings = request.app.state.settings
     body = await request.body()
     header_length = request.headers.get(BINARY_HEADER)
-    binary = b""
-    if header_length is not None:
-        try:
-            split = int(header_length)
-        except ValueError:
-            raise InvalidInputError(f"invalid {BINARY_HEADER} header") from None
-        if not 0 <= split <= len(body):
-            raise InvalidInputError(f"{BINARY_HEADER} is larger than the request body")
-        body, binary = body[:split], body[split:]
-    payload = loads_object(body)
+    if len(body) > settings.inline_parse_bytes:  # a big body must not stall the event loop
+        decoded = await asyncio.to_thread(_decode_request, model, body, header_length, settings)
+    else:
+        decoded = _decode_request(model, body, header_length, settings)
+    payload, arrays, size, requested, timeout_s = decoded
 
-    inputs = payload.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise InvalidInputError("'inputs' must be a non-empty list of tensors")
-    arrays: dict[str, np.ndarray] = {}
-    offset = 0
-    for tensor in inputs:
-        name, array, offset = _decode_input(tensor, binary, offset)
-        if name in arrays:
-            raise InvalidInputError(f"input '{name}' given twice", field=name)
-        arrays[name] = array
-    if offset != len(binary):
-        raise InvalidInputError("binary data left over after the last input")
-
-    parameters = payload.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise InvalidInputError("'parameters' must be an object")
-    requested = _requested_outputs(model, payload.get("outputs"), parameters)
-    timeout_s = _timeout_s(parameters.get("timeout"), model)
-
-    outputs = await model.infer(arrays, timeout_s=timeout_s)
+    outputs = await model.run(arrays, size, timeout_s=timeout_s)
 
     tensors, blobs = [], []
     for name, options in requested:
@@ -258,7 +243,71 @@ async def _infer(model: ServedModel, request: Request) -> Response:
     )
 
 
-def _decode_input(tensor: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+def _decode_request(
+    model: ServedModel, body: bytes, header_length: str | None, settings: Settings
+) -> tuple[dict[str, Any], dict[str, np.ndarray], int, list, float | None]:
+    """An ``/infer`` body as ``(payload, validated arrays, batch size, requested outputs,
+    timeout)``; every check runs before a tensor is made."""
+    binary = b""
+    if header_length is not None:
+        try:
+            split = int(header_length)
+        except ValueError:
+            raise InvalidInputError(f"invalid {BINARY_HEADER} header") from None
+        if not 0 <= split <= len(body):
+            raise InvalidInputError(f"{BINARY_HEADER} is larger than the request body")
+        body, binary = body[:split], body[split:]
+    payload = loads_object(body, max_depth=settings.max_json_depth)
+
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError("'inputs' must be a non-empty list of tensors")
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for tensor in inputs:
+        name, array, offset = _decode_input(model, tensor, binary, offset, settings)
+        if name in arrays:
+            raise InvalidInputError(f"input '{name}' given twice", field=name)
+        arrays[name] = array
+    if offset != len(binary):
+        raise InvalidInputError("binary data left over after the last input")
+
+    parameters = payload.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInputError("'parameters' must be an object")
+    requested = _requested_outputs(model, payload.get("outputs"), parameters)
+    timeout_s = _timeout_s(parameters.get("timeout"))
+    validated, size = model.validate(arrays)
+    return payload, validated, size, requested, timeout_s
+
+
+def _check_shape(
+    model: ServedModel, name: str, shape: list[int], settings: Settings
+) -> None:
+    """Rank and instance count, before any array is allocated or reshaped."""
+    if len(shape) > settings.max_tensor_rank:
+        raise InvalidInputError(
+            f"input '{name}': shape has {len(shape)} dimensions, more than the limit of "
+            f"{settings.max_tensor_rank} (max_tensor_rank)",
+            field=name,
+        )
+    spec = model.inputs.get(name)
+    if spec is not None:
+        rank = len(spec.shape)
+        trailing_one = rank >= 2 and spec.shape[-1] == 1
+        if len(shape) != rank and not (trailing_one and len(shape) == rank - 1):
+            raise InvalidInputError(
+                f"input '{name}': shape {shape} has {len(shape)} dimensions; the signature's "
+                f"{[-1 if d is None else d for d in spec.shape]} has {rank}",
+                field=name,
+            )
+    if shape:
+        model.check_instances(shape[0], name)
+
+
+def _decode_input(
+    model: ServedModel, tensor: Any, binary: bytes, offset: int, settings: Settings
+) -> tuple[str, np.ndarray, int]:
     if not isinstance(tensor, dict):
         raise InvalidInputError("each input must be an object with name, shape, datatype, data")
     name = tensor.get("name")
@@ -269,6 +318,7 @@ def _decode_input(tensor: Any, binary: bytes, offset: int) -> tuple[str, np.ndar
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise InvalidInputError(f"input '{name}': 'shape' must be a list of sizes >= 0", field=name)
+    _check_shape(model, name, shape, settings)
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InvalidInputError(
@@ -398,14 +448,14 @@ def _requested_outputs(
     return chosen
 
 
-def _timeout_s(value: Any, model: ServedModel) -> float:
-    """Triton's ``parameters.timeout`` (microseconds) can only shorten the model's deadline."""
-    configured = model.batcher.timeout_s
+def _timeout_s(value: Any) -> float | None:
+    """Triton's ``parameters.timeout`` (microseconds); it can only shorten the model's deadline
+    (``ServedModel.run``)."""
     if value is None:
-        return configured
+        return None
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise InvalidInputError("parameters.timeout must be a positive number of microseconds")
-    return min(value / 1e6, configured)
+    return value / 1e6
 
 
 def _classify(model: ServedModel, output: np.ndarray, k: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import metrics
@@ -34,15 +34,19 @@ async def list_models(repository: RepositoryDep) -> Response:
 
 
 @router.get("/healthz", summary="Liveness and readiness in one reply")
-async def healthz(repository: RepositoryDep) -> Response:
-    models = repository.all()
+async def healthz(request: Request, repository: RepositoryDep) -> Response:
+    reasons = repository.not_ready_reasons()
+    if request.app.state.server.draining:
+        reasons.insert(0, "the server is shutting down")
     body = {
         "live": True,
-        "ready": repository.ready,
+        "ready": not reasons,
+        "reasons": reasons,
         "device": repository.device,
-        "models": {f"{m.name}/{m.version}": m.state for m in models},
+        "models": {f"{m.name}/{m.version}": m.state for m in repository.all()},
+        "empty_model_folders": repository.empty_models,
     }
-    return json_response(body, 200 if repository.ready else 503)
+    return json_response(body, 503 if reasons else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)

@@ -10,8 +10,10 @@ and answers an orjson-encoded response: no per-element validation models.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -23,6 +25,7 @@ from app.codec import (
     loads_object,
     numeric_instances,
 )
+from app.config import Settings
 from app.errors import InvalidInputError
 from app.metrics import MeasuredRoute
 from app.servable import SIGNATURE, ServedModel
@@ -164,14 +167,40 @@ def fast_routes() -> list[MeasuredRoute]:
 async def _predict(model: ServedModel, method: str, request: Request) -> Response:
     if method != "predict":
         raise InvalidInputError(f"unsupported method ':{method}': this server implements :predict")
+    model.admit()  # 503 / 429 before the body is read
+    settings: Settings = request.app.state.settings
     raw = await request.body()
+    if len(raw) > settings.inline_parse_bytes:  # a big body must not stall the event loop
+        columnar, arrays, size = await asyncio.to_thread(_decode, model, raw, settings)
+    else:
+        columnar, arrays, size = _decode(model, raw, settings)
+    outputs = await model.run(arrays, size)
+    if not columnar:
+        return _predictions(outputs)
+    if len(outputs) == 1:
+        return json_response({"outputs": next(iter(outputs.values()))})
+    return json_response({"outputs": outputs})
+
+
+def _decode(
+    model: ServedModel, raw: bytes, settings: Settings
+) -> tuple[bool, dict[str, np.ndarray], int]:
+    """A ``:predict`` body as validated input arrays: ``(columnar?, arrays, batch size)``."""
     if len(model.inputs) == 1:
         ((name, spec),) = model.inputs.items()
         # The common single-tensor body, parsed lean.
-        instances = numeric_instances(raw) if spec.dtype != "string" else None
+        instances = (
+            numeric_instances(
+                raw,
+                max_rank=settings.max_tensor_rank,
+                max_instances=settings.max_instances_per_request,
+            )
+            if spec.dtype != "string"
+            else None
+        )
         if instances is not None:
-            return _predictions(await model.infer({name: instances}))
-    body = loads_object(raw)
+            return (False, *model.validate({name: instances}))
+    body = loads_object(raw, max_depth=settings.max_json_depth)
     signature = body.get("signature_name")
     if signature not in (None, "", SIGNATURE):
         raise InvalidInputError(
@@ -184,11 +213,8 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
             "(columnar format)"
         )
     if has_instances:
-        return _predictions(await model.infer(_rows_to_columns(model, body["instances"])))
-    outputs = await model.infer(_columnar(model, body["inputs"]))
-    if len(outputs) == 1:
-        return json_response({"outputs": next(iter(outputs.values()))})
-    return json_response({"outputs": outputs})
+        return (False, *model.validate(_rows_to_columns(model, body["instances"])))
+    return (True, *model.validate(_columnar(model, body["inputs"])))
 
 
 def _predictions(outputs: dict[str, Any]) -> Response:
@@ -207,6 +233,7 @@ def _rows_to_columns(model: ServedModel, instances: Any) -> dict[str, Any]:
         raise InvalidInputError("'instances' must be a list")
     if not instances:
         raise InvalidInputError("empty batch: 'instances' has no instance")
+    model.check_instances(len(instances), "instances")
     names = list(model.inputs)
     first = instances[0]
     if isinstance(first, dict) and not (is_b64(first) and "b64" not in model.inputs):

@@ -217,7 +217,7 @@ async def test_requests_of_different_shapes_are_not_merged():
     assert sorted(model.batch_sizes) == [1, 2]
 
 
-async def test_a_request_larger_than_max_batch_size_runs_alone():
+async def test_a_request_larger_than_max_batch_size_runs_in_slices():
     model = RecordingModel()
     batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0.05)
     try:
@@ -226,5 +226,36 @@ async def test_a_request_larger_than_max_batch_size_runs_alone():
         )
     finally:
         await stop(batcher)
-    assert big["y"].shape == (10, 3) and small["y"].shape == (1, 3)
-    assert sorted(model.batch_sizes) == [1, 10]
+    # TF Serving's large batch splitting: no model call above max_batch_size, answers in order.
+    assert max(model.batch_sizes) <= 4 and sum(model.batch_sizes) == 11
+    np.testing.assert_array_equal(big["y"], rows(0, 10) * 2)
+    np.testing.assert_array_equal(small["y"], rows(100, 1) * 2)
+
+
+async def test_a_sliced_request_needs_queue_room_for_every_slice():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_queue_size=2)
+    try:
+        with pytest.raises(QueueFullError):
+            await batcher.submit({"x": rows(0, 9)})  # 3 slices, room for 2
+        assert model.calls == []
+    finally:
+        await stop(batcher)
+
+
+async def test_work_that_cannot_finish_before_the_deadline_is_not_started():
+    model = RecordingModel(held=True)
+    batcher = DynamicBatcher(model, name="t", max_batch_size=8, max_wait_s=0, timeout_s=5)
+    try:
+        batcher._call_time_s = 0.2  # the model has recently taken 200 ms per call
+        blocker = await occupy(batcher, model)
+        short = asyncio.create_task(batcher.submit({"x": rows(3, 1)}, timeout_s=0.1))
+        await asyncio.sleep(0.01)
+        model.release.set()
+        await blocker
+        with pytest.raises(DeadlineExceededError, match="not run"):
+            await short
+    finally:
+        model.release.set()
+        await stop(batcher)
+    assert 3.0 not in np.concatenate(model.calls)[:, 0].tolist()

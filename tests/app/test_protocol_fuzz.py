@@ -1,5 +1,6 @@
 """Property-based requests (schemathesis, from the OpenAPI schema) on the protocol endpoints:
-whatever the body, path or parameters, never a 5xx (503 for the broken model aside)."""
+whatever the body, path or parameters, never a 5xx (503 for the broken model aside, and for
+readiness, which the broken model keeps at 503)."""
 
 from __future__ import annotations
 
@@ -42,4 +43,6 @@ def test_protocol_endpoints_never_answer_5xx(case, tiny_client):
         params=kwargs.get("params"),
         json=kwargs.get("json"),
     )
+    if response.status_code == 503 and "ready" in response.json():
+        return  # readiness (server or model) honestly answering "not ready"
     assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])

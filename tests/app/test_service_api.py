@@ -18,7 +18,9 @@ def test_openapi_documents_the_protocol_routes(tiny_client):
 
 
 def test_healthz_lists_every_model_state(tiny_client):
-    body = tiny_client.get("/healthz").json()
-    assert body["live"] and body["ready"] and body["device"] == "/CPU:0"
+    reply = tiny_client.get("/healthz")
+    body = reply.json()
+    assert reply.status_code == 503  # a version failed to load: not ready (strict readiness)
+    assert body["live"] and not body["ready"] and body["device"] == "/CPU:0"
     assert body["models"]["broken/1"] == "FAILED"
     assert body["models"]["tiny_image/2"] == "AVAILABLE"

@@ -11,7 +11,9 @@ from tests.app.conftest import make_settings
 
 
 @pytest.mark.parametrize("enabled", [False, True])
-def test_opentelemetry_is_consulted_per_request_only_when_enabled(enabled, tmp_path, monkeypatch):
+def test_opentelemetry_is_consulted_per_request_only_when_enabled(
+    enabled, tiny_models_dir, monkeypatch
+):
     lookups = []
     real = fastapi_telemetry.trace.get_tracer_provider
 
@@ -20,7 +22,11 @@ def test_opentelemetry_is_consulted_per_request_only_when_enabled(enabled, tmp_p
         return real()
 
     monkeypatch.setattr(fastapi_telemetry.trace, "get_tracer_provider", counting_lookup)
-    app = create_app(make_settings(models_dir=tmp_path, opentelemetry=enabled))
+    app = create_app(
+        make_settings(
+            models_dir=tiny_models_dir, model_names=["tiny_multi"], opentelemetry=enabled
+        )
+    )
     with TestClient(app) as client:
         lookups.clear()
         assert client.get("/v2/health/live").status_code == 200

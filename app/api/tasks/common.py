@@ -27,12 +27,14 @@ def task_model(
     repository: ModelRepository, name: str, task: str, version: int | None = None
 ) -> ServedModel:
     """The served model ``name`` (version or highest ready), which must be a ``task`` model:
-    404 when it does not exist or serves another task."""
+    404 when it does not exist or serves another task; 429 when its queue is full (before any
+    decoding or preprocessing is spent on the request)."""
     model = repository.get(name, version)
     if model.task != task:
         raise ModelNotFoundError(
             f"model '{name}' serves task '{model.task}', not '{task}'", field="model"
         )
+    model.admit()
     return model
 
 

@@ -7,18 +7,21 @@ cannot send multipart. Decoding and fitting to the model's input: ``app/imaging.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import time
+from concurrent.futures import Executor
 from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admission import deadline_after
 from app.api.deps import RepositoryDep, SettingsDep
 from app.api.tasks.common import (
     IMAGE_CLASSIFICATION,
@@ -31,12 +34,14 @@ from app.api.tasks.common import (
 )
 from app.config import Settings
 from app.errors import (
+    DeadlineExceededError,
     InvalidInputError,
     PayloadTooLargeError,
     ServingError,
     UnsupportedMediaTypeError,
 )
 from app.imaging import ImageSpec, Invert, prepare_image
+from app.servable import ServedModel
 
 router = APIRouter()
 
@@ -172,8 +177,8 @@ async def classify_images(
     served = task_model(repository, model, IMAGE_CLASSIFICATION, version)
     files = await _read_images(request, settings)
     spec = ImageSpec.from_metadata(served.metadata)
-    pixels = await run_in_threadpool(
-        _prepare_all, files, spec, invert, settings.max_image_pixels
+    pixels = await _decode_within_deadline(
+        request.app.state.image_pool, served, files, spec, invert, settings.max_image_pixels
     )
     outputs = await served.infer({next(iter(served.inputs)): pixels})
     probabilities = class_probabilities(outputs, served)
@@ -188,6 +193,29 @@ async def classify_images(
             file=upload.name,
         ))
     return ImageReply(model=served.name, version=served.version, predictions=predictions)
+
+
+async def _decode_within_deadline(
+    pool: Executor,
+    served: ServedModel,
+    files: list[Upload],
+    spec: ImageSpec,
+    invert: Invert,
+    max_pixels: int,
+) -> np.ndarray:
+    """Decode and fit in the app's bounded image pool (``image_workers`` threads: memory stays
+    bounded however many uploads arrive), inside the request's deadline."""
+    remaining = deadline_after(served.batcher.timeout_s) - time.monotonic()
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(max(remaining, 0.0)):
+            return await loop.run_in_executor(
+                pool, _prepare_all, files, spec, invert, max_pixels
+            )
+    except TimeoutError:
+        raise DeadlineExceededError(
+            "the images could not be decoded within the request's deadline"
+        ) from None
 
 
 def _prepare_all(

@@ -1,0 +1,71 @@
+"""Optional access control: ``Authorization: Bearer <key>`` with one of ``SERVING_API_KEYS``.
+
+Off unless keys are set. Health probes are always open (an orchestrator has no key);
+``/metrics`` and the API docs are open unless ``auth_metrics`` / ``auth_docs``. Keys are
+compared in constant time; a missing or wrong key is a 401 with ``WWW-Authenticate: Bearer``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.admission import UNLIMITED_PATHS
+from app.config import Settings
+from app.errors import UnauthorizedError, error_response
+
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+def open_paths(settings: Settings) -> frozenset[str]:
+    """Paths served without a key."""
+    paths = set(UNLIMITED_PATHS) - {"/metrics"}
+    if not settings.auth_metrics:
+        paths.add("/metrics")
+    if not settings.auth_docs:
+        paths |= DOCS_PATHS
+    return frozenset(paths)
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, *, keys: list[str], open_paths: frozenset[str]) -> None:
+        if not keys or not all(keys):
+            raise ValueError("api_keys must be non-empty strings")
+        self.app = app
+        self.keys = [key.encode() for key in keys]
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in self.open_paths
+            or scope["method"] == "OPTIONS"  # CORS preflight: browsers send no credentials
+        ):
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(scope)
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        error = UnauthorizedError(problem)
+        response = error_response(
+            scope["path"], 401, error.detail, title=error.title, slug=error.slug,
+            headers=error.headers,
+        )
+        await response(scope, receive, send)
+
+    def _problem(self, scope: Scope) -> str | None:
+        """Why the request is not authorised, or None when it is."""
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        if header is None:
+            return "this endpoint needs 'Authorization: Bearer <API key>'"
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return "the Authorization header must be 'Bearer <API key>'"
+        token = token.strip()
+        # Compare with every key (no early exit): the time taken says nothing about the keys.
+        matched = False
+        for key in self.keys:
+            matched |= hmac.compare_digest(token, key)
+        return None if matched else "invalid API key"
