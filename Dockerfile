@@ -28,4 +28,5 @@ USER serving
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2)"]
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# python -m app: uvicorn with the HTTP limits and the SIGTERM drain of app/server.py
+CMD ["python", "-m", "app"]

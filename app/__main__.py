@@ -1,15 +1,12 @@
-"""``python -m app``: serve with uvicorn on ``SERVING_HOST``:``SERVING_PORT``."""
-
-import uvicorn
+"""``python -m app``: serve on ``SERVING_HOST``:``SERVING_PORT`` with the HTTP limits and the
+graceful drain of ``app.server`` (plain ``uvicorn app.main:app`` has neither)."""
 
 from app.config import get_settings
+from app.server import serve
 
 
 def main() -> None:
-    settings = get_settings()
-    uvicorn.run(
-        "app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    serve(get_settings())
 
 
 if __name__ == "__main__":

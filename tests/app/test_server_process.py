@@ -1,27 +1,13 @@
-"""A real ``uvicorn app.main:app`` process on a free port, serving the committed ``mnist`` and a
+"""A real ``python -m app`` process on a free port, serving the committed ``mnist`` and a
 tiny deterministic model, driven by plain HTTP and by Triton's client (``tritonclient.http``)."""
 
 from __future__ import annotations
-
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.app.serving_process import REPO_ROOT, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -29,52 +15,11 @@ def server_url(tiny_models_dir, tmp_path_factory):
     models = tmp_path_factory.mktemp("server_models")
     (models / "mnist").symlink_to(REPO_ROOT / "models" / "mnist")
     (models / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
-    port = free_port()
-    env = {
-        **os.environ,
-        "SERVING_MODELS_DIR": str(models),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    process, url = start_server(models)
     try:
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace")
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{output[-3000:]}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uvicorn did not become ready in time")
-            time.sleep(0.25)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
 
 @pytest.fixture(scope="module")

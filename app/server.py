@@ -1,0 +1,219 @@
+"""The HTTP server: uvicorn with the limits a public endpoint needs, and a graceful drain.
+
+``python -m app`` runs :func:`serve`. Besides the app's own limits (``app.limits``,
+``app.admission``) it bounds what a client can do at the connection level, where the app never
+sees it:
+
+- **connections:** at most ``max_connections`` open; one more is answered 503 and closed;
+- **request head:** line plus headers at most ``max_header_bytes`` (431), sent within
+  ``header_timeout_s`` of the first byte (or of connecting; 408): slow-header clients
+  (slowloris) are cut off and never pin a file descriptor;
+- **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header.
+
+**SIGTERM** (what Kubernetes and ``docker stop`` send): readiness turns 503 at once and every
+response says ``Connection: close``; the server keeps answering for ``drain_seconds`` so that a
+load balancer can take it out of rotation; then it stops accepting, finishes every admitted and
+queued request, and exits within ``graceful_timeout_seconds`` of the signal whatever the clients
+do. A second SIGTERM (or Ctrl-C) skips the rest of the drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import FrameType
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.admission import ServerState
+from app.config import Settings
+
+logger = logging.getLogger("app.server")
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large",
+            503: b"Service Unavailable"}
+
+
+def _canned(status: int, message: str) -> bytes:
+    """A complete response that closes the connection (written without the app)."""
+    body = message.encode()
+    return b"".join([
+        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"connection: close\r\n\r\n",
+        body,
+    ])
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback to stop parsing a request already answered."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a connection cap, a request-head size cap and a
+    request-head timeout (uvicorn has none of the three for httptools)."""
+
+    max_connections = 1024
+    max_header_bytes = 16 * 1024
+    header_timeout_s = 10.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused = False
+        self._in_head = True  # reading a request line and headers
+        self._head_bytes = 0  # bytes received while in the head (a lower bound of its size)
+        self._head_size = 0  # the parsed head's size
+        self._head_timer = None
+        self._rejected = False
+
+    # ---- connection
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.max_connections:
+            self._refused = True
+            self.transport = transport
+            transport.write(_canned(503, "too many connections; retry later"))
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        if not self._refused:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after all these bytes: the head alone is that large.
+        if (
+            self._in_head
+            and self._head_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+
+    # ---- parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_size = 0
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        if self._head_size > self.max_header_bytes:
+            self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+            raise _Rejected  # stops the parser: no request is started
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._rejected:  # the parser stopped because we refused the request
+            super().send_400_response(msg)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._in_head, self._head_bytes = True, 0  # the next bytes start a new request
+
+    # ---- head timer
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None and self._in_head:
+            self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self._reject(408, f"request head not received within {self.header_timeout_s:g} s")
+
+    def _reject(self, status: int, message: str) -> None:
+        self._rejected = True
+        self._cancel_head_timer()
+        self.transport.write(_canned(status, message))
+        self.transport.close()
+
+
+def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with this configuration's limits."""
+    return type(
+        "ConfiguredHttpProtocol",
+        (GuardedHttpToolsProtocol,),
+        {
+            "max_connections": settings.max_connections,
+            "max_header_bytes": settings.max_header_bytes,
+            "header_timeout_s": settings.header_timeout_s,
+        },
+    )
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose first SIGTERM/SIGINT starts a drain instead of stopping at once."""
+
+    def __init__(self, config: uvicorn.Config, *, state: ServerState, drain_seconds: float):
+        super().__init__(config)
+        self.state = state
+        self.drain_seconds = drain_seconds
+        self._drain_ends: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.state.draining or self.drain_seconds <= 0:
+            self.state.draining = True
+            super().handle_exit(sig, frame)  # a second signal: stop now (drain skipped)
+            return
+        self._captured_signals.append(sig)
+        self.state.draining = True
+        self._drain_ends = time.monotonic() + self.drain_seconds
+        logger.info(
+            "signal %d: not ready, draining for %.1f s before shutting down", sig,
+            self.drain_seconds,
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_ends is not None and time.monotonic() >= self._drain_ends:
+            self._drain_ends = None
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def build_server(settings: Settings) -> DrainingServer:
+    from app.main import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=guarded_protocol(settings),
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        # What is left of the graceful budget after the drain, for running requests.
+        timeout_graceful_shutdown=max(
+            settings.graceful_timeout_seconds - settings.drain_seconds, 1.0
+        ),
+        server_header=False,
+        backlog=settings.max_connections,
+    )
+    return DrainingServer(config, state=app.state.server, drain_seconds=settings.drain_seconds)
+
+
+def serve(settings: Settings) -> None:
+    build_server(settings).run()

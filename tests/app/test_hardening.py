@@ -1,0 +1,282 @@
+"""Hostile and overloading requests, in process: each is refused fast with a clear 4xx/503,
+before work is spent on it, and nothing it sends can grow the server's state."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.codec import json_depth
+from app.limits import RequestBodyMiddleware
+from app.main import create_app
+from app.repository import RepositoryError
+from tests.app.conftest import make_settings
+
+PIXELS = np.zeros((1, 8, 8, 1), dtype=np.uint8)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"instances": ' + b"[" * depth + b"0" + b"]" * depth + b"}"
+
+
+# ---- bounded before work --------------------------------------------------------------------
+@pytest.mark.parametrize("depth", [40, 70, 50_000])
+def test_deep_json_is_a_fast_400(tiny_client, depth):
+    start = time.perf_counter()
+    for path in ("/v1/models/tiny_image:predict", "/v1/models/tiny_text:predict"):
+        reply = tiny_client.post(path, content=_nested(depth))
+        assert reply.status_code == 400, reply.text
+        assert "levels deep" in reply.json()["error"] or "dimensions" in reply.json()["error"]
+    assert time.perf_counter() - start < 1.0  # was 8.8 s at 50,000 deep, event loop blocked
+
+
+def test_json_depth_ignores_brackets_inside_strings():
+    assert json_depth(b'{"a": "[[[[[[[[", "b": [["\\"]]]]"]]}') == 3
+    assert json_depth(b"[]") == 1 and json_depth(b"7") == 0
+
+
+def test_a_text_body_with_brackets_in_strings_is_served(tiny_client):
+    reply = tiny_client.post(
+        "/v1/models/tiny_text:predict", json={"instances": ["[" * 100 + "good" + "]" * 100]}
+    )
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("rank", [9, 70])
+def test_kserve_shapes_of_absurd_rank_are_a_400(tiny_client, rank):
+    tensor = {"name": "pixels", "shape": [1] * rank, "datatype": "UINT8", "data": [0]}
+    reply = tiny_client.post("/v2/models/tiny_image/infer", json={"inputs": [tensor]})
+    assert reply.status_code == 400 and "dimensions" in reply.json()["error"]
+
+
+def test_kserve_rank_must_match_the_signature(tiny_client):
+    tensor = {"name": "pixels", "shape": [1, 64], "datatype": "UINT8", "data": [0] * 64}
+    reply = tiny_client.post("/v2/models/tiny_image/infer", json={"inputs": [tensor]})
+    assert reply.status_code == 400 and "signature" in reply.json()["error"]
+
+
+def test_a_huge_binary_tensor_is_refused_before_it_is_made(tiny_models_dir):
+    app = create_app(
+        make_settings(
+            models_dir=tiny_models_dir, model_names=["tiny_image"], max_instances_per_request=64
+        )
+    )
+    header = (
+        b'{"inputs":[{"name":"pixels","shape":[26000,8,8,1],"datatype":"UINT8",'
+        b'"parameters":{"binary_data_size":1664000}}]}'
+    )
+    with TestClient(app) as client:
+        reply = client.post(
+            "/v2/models/tiny_image/infer",
+            content=header + bytes(1_664_000),
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
+        assert reply.status_code == 413 and "max_instances_per_request" in reply.json()["error"]
+        many = {"instances": np.zeros((65, 8, 8, 1), dtype=np.uint8).tolist()}
+        assert client.post("/v1/models/tiny_image:predict", json=many).status_code == 413
+
+
+def test_a_request_above_max_batch_size_is_answered_in_slices(tiny_client):
+    # tiny_app: max_batch_size 8; 20 instances run as 8 + 8 + 4, answered in order.
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 1), dtype=np.uint8)
+    whole = tiny_client.post("/v1/models/tiny_image:predict", json={"instances": pixels.tolist()})
+    assert whole.status_code == 200
+    one_by_one = [
+        tiny_client.post("/v1/models/tiny_image:predict", json={"instances": [p.tolist()]}).json()[
+            "predictions"
+        ][0]
+        for p in pixels[:3]
+    ]
+    np.testing.assert_allclose(whole.json()["predictions"][:3], one_by_one, rtol=1e-5)
+    assert len(whole.json()["predictions"]) == 20
+
+
+# ---- telemetry stays bounded ------------------------------------------------------------------
+def test_metric_labels_exist_only_for_served_models(tiny_client):
+    for i in range(50):
+        tiny_client.post(f"/v1/models/random-{i}:predict", json={"instances": [1]})
+        tiny_client.request(f"M{i}", "/v1/models")
+    text = tiny_client.get("/metrics").text
+    assert "random-" not in text and 'method="M' not in text
+    assert 'model="_unknown"' in text and 'method="OTHER"' in text
+
+
+# ---- admission -------------------------------------------------------------------------------
+def test_the_in_flight_limit_answers_503_and_probes_stay_open(tiny_models_dir):
+    app = create_app(
+        make_settings(models_dir=tiny_models_dir, model_names=["tiny_image"],
+                      max_inflight_requests=1)
+    )
+    with TestClient(app) as client:
+        app.state.server.inflight = 1  # as if one request were being handled
+        try:
+            busy = client.post("/v1/models/tiny_image:predict", json={"instances": PIXELS.tolist()})
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert client.get("/v2/health/ready").status_code == 200
+            assert client.get("/metrics").status_code == 200
+        finally:
+            app.state.server.inflight = 0
+        assert client.post(
+            "/v1/models/tiny_image:predict", json={"instances": PIXELS.tolist()}
+        ).status_code == 200
+
+
+def test_a_full_queue_refuses_before_the_body_is_parsed(tiny_client, monkeypatch):
+    model = tiny_client.app.state.repository.get("tiny_image")
+    parsed = []
+    monkeypatch.setattr(model, "validate", lambda inputs: parsed.append(1))
+    monkeypatch.setattr(model.batcher, "max_queue_size", 0)  # nothing fits
+    for path, body in (
+        ("/v1/models/tiny_image:predict", {"instances": PIXELS.tolist()}),
+        ("/v2/models/tiny_image/infer", {"inputs": [{"name": "pixels", "shape": [1, 8, 8, 1],
+                                                     "datatype": "UINT8", "data": [0] * 64}]}),
+    ):
+        reply = tiny_client.post(path, json=body)
+        assert reply.status_code == 429 and reply.headers["retry-after"] == "1"
+    assert parsed == []
+
+
+# ---- readiness that tells the truth ------------------------------------------------------------
+def test_a_missing_or_empty_models_directory_stops_start_up(tmp_path):
+    for models_dir in (tmp_path / "absent", tmp_path):
+        app = create_app(make_settings(models_dir=models_dir))
+        with (
+            pytest.raises(RepositoryError, match="does not exist|no model version"),
+            TestClient(app),
+        ):
+            pass
+
+
+def test_a_model_folder_without_versions_is_reported_and_not_ready(tiny_models_dir, tmp_path):
+    (tmp_path / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
+    (tmp_path / "forgotten").mkdir()
+    (tmp_path / "forgotten" / "saved_model.pb").write_bytes(b"")  # no <version>/ folder
+    with TestClient(create_app(make_settings(models_dir=tmp_path))) as client:
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        assert "model 'forgotten' has no version folder" in ready.json()["reasons"]
+        assert client.get("/healthz").json()["empty_model_folders"] == ["forgotten"]
+
+
+def test_readiness_policy_each_model_tolerates_one_failed_version(tiny_models_dir, tmp_path):
+    (tmp_path / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
+    broken = tmp_path / "tiny_image_copy"
+    broken.mkdir()
+    (broken / "1").symlink_to(tiny_models_dir / "tiny_image" / "1")
+    (broken / "2").mkdir()  # a version that fails to load
+    for policy, status in (("all_versions", 503), ("each_model", 200)):
+        app = create_app(make_settings(models_dir=tmp_path, readiness=policy))
+        with TestClient(app) as client:
+            assert client.get("/v2/health/ready").status_code == status, policy
+
+
+def test_errors_never_show_absolute_paths(tiny_client, tiny_models_dir):
+    for path in ("/v1/models/broken", "/v2/models/broken/ready", "/v1/models", "/healthz",
+                 "/v2/health/ready"):
+        text = tiny_client.get(path).text
+        assert str(tiny_models_dir) not in text and "/tmp/" not in text, path
+    assert "broken/1" in tiny_client.get("/v1/models/broken").text
+
+
+# ---- access control and CORS ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def secured(tiny_models_dir):
+    app = create_app(
+        make_settings(
+            models_dir=tiny_models_dir,
+            model_names=["tiny_image"],
+            api_keys=["k-one", "k-two"],
+            auth_metrics=True,
+            cors_allow_origins=["https://demo.example"],
+        )
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def test_api_keys_guard_inference_and_model_status(secured):
+    body = {"instances": PIXELS.tolist()}
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic k-one"}):
+        reply = secured.post("/v1/models/tiny_image:predict", json=body, headers=headers)
+        assert reply.status_code == 401 and reply.headers["www-authenticate"].startswith("Bearer")
+        assert secured.get("/v1/models", headers=headers).status_code == 401
+    for key in ("k-one", "k-two"):
+        ok = secured.post(
+            "/v1/models/tiny_image:predict", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert ok.status_code == 200
+    problem = secured.post("/v1/sentiment:predict", json={"texts": ["x"]})
+    assert problem.status_code == 401
+    assert problem.headers["content-type"].startswith("application/problem+json")
+
+
+def test_probes_stay_open_and_metrics_follow_the_setting(secured):
+    assert secured.get("/v2/health/ready").status_code == 200
+    assert secured.get("/v2/health/live").status_code == 200
+    assert secured.get("/metrics").status_code == 401  # auth_metrics=true
+    assert secured.get("/docs").status_code == 200  # auth_docs=false
+
+
+def test_cors_allows_only_the_listed_origins(secured):
+    preflight = secured.options(
+        "/v1/models/tiny_image:predict",
+        headers={
+            "Origin": "https://demo.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://demo.example"
+    other = secured.options(
+        "/v1/models/tiny_image:predict",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in other.headers
+
+
+# ---- request bodies --------------------------------------------------------------------------
+def test_a_gzip_body_is_decoded_and_a_bad_encoding_refused(tiny_client):
+    body = b'{"instances": ' + str(PIXELS.tolist()).encode() + b"}"
+    ok = tiny_client.post(
+        "/v1/models/tiny_image:predict", content=gzip.compress(body),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert ok.status_code == 200, ok.text
+    assert tiny_client.post(
+        "/v1/models/tiny_image:predict", content=b"not gzip", headers={"Content-Encoding": "gzip"}
+    ).status_code == 400
+    assert tiny_client.post(
+        "/v1/models/tiny_image:predict", content=body, headers={"Content-Encoding": "br"}
+    ).status_code == 415
+
+
+@pytest.mark.anyio
+async def test_a_body_that_trickles_past_the_timeout_is_a_408():
+    answered = []
+
+    async def app(scope, receive, send):
+        await receive()
+        await receive()  # never comes
+
+    async def receive():
+        if not answered:
+            answered.append(1)
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await asyncio.sleep(10)
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    middleware = RequestBodyMiddleware(app, max_body_bytes=1000, body_timeout_s=0.2)
+    scope = {"type": "http", "path": "/v1/x", "headers": [(b"content-length", b"10")]}
+    with pytest.raises(Exception) as raised:
+        await asyncio.wait_for(middleware(scope, receive, send), 5)
+    assert getattr(raised.value, "status_code", None) == 408

@@ -1,0 +1,207 @@
+"""The connection-level limits and the SIGTERM drain, on a real ``python -m app`` process:
+what a hostile or a slow client can do, and what an orchestrator sees at shutdown."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.app.serving_process import start_server, stop_server
+
+HEADER_TIMEOUT_S = 1.5
+LIMITS = {
+    "max_header_bytes": "4096",
+    "header_timeout_s": str(HEADER_TIMEOUT_S),
+    "max_connections": "6",
+    "max_body_bytes": "100000",
+    "drain_seconds": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_only(tiny_models_dir, tmp_path_factory):
+    models = tmp_path_factory.mktemp("limits_models")
+    (models / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
+    return models
+
+
+@pytest.fixture(scope="module")
+def server(tiny_only):
+    process, url = start_server(tiny_only, **LIMITS)
+    try:
+        yield url
+    finally:
+        stop_server(process)
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _raw(url: str, data: bytes, *, wait_s: float = 5.0) -> bytes:
+    """Send ``data`` on a fresh connection; everything the server answers until it closes."""
+    with socket.create_connection(_address(url), timeout=wait_s) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def _pixels(n: int = 1) -> dict:
+    return {"instances": np.zeros((n, 8, 8, 1), dtype=np.uint8).tolist()}
+
+
+def test_no_server_header(server):
+    reply = httpx.get(f"{server}/v2/health/live")
+    assert reply.status_code == 200 and "server" not in reply.headers
+
+
+def test_oversized_headers_get_431_and_the_connection_closes(server):
+    big = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
+    assert _raw(server, big).startswith(b"HTTP/1.1 431 ")
+    many = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-H%d: v\r\n" % i for i in range(1000)
+    ) + b"\r\n"
+    assert _raw(server, many).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_slow_request_head_is_cut_off(server):
+    start = time.monotonic()
+    with socket.create_connection(_address(server), timeout=10) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
+        answer = b""
+        # One byte a while, as slowloris does; the server must not wait for the rest.
+        for byte in b"st: x\r\nX-Slow: 1":
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+        try:
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - start < HEADER_TIMEOUT_S + 2.5
+
+
+def test_a_connection_that_sends_nothing_is_closed(server):
+    start = time.monotonic()
+    assert _raw(server, b"", wait_s=10).startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - start < HEADER_TIMEOUT_S + 2
+
+
+def test_connections_beyond_the_limit_are_refused_and_the_server_serves_on(server):
+    idle = [socket.create_connection(_address(server)) for _ in range(6)]
+    try:
+        time.sleep(0.2)
+        # Answered as soon as it connects (before it sends anything), then closed.
+        assert _raw(server, b"").startswith(b"HTTP/1.1 503 ")
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.3)
+    assert httpx.get(f"{server}/v2/health/live").status_code == 200
+
+
+def test_gzip_and_deflate_bodies_are_decoded(server):
+    body = httpx.Request("POST", "/", json=_pixels(2)).read()
+    for encoding, data in (("gzip", gzip.compress(body)), ("deflate", _zlib(body))):
+        reply = httpx.post(
+            f"{server}/v1/models/tiny_image:predict",
+            content=data,
+            headers={"Content-Encoding": encoding, "Content-Type": "application/json"},
+        )
+        assert reply.status_code == 200, (encoding, reply.text)
+        assert len(reply.json()["predictions"]) == 2
+
+
+def test_a_zip_bomb_is_refused_at_the_body_limit(server):
+    bomb = gzip.compress(b"[" * 50_000_000)  # 50 MB of brackets in ~50 KB
+    assert len(bomb) < 100_000
+    reply = httpx.post(
+        f"{server}/v1/models/tiny_image:predict",
+        content=bomb,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert reply.status_code == 413 and "decoded" in reply.json()["error"]
+
+
+def test_large_responses_are_gzipped_for_clients_that_accept_it(server):
+    reply = httpx.post(f"{server}/v1/models/tiny_image:predict", json=_pixels(64))
+    assert reply.status_code == 200 and reply.headers.get("content-encoding") == "gzip"
+    plain = httpx.post(
+        f"{server}/v1/models/tiny_image:predict",
+        json=_pixels(64),
+        headers={"Accept-Encoding": "identity"},
+    )
+    assert "content-encoding" not in plain.headers
+    assert reply.json() == plain.json()
+
+
+def _zlib(data: bytes) -> bytes:
+    import zlib
+
+    return zlib.compress(data)
+
+
+# ---- SIGTERM ---------------------------------------------------------------------------------
+def test_sigterm_drains_without_failing_a_request(tiny_only):
+    """Readiness turns 503 at once, requests keep being answered through the drain window,
+    and the process exits on its own within the graceful timeout, even with a slow client."""
+    process, url = start_server(
+        tiny_only, drain_seconds="2", graceful_timeout_seconds="6", body_timeout_s="30"
+    )
+    results: list[int | str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(timeout=10) as session:
+            while not stop.is_set():
+                try:
+                    reply = session.post(f"{url}/v1/models/tiny_image:predict", json=_pixels())
+                    results.append(reply.status_code)
+                except httpx.HTTPError as exc:
+                    results.append(type(exc).__name__)
+
+    # A client that opens a request and trickles its body: it must not hold the shutdown.
+    slow = socket.create_connection(_address(url))
+    slow.sendall(
+        b"POST /v1/models/tiny_image:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        ready = httpx.get(f"{url}/v2/health/ready", timeout=2)
+        assert ready.status_code == 503 and "shutting down" in ready.json()["reasons"][0]
+        time.sleep(1.0)  # still inside the drain window: the load balancer moves clients away
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        process.wait(15)
+        exited_after = time.monotonic() - signalled
+    finally:
+        stop.set()
+        slow.close()
+        stop_server(process)
+    assert results and all(status == 200 for status in results), set(map(str, results))
+    assert 2.0 <= exited_after < 6.0 + 1.5
