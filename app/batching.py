@@ -38,6 +38,7 @@ from app.errors import DeadlineExceededError, InferenceError, QueueFullError, Se
 logger = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
+ADMISSION_SHARE = 0.75  # of a request's deadline that queued work may take when it is admitted
 ModelCall = Callable[[Arrays], Mapping[str, np.ndarray]]
 
 
@@ -137,14 +138,26 @@ class DynamicBatcher:
 
     # ---- callers
     def check_room(self, requests: int = 1) -> None:
-        """:class:`QueueFullError` unless ``requests`` more fit in the queue."""
+        """:class:`QueueFullError` unless ``requests`` more fit in the queue: fewer than
+        ``max_queue_size`` are waiting, and the work already queued can be done before a new
+        request's deadline (at the model's recent call time). Admitting a request that would
+        only time out in the queue wastes its slot, and the client learns later."""
         if len(self._queue) + requests > self.max_queue_size:
-            metrics.REJECTED.labels(self.name, "queue_full").inc()
-            raise QueueFullError(
-                f"model '{self.name}' queue is full ({self.max_queue_size} requests waiting); "
-                "retry later",
-                retry_after_s=1,
-            )
+            self._refuse(f"{self.max_queue_size} requests waiting")
+        if self._call_time_s and self._queued:
+            # The model call running, the batches queued ahead and the one a new request
+            # joins must fit in a share of its deadline: the rest is for reading, parsing and
+            # answering it. (An empty queue always admits: the estimate must not lock out.)
+            batches = -(-(self._queued + requests) // self.max_batch_size) + self._busy
+            if batches * self._call_time_s > self.timeout_s * ADMISSION_SHARE:
+                self._refuse(
+                    f"the queued work would take {batches * self._call_time_s * 1000:.0f} ms, "
+                    f"too much of a new request's deadline of {self.timeout_s * 1000:.0f} ms"
+                )
+
+    def _refuse(self, why: str) -> None:
+        metrics.REJECTED.labels(self.name, "queue_full").inc()
+        raise QueueFullError(f"model '{self.name}' queue is full ({why}); retry later")
 
     async def submit(
         self,

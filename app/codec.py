@@ -38,36 +38,44 @@ def loads_object(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str
 
 
 # ---- nesting depth in linear time ----------------------------------------------------------------
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPENING = np.zeros(256, dtype=np.int8)
-_OPENING[list(b"[{")] = 1
-_OPENING[list(b"]}")] = -1
+_STEP = np.zeros(256, dtype=np.int8)
+_STEP[list(b"[{")] = 1
+_STEP[list(b"]}")] = -1
+_QUOTE = ord('"')
+_CHUNK = 1 << 20
 
 
-def json_depth(body: bytes) -> int:
+def json_depth(body: bytes, limit: int | None = None) -> int:
     """How deep arrays and objects nest in ``body`` (brackets inside strings do not count).
 
-    C-speed passes only (a regex, ``bytes.translate``, a numpy cumulative sum): a 20 MB body
-    takes milliseconds, and a body of 50,000 nested brackets is refused before any parser
-    recurses into it."""
-    text = _JSON_STRING.sub(b"", body) if b'"' in body else body
-    brackets = text.translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    steps = _OPENING[np.frombuffer(brackets, dtype=np.uint8)]
-    return int(np.cumsum(steps, dtype=np.int64).max())
+    Vectorised (numpy over 1 MB windows, so memory stays small): a 20 MB body takes tens of
+    milliseconds, and with ``limit`` it stops at the first window that goes deeper: a body of
+    50,000 nested brackets is refused before any parser recurses into it."""
+    if b"\\" in body:  # escaped backslashes, then escaped quotes, cannot open or close a string
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    data = np.frombuffer(body, dtype=np.uint8)
+    depth = quotes = deepest = 0
+    for start in range(0, len(data), _CHUNK):
+        chunk = data[start : start + _CHUNK]
+        is_quote = chunk == _QUOTE
+        outside = ((np.cumsum(is_quote, dtype=np.int64) + quotes) & 1) == 0
+        quotes += int(is_quote.sum())
+        levels = np.cumsum(_STEP[chunk] * outside, dtype=np.int64) + depth
+        deepest = max(deepest, int(levels.max()))
+        depth = int(levels[-1])
+        if limit is not None and deepest > limit:
+            break
+    return deepest
 
 
 def check_depth(body: bytes, max_depth: int) -> None:
     # Cheap test first: a body with few brackets cannot be deep.
     if body.count(b"[") + body.count(b"{") <= max_depth:
         return
-    depth = json_depth(body)
+    depth = json_depth(body, max_depth)
     if depth > max_depth:
         raise InvalidInputError(
-            f"the JSON body nests {depth} levels deep, more than the limit of {max_depth} "
-            "(max_json_depth)"
+            f"the JSON body nests more than {max_depth} levels deep (max_json_depth)"
         )
 
 

@@ -106,15 +106,25 @@ class Settings(BaseSettings):
     max_batch_size: PositiveInt = 32
     max_wait_ms: float = Field(default=3.0, ge=0)
     max_queue_size: PositiveInt = Field(
-        default=256, description="Requests waiting per model version before 429."
+        default=1024,
+        description="Requests waiting per model version before 429 (a request is also refused "
+        "when the queued work would outlast its deadline).",
     )
     request_timeout_ms: PositiveFloat = Field(
         default=5000.0, description="Deadline per request: queueing plus inference."
     )
     model_overrides: dict[str, BatchingOverride] = Field(default_factory=dict)
 
+    refusal_delay_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="A 429 for a full queue is sent this long after the request's headers "
+        "(python -m app), and nothing more is read from that client meanwhile: clients that "
+        "retry at once would otherwise spend the server's CPU on refusals.",
+    )
     max_inflight_requests: PositiveInt = Field(
-        default=512,
+        default=768,
         description="Requests being handled at once (health probes and /metrics excepted); "
         "one more is answered 503 + Retry-After at once.",
     )

@@ -26,7 +26,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.admission import ServerState
+from app.admission import QuickRefusal, ServerState, quick_refusal
 from app.config import Settings
 
 logger = logging.getLogger("app.server")
@@ -58,6 +58,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_connections = 1024
     max_header_bytes = 16 * 1024
     header_timeout_s = 10.0
+    quick_refusal: QuickRefusal | None = None  # see app.admission.quick_refusal
+    refusal_delay_s = 0.0
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +69,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_size = 0  # the parsed head's size
         self._head_timer = None
         self._rejected = False
+        self._skipping = False  # a request refused at its headers: its body is discarded
+        self._refusal_pending = False  # ... and its 429 not sent yet (refusal_delay_s)
+        self._body_done = False
 
     # ---- connection
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -118,7 +123,54 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.max_header_bytes:
             self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
             raise _Rejected  # stops the parser: no request is started
+        if self.quick_refusal is not None and not self.pipeline and (
+            self.cycle is None or self.cycle.response_complete
+        ):
+            refusal = self.quick_refusal(self.parser.get_method(), self.url.split(b"?", 1)[0])
+            if refusal is not None:
+                self._skipping = True
+                self._refusal_pending = True
+                self._body_done = False
+                if self.refusal_delay_s > 0:
+                    # Nothing more is read from this client until its refusal is sent.
+                    self.flow.pause_reading()
+                    self.loop.call_later(self.refusal_delay_s, self._send_refusal, refusal)
+                else:
+                    self._send_refusal(refusal)
+                return
         super().on_headers_complete()
+
+    def _send_refusal(self, refusal: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(refusal)
+        self._refusal_pending = False
+        self.flow.resume_reading()
+        if self._body_done:
+            self._next_request()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._skipping:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._skipping:
+            super().on_message_complete()
+            return
+        self._body_done = True
+        if not self._refusal_pending:
+            self._next_request()
+
+    def _next_request(self) -> None:
+        """The refused request is over: wait for the next one, as after any response."""
+        self._skipping = False
+        self._in_head, self._head_bytes = True, 0
+        if not self.parser.should_keep_alive():
+            self.transport.close()
+        elif not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def send_400_response(self, msg: str) -> None:
         if not self._rejected:  # the parser stopped because we refused the request
@@ -150,8 +202,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class with this configuration's limits."""
+def guarded_protocol(
+    settings: Settings, refusal: QuickRefusal | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with this configuration's limits (and the app's early refusal,
+    unless API keys are required: a refusal must not come before the key check)."""
     return type(
         "ConfiguredHttpProtocol",
         (GuardedHttpToolsProtocol,),
@@ -159,6 +214,8 @@ def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
             "max_connections": settings.max_connections,
             "max_header_bytes": settings.max_header_bytes,
             "header_timeout_s": settings.header_timeout_s,
+            "quick_refusal": None if settings.api_keys else staticmethod(refusal),
+            "refusal_delay_s": settings.refusal_delay_ms / 1000,
         },
     )
 
@@ -200,14 +257,15 @@ def build_server(settings: Settings) -> DrainingServer:
         app,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(settings),
+        http=guarded_protocol(settings, quick_refusal(app)),
         lifespan="on",
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_keep_alive=settings.keep_alive_timeout_s,
-        # What is left of the graceful budget after the drain, for running requests.
+        # What is left of the graceful budget after the drain, for running requests (less a
+        # margin for the app's own shutdown).
         timeout_graceful_shutdown=max(
-            settings.graceful_timeout_seconds - settings.drain_seconds, 1.0
+            settings.graceful_timeout_seconds - settings.drain_seconds - 1.0, 0.5
         ),
         server_header=False,
         backlog=settings.max_connections,
