@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     model_overrides: dict[str, BatchingOverride] = Field(default_factory=dict)
 
     refusal_delay_ms: float = Field(
-        default=10.0,
+        default=20.0,
         ge=0,
         le=1000,
         description="A 429 for a full queue is sent this long after the request's headers "

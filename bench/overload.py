@@ -264,8 +264,10 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         results["deadline_50ms_4x"] = entry
         print(f"deadline 50 ms, 256 connections: 2xx {load['ok_per_s']:.0f} req/s, of which "
               f"{in_time_share:.0%} within 50 ms (probe) -> {in_time:.0f} req/s in time = "
-              f"{entry['in_time_share_of_capacity']:.0%} of capacity; 504/429 "
-              f"{load['errors']['status']}; probe statuses {seen['statuses']}")
+              f"{entry['in_time_share_of_capacity']:.0%} of capacity (2xx, all within 50 ms of "
+              f"their arrival in the app: {load['ok_per_s'] / capacity['ok_per_s']:.0%}); "
+              f"504/429 {load['errors']['status']}; probe: refused p99 "
+              f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}")
     finally:
         server.stop()
 
