@@ -86,8 +86,21 @@ def test_tritonclient_binary_and_json_tensors_agree(server_url):
         as_json = client.infer(
             "tiny_image", [tensor], outputs=[output], model_version="1"
         ).as_numpy("output_0")
+        # tritonclient's compressed requests and responses (Content-Encoding / Accept-Encoding)
+        tensor = triton.InferInput("pixels", list(x.shape), "UINT8")
+        tensor.set_data_from_numpy(x)
+        compressed = {}
+        for algorithm in ("gzip", "deflate"):
+            compressed[algorithm] = client.infer(
+                "tiny_image",
+                [tensor],
+                request_compression_algorithm=algorithm,
+                response_compression_algorithm="gzip",
+            ).as_numpy("output_0")
     finally:
         client.close()
+    for result in compressed.values():
+        np.testing.assert_array_equal(result, binary)
     assert binary.argmax(axis=1).tolist() == [2, 1, 0, 2]  # version 2: the mirrored one
     assert as_json.argmax(axis=1).tolist() == [0, 1, 2, 0]  # version 1, as asked
     np.testing.assert_allclose(binary[:, ::-1], as_json, rtol=1e-4, atol=1e-6)
