@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from app import __doc__ as app_doc
 from app.admission import AdmissionMiddleware, ServerState
 from app.api import kserve, service, tfserving
 from app.api.tasks import router as tasks_router
+from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.limits import RequestBodyMiddleware
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added innermost first: a request meets them in the reverse order.
     if settings.gzip_min_bytes:
-        app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes)
+        app.add_middleware(GzipForClientsThatAcceptIt, minimum_size=settings.gzip_min_bytes)
     app.add_middleware(
         RequestBodyMiddleware,
         max_body_bytes=settings.max_body_bytes,
