@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app import metrics
-from app.errors import DeadlineExceededError, InferenceError, QueueFullError, ServingError
+from app.errors import (
+    DeadlineExceededError,
+    InferenceError,
+    ModelNotReadyError,
+    QueueFullError,
+    ServingError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,7 @@ class DynamicBatcher:
         self._queue_wait = metrics.QUEUE_WAIT.labels(name)
         self._call_time_s = 0.0  # recent model call time (moving average)
         self._busy = False  # a model call is running
+        self._closed = False  # stopped for good (the version was unloaded)
 
     # ---- lifecycle
     @property
@@ -116,7 +123,8 @@ class DynamicBatcher:
         return True
 
     async def stop(self) -> None:
-        """Stop the worker; requests still queued fail with 503-like errors."""
+        """Stop the worker for good; requests still queued fail with 503-like errors."""
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,6 +180,8 @@ class DynamicBatcher:
         ``deadline`` (``time.monotonic()``) wins over ``timeout_s`` (from now), which wins over
         the batcher's own timeout."""
         if not self.running:
+            if self._closed:
+                raise ModelNotReadyError(f"model '{self.name}' version {self.version} was unloaded")
             self.start()
         if size is None:
             size = len(next(iter(inputs.values())))

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,11 +40,56 @@ class BatchingConfig(BaseModel):
     request_timeout_ms: PositiveFloat
 
 
+# Checked by app.model_config.VersionPolicy (which imports this module).
+VersionPolicyDefault = dict[str, Any]
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SERVING_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SERVING_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    @field_validator("models_dir", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
 
     # ---- repository
-    models_dir: Path = Path("models")
+    models_dir: str = Field(
+        default="models",
+        validation_alias=AliasChoices("SERVING_MODELS_DIR", "STORAGE_URI", "models_dir"),
+        description="The model repository: a folder of <name>/<version>/ SavedModels, or an "
+        "fsspec URL (s3://bucket/prefix, gs://...) mirrored to model_cache_dir. KServe's "
+        "STORAGE_URI is read when SERVING_MODELS_DIR is not set.",
+    )
+    model_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "tf-model-serving",
+        description="Local mirror of a remote repository.",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for a remote repository (JSON), e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}.',
+    )
+    repository_poll_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Re-scan the repository this often (0: never): new versions are loaded and "
+        "warmed in the background, removed or out-of-policy versions drained and unloaded, "
+        "changed ones reloaded.",
+    )
+    version_policy: VersionPolicyDefault = Field(
+        default_factory=lambda: {"all": {}},
+        description='Versions served per model: {"latest": N}, {"all": {}} or '
+        '{"specific": [...]} (a model\'s config.json overrides it).',
+    )
+    unload_grace_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A version leaving the policy stops taking new requests at once, and is "
+        "unloaded once its queue is empty and this long has passed (requests that already "
+        "chose it finish).",
+    )
     model_names: list[str] = Field(
         default_factory=list, description="Serve only these models (empty: every folder)."
     )

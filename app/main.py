@@ -45,19 +45,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repository = ModelRepository(settings)
         app.state.repository = repository
         repository.discover()  # a missing or empty models folder stops start-up here
-        loading = None
+        background: list[asyncio.Task] = []
         if settings.load_in_background:
-            loading = asyncio.create_task(_load_then_freeze(repository))
+            background.append(asyncio.create_task(_load_then_freeze(repository)))
         else:
             await repository.load()
             _freeze_startup_objects()
+        if settings.repository_poll_seconds > 0:
+            background.append(
+                asyncio.create_task(_poll_after_load(repository, settings.repository_poll_seconds))
+            )
         try:
             yield
         finally:
-            if loading is not None and not loading.done():
-                loading.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await loading
+                    await task
             # The server has stopped taking requests: let the queued ones finish.
             await repository.drain(settings.graceful_timeout_seconds)
             await repository.close()
@@ -111,6 +115,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The hot inference paths first, as plain Starlette routes (see tfserving.fast_routes).
     app.router.routes[0:0] = [*tfserving.fast_routes(), *kserve.fast_routes()]
     return app
+
+
+async def _poll_after_load(repository: ModelRepository, interval_s: float) -> None:
+    while not repository.loaded:
+        await asyncio.sleep(0.1)
+    await repository.poll(interval_s)
 
 
 async def _load_then_freeze(repository: ModelRepository) -> None:

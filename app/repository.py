@@ -1,6 +1,15 @@
-"""The model repository: every ``models/<name>/<int version>/`` SavedModel, loaded and warm.
+"""The model repository: the ``<name>/<int version>/`` SavedModels that the version policy
+serves, loaded and warm, kept in step with the folder (or bucket) while the server runs.
 
-A model that fails to load is kept, not ready and with its error, and does not stop the others.
+- A version that fails to load is kept, not ready and with its error, and does not stop the
+  others; a *reload* that fails never replaces the working copy.
+- ``reconcile()`` brings the served set to what the folder and the policies say: new versions
+  are loaded and warmed in a worker thread and take traffic only once ready (the default
+  version is the highest *ready* one); versions that left the folder or the policy stop taking
+  new requests at once and are unloaded once their queue is drained; versions whose files
+  changed are reloaded beside the old copy, which is swapped out when the new one is ready.
+- ``repository_poll_seconds`` runs it periodically (with a remote repository re-synced first);
+  the Triton repository API (``load`` / ``unload``) runs it on demand.
 """
 
 from __future__ import annotations
@@ -11,9 +20,11 @@ import logging
 import time
 from pathlib import Path
 
-from app.config import Settings
-from app.errors import ModelNotFoundError, ModelNotReadyError
+from app.config import BatchingConfig, Settings
+from app.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
+from app.model_config import ModelConfig, VersionPolicy, read_model_config
 from app.servable import ServedModel
+from app.storage import is_remote, local_root, sync
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +76,7 @@ def scan(
             f"models directory '{models_dir}' does not exist (SERVING_MODELS_DIR; run from the "
             "repository root or set it to a folder of <name>/<version>/ SavedModels)"
         )
+    models_dir = Path(models_dir)
     found, empty = [], []
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
         if model_dir.name.startswith(".") or (names and model_dir.name not in names):
@@ -81,21 +93,51 @@ def scan(
     return sorted(found, key=lambda item: (item[0], item[1])), empty
 
 
+def fingerprint(path: Path) -> tuple:
+    """What identifies a version's files: each file's relative path, size and modification
+    time (a re-export or a re-sync changes it)."""
+    entries = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        entries.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
 class ModelRepository:
-    """Every served model version, by name and version."""
+    """Every served model version, by name and version (and label)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.models_dir = Path(settings.models_dir)
+        self.source = settings.models_dir
+        self.root = local_root(self.source, settings.model_cache_dir)
+        self.default_policy = VersionPolicy.model_validate(settings.version_policy)
         self.device = "/CPU:0"
         self._models: dict[str, dict[int, ServedModel]] = {}
+        self._configs: dict[str, ModelConfig] = {}
+        self._config_errors: dict[str, str] = {}
+        # A reload that failed (its files and error): the loaded copy keeps serving.
+        self._reload_errors: dict[tuple[str, int], tuple[tuple, str]] = {}
+        self._available: dict[str, list[int]] = {}  # versions in the folder, served or not
+        self._startup: set[tuple[str, int]] = set()  # versions of the first load (readiness)
+        self._retiring: set[asyncio.Task] = set()
         self.empty_models: list[str] = []  # model folders with no numbered version
-        self.loaded = False  # True once every discovered version has been tried
+        self.unloaded: set[str] = set()  # unloaded through the API: not reloaded by polling
+        self.loaded = False  # True once the first load has tried every version
+        self._runtime_ready = False
+        self._lock: asyncio.Lock | None = None
 
     # ---- lifecycle
     def discover(self) -> None:
-        """Find every version to load; :class:`RepositoryError` when there is none at all."""
-        found, self.empty_models = scan(self.models_dir, self.settings.model_names)
+        """Check that there is something to serve; :class:`RepositoryError` when not.
+
+        A local folder is scanned here (start-up fails at once when it is missing or empty);
+        a remote repository is checked after its first sync, in :meth:`load`."""
+        if is_remote(self.source):
+            return
+        self._scan_or_fail()
+
+    def _scan_or_fail(self) -> list[tuple[str, int, Path]]:
+        found, self.empty_models = scan(self.root, self.settings.model_names)
         for name in self.empty_models:
             logger.error(
                 "model folder '%s' has no numbered version folder (<name>/<version>/): "
@@ -104,42 +146,165 @@ class ModelRepository:
         if not found:
             wanted = f" among {self.settings.model_names}" if self.settings.model_names else ""
             raise RepositoryError(
-                f"no model version found in '{self.models_dir}'{wanted}: expected "
+                f"no model version found in '{self.source}'{wanted}: expected "
                 "<name>/<version>/saved_model.pb folders"
             )
-        for name, version, path in found:
-            self._models.setdefault(name, {})[version] = ServedModel(
-                name,
-                version,
-                path,
-                device=self.device,
-                batching=self.settings.batching_for(name),
-                max_instances=self.settings.max_instances_per_request,
-            )
+        return found
 
     async def load(self) -> None:
-        """Discover, load and warm up every model version (in a thread: TF calls block)."""
-        if not self._models:
-            self.discover()
-        configure_threads(self.settings.intra_op_threads, self.settings.inter_op_threads)
-        self.device = await asyncio.to_thread(select_device, self.settings.device)
-        logger.info("serving on %s", self.device)
-        for model in self.all():
-            model.device = self.device
-            await asyncio.to_thread(model.load, warmup=self.settings.warmup)
-            if model.ready:
-                await model.start()
-                logger.info(
-                    "model %s/%s ready on %s (task=%s, loaded and warmed up in %.2fs)",
-                    model.name,
-                    model.version,
-                    model.device,
-                    model.task,
-                    model.load_seconds,
-                )
+        """The first load: sync, scan, load and warm every version the policies serve."""
+        await self.refresh(first=True)
         self.loaded = True
         ready = sum(m.ready for m in self.all())
         logger.info("%d of %d model versions ready", ready, len(self.all()))
+
+    async def refresh(self, *, first: bool = False) -> None:
+        """Re-sync a remote repository, then :meth:`reconcile`."""
+        if is_remote(self.source):
+            await asyncio.to_thread(
+                sync, self.source, self.settings.model_cache_dir, self.settings.storage_options
+            )
+        if first:
+            self._scan_or_fail()
+        await self.reconcile(first=first)
+
+    async def poll(self, interval_s: float) -> None:
+        """Refresh every ``interval_s`` until cancelled; an error is logged, never fatal."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("repository poll failed; serving what is loaded")
+
+    async def reconcile(self, *, first: bool = False) -> None:
+        """Bring the served versions to what the folder and the version policies say."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._runtime_ready:
+                configure_threads(self.settings.intra_op_threads, self.settings.inter_op_threads)
+                self.device = await asyncio.to_thread(select_device, self.settings.device)
+                logger.info("serving on %s", self.device)
+                self._runtime_ready = True
+            desired = self._desired()
+            for name, versions in list(self._models.items()):
+                for version in list(versions):
+                    if version not in desired.get(name, {}):
+                        self._retire(name, version)
+            for name, versions in sorted(desired.items()):
+                for version, path in sorted(versions.items()):
+                    await self._ensure(name, version, path, first=first)
+
+    def _desired(self) -> dict[str, dict[int, Path]]:
+        found, self.empty_models = scan(self.root, self.settings.model_names)
+        by_model: dict[str, dict[int, Path]] = {}
+        for name, version, path in found:
+            by_model.setdefault(name, {})[version] = path
+        self._available = {name: sorted(versions) for name, versions in by_model.items()}
+        desired = {}
+        for name, versions in by_model.items():
+            config, error = read_model_config(self.root / name)
+            self._configs[name] = config
+            if error:
+                self._config_errors[name] = error
+            else:
+                self._config_errors.pop(name, None)
+            if name in self.unloaded:
+                continue
+            policy = config.version_policy or self.default_policy
+            desired[name] = {v: versions[v] for v in policy.select(list(versions))}
+        return desired
+
+    async def _ensure(self, name: str, version: int, path: Path, *, first: bool) -> None:
+        """Load ``name``/``version`` unless the same files are loaded already."""
+        print_ = fingerprint(path)
+        current = self._models.get(name, {}).get(version)
+        if current is not None and current.fingerprint == print_:
+            return
+        failed = self._reload_errors.get((name, version))
+        if failed is not None and failed[0] == print_:
+            return  # these files failed to load already: the working copy stays
+        model = ServedModel(
+            name,
+            version,
+            path,
+            device=self.device,
+            batching=self._batching(name),
+            max_instances=self.settings.max_instances_per_request,
+        )
+        model.fingerprint = print_
+        if current is None:
+            self._models.setdefault(name, {})[version] = model  # listed as LOADING meanwhile
+            if first:
+                self._startup.add((name, version))
+        await asyncio.to_thread(model.load, warmup=self.settings.warmup)
+        if model.ready:
+            await model.start()
+            logger.info(
+                "model %s/%s ready on %s (task=%s, loaded and warmed up in %.2fs)",
+                name, version, model.device, model.task, model.load_seconds,
+            )
+            self._reload_errors.pop((name, version), None)
+            if current is not None:
+                self._models[name][version] = model
+                self._retire_model(current)
+        elif current is not None and current.ready:
+            logger.error("reload of %s/%s failed; the loaded copy keeps serving", name, version)
+            self._reload_errors[(name, version)] = (print_, model.error or "load failed")
+        elif current is not None:
+            self._models[name][version] = model
+
+    def _batching(self, name: str) -> BatchingConfig:
+        config = self._configs.get(name)
+        batching = self.settings.batching_for(name)
+        if config is not None and config.batching is not None:
+            batching = batching.model_copy(update=config.batching.model_dump(exclude_none=True))
+        return batching
+
+    def _retire(self, name: str, version: int) -> None:
+        model = self._models[name].pop(version)
+        if not self._models[name]:
+            del self._models[name]
+        logger.info("model %s/%s leaves the repository: drained, then unloaded", name, version)
+        self._retire_model(model)
+
+    def _retire_model(self, model: ServedModel) -> None:
+        """No new request reaches ``model`` (it is out of the lookup tables); the ones that
+        already chose it finish, then it is stopped."""
+        task = asyncio.get_running_loop().create_task(self._drain_and_stop(model))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _drain_and_stop(self, model: ServedModel) -> None:
+        model.state = "UNLOADING"
+        await asyncio.sleep(self.settings.unload_grace_seconds)
+        await model.batcher.drain(self.settings.request_timeout_ms / 1000)
+        await model.stop()
+        model.state = "END"
+
+    async def load_model(self, name: str) -> None:
+        """Triton's ``load``: serve ``name`` again (after an unload) and reload changed files."""
+        self.unloaded.discard(name)
+        await self.refresh()
+        if name not in self._available:
+            raise ModelNotFoundError(f"model '{name}' is not in the repository")
+        if name not in self._models or not any(m.ready for m in self._models[name].values()):
+            errors = "; ".join(m.error or m.state for m in self._models.get(name, {}).values())
+            raise InvalidInputError(f"failed to load model '{name}': {errors or 'no version'}")
+
+    async def unload_model(self, name: str) -> None:
+        """Triton's ``unload``: stop serving ``name`` (drained) until it is loaded again."""
+        if name not in self._available and name not in self._models:
+            raise ModelNotFoundError(f"model '{name}' is not in the repository")
+        self.unloaded.add(name)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            for version in list(self._models.get(name, {})):
+                self._retire(name, version)
 
     async def drain(self, timeout_s: float) -> None:
         """Let every queued request finish (up to ``timeout_s`` in all)."""
@@ -148,30 +313,37 @@ class ModelRepository:
             await model.batcher.drain(max(0.0, end - time.monotonic()))
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         for model in self.all():
             await model.stop()
 
+    # ---- readiness
     @property
     def ready(self) -> bool:
-        """Start-up is over and the readiness policy holds: every discovered version ready
-        (``all_versions``), or one of each model (``each_model``); never with no model, nor
-        with a model folder that has no version."""
         return not self.not_ready_reasons()
 
     def not_ready_reasons(self) -> list[str]:
-        """Why the repository is not ready (empty when it is)."""
+        """Why the repository is not ready (empty when it is).
+
+        ``all_versions``: every version of the first load is ready (a version that appears
+        later and fails is reported in the index, not here: the served ones still work);
+        ``each_model``: each model has a ready version. Never ready with no model, nor with a
+        model folder that has no version."""
         if not self.loaded:
             return ["models are still loading"]
         reasons = [f"model '{name}' has no version folder" for name in self.empty_models]
-        if not self._models:
+        if not self._models and not self.unloaded:
             reasons.append("no model is served")
         for name, versions in self._models.items():
-            failed = [m for m in versions.values() if not m.ready]
-            if self.settings.readiness == "each_model":
-                if len(failed) == len(versions):
-                    reasons.append(f"model '{name}' has no ready version")
-            else:
-                reasons.extend(m.not_ready_reason() for m in failed)
+            if not any(m.ready for m in versions.values()):
+                reasons.append(f"model '{name}' has no ready version")
+            elif self.settings.readiness == "all_versions":
+                reasons.extend(
+                    m.not_ready_reason()
+                    for m in versions.values()
+                    if not m.ready and (name, m.version) in self._startup
+                )
         return reasons
 
     # ---- lookup
@@ -190,29 +362,27 @@ class ModelRepository:
             raise ModelNotFoundError(f"model '{name}' not found; serving: {self.names()}")
         return [self._models[name][v] for v in sorted(self._models[name])]
 
-    def get(self, name: str, version: int | str | None = None) -> ServedModel:
-        """The requested version, or the highest ready one.
+    def labels_of(self, name: str) -> dict[str, int]:
+        config = self._configs.get(name)
+        return dict(config.labels) if config else {}
 
-        Raises :class:`ModelNotFoundError` (unknown name or version) or
+    def policy_of(self, name: str) -> VersionPolicy:
+        config = self._configs.get(name)
+        return (config.version_policy if config else None) or self.default_policy
+
+    def get(self, name: str, version: int | str | None = None) -> ServedModel:
+        """The requested version (a number or a label), or the highest ready one.
+
+        Raises :class:`ModelNotFoundError` (unknown name, version or label) or
         :class:`ModelNotReadyError` (known but not loaded/warm, or none ready).
         """
-        versions = self.versions(name)
-        if version is None or version == "":
-            ready = [m for m in versions if m.ready]
-            if not ready:
+        model = self.find(name, version)
+        if not model.ready:
+            if version is None or version == "":
                 raise ModelNotReadyError(
                     f"model '{name}' has no ready version: "
-                    + "; ".join(f"{m.version}: {m.error or m.state}" for m in versions)
+                    + "; ".join(f"{m.version}: {m.error or m.state}" for m in self.versions(name))
                 )
-            return ready[-1]
-        number = _parse_version(version)
-        model = self._models[name].get(number) if number is not None else None
-        if model is None:
-            raise ModelNotFoundError(
-                f"model '{name}' has no version {version}; versions: "
-                f"{[m.version for m in versions]}"
-            )
-        if not model.ready:
             raise ModelNotReadyError(model.not_ready_reason())
         return model
 
@@ -222,8 +392,8 @@ class ModelRepository:
         if version is None or version == "":
             ready = [m for m in versions if m.ready]
             return (ready or versions)[-1]
-        number = _parse_version(version)
-        model = self._models[name].get(number) if number is not None else None
+        number = self.resolve_version(name, version)
+        model = self._models[name].get(number)
         if model is None:
             raise ModelNotFoundError(
                 f"model '{name}' has no version {version}; versions: "
@@ -231,8 +401,43 @@ class ModelRepository:
             )
         return model
 
+    def resolve_version(self, name: str, version: int | str) -> int:
+        """A version number, or a label of the model's ``config.json``."""
+        if isinstance(version, int):
+            return version
+        if version.isdigit():
+            return int(version)
+        labels = self.labels_of(name)
+        if version not in labels:
+            raise ModelNotFoundError(
+                f"model '{name}' has no version label '{version}'; labels: {sorted(labels)}"
+            )
+        return labels[version]
 
-def _parse_version(version: int | str) -> int | None:
-    if isinstance(version, int):
-        return version
-    return int(version) if version.isdigit() else None
+    # ---- the Triton repository index
+    def index(self) -> list[dict]:
+        """Every model version of the folder with its state, as Triton's repository index."""
+        rows = []
+        for name in sorted(set(self._available) | set(self._models)):
+            served = self._models.get(name, {})
+            for version in sorted(set(self._available.get(name, [])) | set(served)):
+                model = served.get(version)
+                if model is not None:
+                    state = {"AVAILABLE": "READY", "LOADING": "LOADING", "START": "LOADING"}.get(
+                        model.state, "UNAVAILABLE"
+                    )
+                    reason = model.error or ""
+                    if (name, version) in self._reload_errors:
+                        reason = "reload failed, the loaded copy serves: " + (
+                            self._reload_errors[(name, version)][1]
+                        )
+                elif name in self.unloaded:
+                    state, reason = "UNAVAILABLE", "unloaded"
+                else:
+                    state, reason = "UNAVAILABLE", "not in the version policy"
+                row = {"name": name, "version": str(version), "state": state, "reason": reason}
+                rows.append(row)
+            if name in self._config_errors:
+                rows.append({"name": name, "version": "", "state": "UNAVAILABLE",
+                             "reason": self._config_errors[name]})
+        return rows

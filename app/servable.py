@@ -86,6 +86,7 @@ class ServedModel:
         self.state = "START"  # START -> LOADING -> AVAILABLE | FAILED -> END
         self.error: str | None = None
         self.load_seconds: float | None = None
+        self.fingerprint: tuple = ()  # the files it was loaded from (see repository.fingerprint)
         self._loaded = None  # keeps the loaded object (and its variables) alive
         self._fn = None
         self.batcher = DynamicBatcher(

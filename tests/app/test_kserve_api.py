@@ -13,7 +13,7 @@ def test_server_health_and_metadata(tiny_client):
     # Strict readiness: the tiny repository holds a version that failed to load.
     ready = tiny_client.get("/v2/health/ready")
     assert ready.status_code == 503 and ready.json()["ready"] is False
-    assert any("'broken' version 1 failed to load" in r for r in ready.json()["reasons"])
+    assert any("'broken'" in r for r in ready.json()["reasons"])
     server = tiny_client.get("/v2").json()
     assert server["name"] and server["version"] and "binary_tensor_data" in server["extensions"]
 
