@@ -48,6 +48,34 @@ ADMISSION_SHARE = 0.75  # of a request's deadline that queued work may take when
 ModelCall = Callable[[Arrays], Mapping[str, np.ndarray]]
 
 
+@dataclass
+class Duration:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, seconds: float, count: int = 1) -> None:
+        self.count += count
+        self.ns += int(seconds * 1e9) * count
+
+    def as_dict(self) -> dict[str, int]:
+        return {"count": self.count, "ns": self.ns}
+
+
+@dataclass
+class BatcherStats:
+    """Triton's statistics extension, per model version: request outcomes and times, and
+    model calls by batch size."""
+
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    queue: Duration = field(default_factory=Duration)
+    compute_infer: Duration = field(default_factory=Duration)
+    inference_count: int = 0  # instances
+    execution_count: int = 0  # model calls
+    last_inference_ms: int = 0
+    batches: dict[int, Duration] = field(default_factory=dict)
+
+
 @dataclass(eq=False)
 class _Pending:
     inputs: Arrays
@@ -96,6 +124,7 @@ class DynamicBatcher:
         self._call_time_s = 0.0  # recent model call time (moving average)
         self._busy = False  # a model call is running
         self._closed = False  # stopped for good (the version was unloaded)
+        self.stats = BatcherStats()
 
     # ---- lifecycle
     @property
@@ -236,8 +265,14 @@ class DynamicBatcher:
         # One timer per request fails the future at its deadline (the worker then skips the
         # request); lighter than asyncio.wait_for, which wraps the future in a second one.
         timer = loop.call_later(timeout, self._expire, future, timeout)
+        start = time.monotonic()
         try:
-            return await future
+            result = await future
+            self.stats.success.add(time.monotonic() - start)
+            return result
+        except Exception:
+            self.stats.fail.add(time.monotonic() - start)
+            raise
         finally:
             timer.cancel()
             if not future.done():  # the caller was cancelled: the worker skips it
@@ -271,6 +306,7 @@ class DynamicBatcher:
             now = time.monotonic()
             for item in batch:
                 self._queue_wait.observe(now - item.enqueued)
+                self.stats.queue.add(now - item.enqueued)
             self._busy = True
             try:
                 await self._execute(loop, batch)
@@ -352,7 +388,15 @@ class DynamicBatcher:
             }
         total = sum(item.size for item in batch)
         try:
+            started = time.monotonic()
             outputs = await loop.run_in_executor(self._executor, self._timed_call, inputs, total)
+            elapsed = time.monotonic() - started
+            stats = self.stats
+            stats.compute_infer.add(elapsed, len(batch))
+            stats.inference_count += total
+            stats.execution_count += 1
+            stats.last_inference_ms = int(time.time() * 1000)
+            stats.batches.setdefault(total, Duration()).add(elapsed)
         except Exception as exc:
             if len(batch) > 1:
                 # Isolate the culprit: each request of the failed batch runs on its own.

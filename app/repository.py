@@ -190,13 +190,20 @@ class ModelRepository:
                 logger.info("serving on %s", self.device)
                 self._runtime_ready = True
             desired = self._desired()
-            for name, versions in list(self._models.items()):
-                for version in list(versions):
-                    if version not in desired.get(name, {}):
-                        self._retire(name, version)
             for name, versions in sorted(desired.items()):
                 for version, path in sorted(versions.items()):
                     await self._ensure(name, version, path, first=first)
+            # Availability first (TF Serving's availability-preserving policy): a version that
+            # left the policy is retired only once a version the policy wants is ready; until
+            # then the highest ready one keeps serving.
+            for name, versions in list(self._models.items()):
+                wanted = desired.get(name, {})
+                wanted_ready = any(m.ready for v, m in versions.items() if v in wanted)
+                ready = sorted(v for v, m in versions.items() if m.ready)
+                keep = ready[-1] if ready and not wanted_ready and name in desired else None
+                for version in list(versions):
+                    if version not in wanted and version != keep:
+                        self._retire(name, version)
 
     def _desired(self) -> dict[str, dict[int, Path]]:
         found, self.empty_models = scan(self.root, self.settings.model_names)

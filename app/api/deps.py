@@ -21,9 +21,11 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 def model_from_path(request: Request) -> ServedModel:
-    """The model (and version, if the path names one) of a plain Starlette inference route."""
+    """The model (and version or label, if the path names one) of a plain Starlette inference
+    route."""
     params = request.path_params
-    return request.app.state.repository.get(params["name"], params.get("version"))
+    version = params.get("version") or params.get("label")
+    return request.app.state.repository.get(params["name"], version)
 
 
 RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]

@@ -121,6 +121,17 @@ def _metadata(model: ServedModel) -> dict[str, Any]:
     }
 
 
+@router.get("/{name}/labels/{label}", summary="Model version status (by version label)")
+async def model_label_status(name: str, label: str, repository: RepositoryDep) -> Response:
+    status = _version_status(repository.find(name, label))
+    return json_response({"model_version_status": [status]})
+
+
+@router.get("/{name}/labels/{label}/metadata", summary="Model signature (by version label)")
+async def model_label_metadata(name: str, label: str, repository: RepositoryDep) -> Response:
+    return json_response(_metadata(repository.get(name, label)))
+
+
 @router.get("/{name}/metadata", summary="Model signature")
 async def model_metadata(name: str, repository: RepositoryDep) -> Response:
     return json_response(_metadata(repository.get(name)))
@@ -148,6 +159,17 @@ async def predict_version(
     return await _predict(repository.get(name, version), method, request)
 
 
+@router.post(
+    "/{name}/labels/{label}:{method}",
+    summary="Predict (the version a label names, e.g. stable or canary)",
+    openapi_extra={"requestBody": _PREDICT_BODY},
+)
+async def predict_label(
+    name: str, label: str, method: str, request: Request, repository: RepositoryDep
+) -> Response:
+    return await _predict(repository.get(name, label), method, request)
+
+
 async def _predict_endpoint(request: Request) -> Response:
     return await _predict(model_from_path(request), request.path_params["method"], request)
 
@@ -160,6 +182,9 @@ def fast_routes() -> list[MeasuredRoute]:
         MeasuredRoute("/v1/models/{name}:{method}", _predict_endpoint, methods=["POST"]),
         MeasuredRoute(
             "/v1/models/{name}/versions/{version}:{method}", _predict_endpoint, methods=["POST"]
+        ),
+        MeasuredRoute(
+            "/v1/models/{name}/labels/{label}:{method}", _predict_endpoint, methods=["POST"]
         ),
     ]
 

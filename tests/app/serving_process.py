@@ -23,12 +23,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(models_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+def start_server(models: Path, **settings: str) -> tuple[subprocess.Popen, str]:
     """The process and its base URL, once ``/v2/health/ready`` answers 200."""
     port = free_port()
     env = {
         **os.environ,
-        "SERVING_MODELS_DIR": str(models_dir),
+        "SERVING_MODELS_DIR": str(models),
         "SERVING_HOST": "127.0.0.1",
         "SERVING_PORT": str(port),
         "SERVING_LOG_LEVEL": "warning",

@@ -18,13 +18,18 @@ TABULAR_CLASSIFICATION = "tabular_classification"
 FORECASTING = "forecasting"
 
 VersionQuery = Annotated[
-    int | None,
-    Query(ge=1, le=2**31 - 1, description="Model version; default: the highest ready one."),
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Model version number or label (e.g. `stable`, from the model's "
+        "config.json); default: the highest ready version.",
+        examples=["1"],
+    ),
 ]
 
 
 def task_model(
-    repository: ModelRepository, name: str, task: str, version: int | None = None
+    repository: ModelRepository, name: str, task: str, version: int | str | None = None
 ) -> ServedModel:
     """The served model ``name`` (version or highest ready), which must be a ``task`` model:
     404 when it does not exist or serves another task; 429 when its queue is full (before any
