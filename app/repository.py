@@ -189,7 +189,7 @@ class ModelRepository:
                 self.device = await asyncio.to_thread(select_device, self.settings.device)
                 logger.info("serving on %s", self.device)
                 self._runtime_ready = True
-            desired = self._desired()
+            desired = await asyncio.to_thread(self._desired)  # file system walks: off the loop
             for name, versions in sorted(desired.items()):
                 for version, path in sorted(versions.items()):
                     await self._ensure(name, version, path, first=first)
@@ -227,7 +227,7 @@ class ModelRepository:
 
     async def _ensure(self, name: str, version: int, path: Path, *, first: bool) -> None:
         """Load ``name``/``version`` unless the same files are loaded already."""
-        print_ = fingerprint(path)
+        print_ = await asyncio.to_thread(fingerprint, path)
         current = self._models.get(name, {}).get(version)
         if current is not None and current.fingerprint == print_:
             return
