@@ -6,6 +6,7 @@ Complex values are JSON, e.g.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,14 @@ class BatchingConfig(BaseModel):
     max_wait_ms: float = Field(ge=0)
     max_queue_size: PositiveInt
     request_timeout_ms: PositiveFloat
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 # Checked by app.model_config.VersionPolicy (which imports this module).
@@ -96,7 +105,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     warmup: bool = True
     intra_op_threads: int = Field(
-        default=0, ge=0, description="TensorFlow threads inside one op (0: TensorFlow's default)."
+        default_factory=lambda: max(1, available_cores() - 1),
+        ge=0,
+        description="TensorFlow threads inside one op (0: TensorFlow's default, one per core). "
+        "Default: the cores less one, which is left to the event loop (on 2 cores: as fast "
+        "with batching, and overload and short deadlines handled far better).",
     )
     inter_op_threads: int = Field(
         default=0, ge=0, description="TensorFlow ops run in parallel (0: TensorFlow's default)."
