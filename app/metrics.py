@@ -7,6 +7,7 @@ process-wide default registry, which still carries the process/platform collecto
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -86,10 +87,16 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY) + generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
 
 
-def set_model_label(scope_or_request, model: str) -> None:
-    """Let an endpoint whose path has no ``{name}`` name the model its request went to."""
-    scope = getattr(scope_or_request, "scope", scope_or_request)
-    scope.setdefault("state", {})["metrics_model"] = model
+# The labels of the request being handled: the middleware puts a fresh holder here, and an
+# endpoint whose path has no model name (the typed endpoints) names its model in it.
+_request_labels: ContextVar[dict[str, str] | None] = ContextVar("metric_labels", default=None)
+
+
+def name_model(model: str) -> None:
+    """Count the current request under ``model`` (for endpoints whose path does not say it)."""
+    labels = _request_labels.get()
+    if labels is not None:
+        labels["model"] = model
 
 
 UNKNOWN_MODEL = "_unknown"
@@ -135,15 +142,18 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        labels: dict[str, str] = {}
+        token = _request_labels.set(labels)
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            _request_labels.reset(token)
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             if endpoint != "/metrics":
                 params = scope.get("path_params") or {}
                 model = (
-                    scope.get("state", {}).get("metrics_model")
+                    labels.get("model")
                     or params.get("name")
                     or params.get("model_name")
                     or params.get("model")

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from app import metrics
 from app.errors import InvalidInputError, ModelNotFoundError, PayloadTooLargeError
 from app.repository import ModelRepository
 from app.servable import ServedModel, as_class_probabilities
@@ -34,6 +35,7 @@ def task_model(
     """The served model ``name`` (version or highest ready), which must be a ``task`` model:
     404 when it does not exist or serves another task; 429 when its queue is full (before any
     decoding or preprocessing is spent on the request)."""
+    metrics.name_model(name)
     model = repository.get(name, version)
     if model.task != task:
         raise ModelNotFoundError(
