@@ -1,0 +1,113 @@
+"""The Helm chart, checked offline: ``helm lint``, ``helm template`` with the default, GPU/S3 and
+KServe values, every rendered Kubernetes object validated strictly against the Kubernetes 1.34
+schemas (kubernetes-validate), the InferenceService against KServe's CRD schema, and the
+properties the deployment relies on (rolling update, probes, drain, security)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "deploy" / "helm" / "tf-model-serving"
+SCHEMAS = REPO_ROOT / "deploy" / "helm" / "schemas"
+KSERVE_SCHEMA = SCHEMAS / "kserve-inferenceservice-v1beta1.schema.json.gz"
+
+spec = importlib.util.spec_from_file_location(
+    "helm_binary", REPO_ROOT / "deploy" / "helm" / "helm_binary.py"
+)
+helm_binary = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(helm_binary)
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return str(helm_binary.helm_binary())
+
+
+def render(helm: str, *args: str) -> list[dict]:
+    out = subprocess.run(
+        [helm, "template", "tfms", str(CHART), *args], check=True, capture_output=True, text=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(objects: list[dict]) -> dict[str, dict]:
+    return {obj["kind"]: obj for obj in objects}
+
+
+def test_helm_lint(helm):
+    lint = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["--set", "gpu.enabled=true", "--set", "models.source=s3", "--set", "models.uri=s3://b/m",
+         "--set", "autoscaling.queueDepth.enabled=true", "--set", "resources.limits.cpu=4500m",
+         "--set", "nodeSelector.accelerator=nvidia"],
+        ["--set", "models.source=volume",
+         "--set", "models.volume.persistentVolumeClaim.claimName=models",
+         "--set", "autoscaling.enabled=false"],
+    ],
+    ids=["default", "gpu-s3-queue-depth", "volume"],
+)
+def test_rendered_objects_validate_against_kubernetes_1_34(helm, values):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    objects = render(helm, *values)
+    expected = {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
+    assert expected <= set(by_kind(objects))
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.34", strict=True)
+
+
+def test_the_deployment_rolls_drains_and_probes_readiness(helm):
+    objects = by_kind(render(helm, "--set", "resources.limits.cpu=4"))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    strategy = objects["Deployment"]["spec"]["strategy"]["rollingUpdate"]
+    assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + int(
+        env["SERVING_GRACEFUL_TIMEOUT_SECONDS"])
+    assert env["SERVING_INTRA_OP_THREADS"] == "3"  # 4 CPUs: one left to the event loop
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    hpa = objects["HorizontalPodAutoscaler"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+
+
+def test_kserve_values_render_a_valid_inference_service(helm):
+    objects = render(helm, "-f", str(CHART / "values-kserve.yaml"))
+    kinds = by_kind(objects)
+    assert "Deployment" not in kinds and "HorizontalPodAutoscaler" not in kinds
+    isvc = kinds["InferenceService"]
+    schema = json.loads(gzip.decompress(KSERVE_SCHEMA.read_bytes()))
+    jsonschema.validate(isvc, schema)
+    container = isvc["spec"]["predictor"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PROTOCOL"] == "v2" and env["SERVING_PORT"] == "8080"
+    assert env["STORAGE_URI"].startswith("s3://") and env["SERVING_MODELS_DIR"] == "/mnt/models"
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert "batcher" not in isvc["spec"]["predictor"]  # this server batches itself
+
+
+def test_a_broken_inference_service_fails_the_schema():
+    schema = json.loads(gzip.decompress(KSERVE_SCHEMA.read_bytes()))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+             "spec": {"predictor": {"minReplicas": "two"}}}, schema)
