@@ -26,14 +26,15 @@ RUN python3 -m venv /opt/venv \
     && (id serving 2>/dev/null || useradd --create-home --uid 10001 serving)
 WORKDIR /srv
 
-# Dependencies first, from the metadata alone (a stub package): a code change reuses this layer
-# and never reinstalls TensorFlow.
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone (a stub package and README): a change to the
+# code or the README reuses this layer and never reinstalls TensorFlow.
+COPY pyproject.toml ./
 RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
-    && mkdir -p app && touch app/__init__.py \
+    && mkdir -p app && touch app/__init__.py README.md \
     && pip install ".${TF_EXTRA:+[${TF_EXTRA}]}" \
-    && pip uninstall -y tf-model-serving && rm -rf app build *.egg-info
+    && pip uninstall -y tf-model-serving && rm -rf app build *.egg-info README.md
 
+COPY README.md ./
 COPY app/ app/
 RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
     && pip install --no-deps . && rm -rf build *.egg-info
