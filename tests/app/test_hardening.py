@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import time
 
 import numpy as np
@@ -280,3 +281,33 @@ async def test_a_body_that_trickles_past_the_timeout_is_a_408():
     with pytest.raises(Exception) as raised:
         await asyncio.wait_for(middleware(scope, receive, send), 5)
     assert getattr(raised.value, "status_code", None) == 408
+
+
+# ---- typed endpoints ---------------------------------------------------------------------------
+def test_typed_endpoints_refuse_deep_json_and_parse_large_bodies_off_the_loop(
+    tiny_models_dir, monkeypatch
+):
+    import app.api.routing as routing
+
+    threads = []
+    real = routing._parse
+
+    def recording(body, max_depth):
+        threads.append(threading.current_thread().name)
+        return real(body, max_depth)
+
+    monkeypatch.setattr(routing, "_parse", recording)
+    app = create_app(
+        make_settings(models_dir=tiny_models_dir, model_names=["tiny_text"], inline_parse_bytes=100)
+    )
+    with TestClient(app) as client:
+        deep = b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        reply = client.post("/v1/sentiment:predict", content=deep,
+                            headers={"Content-Type": "application/json"})
+        assert reply.status_code == 400 and "levels deep" in reply.json()["detail"]
+        small = client.post("/v1/sentiment:predict", json={"texts": ["ok"]})
+        large = client.post("/v1/sentiment:predict", json={"texts": ["x" * 500]})
+        # No sentiment model in the tiny repository: both parse, then 404 for the model.
+        assert small.status_code == large.status_code == 404
+    loop_thread = threads[1]  # the small body is parsed on the event loop's thread
+    assert threads[0] != loop_thread and threads[2] != loop_thread  # the large ones are not

@@ -15,11 +15,12 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.api.deps import RepositoryDep, SettingsDep
+from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
 from app.api.tasks.tabular import classify_rows
 
 MODEL_NAME = "churn"
-router = APIRouter()
+router = APIRouter(route_class=JsonOffloadingRoute)
 
 YesNo = Literal["Yes", "No"]
 PhoneExtra = Literal["Yes", "No", "No phone service"]

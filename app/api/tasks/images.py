@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.admission import deadline_after
 from app.api.deps import RepositoryDep, SettingsDep
+from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import (
     IMAGE_CLASSIFICATION,
     TaskReply,
@@ -43,7 +44,7 @@ from app.errors import (
 from app.imaging import ImageSpec, Invert, prepare_image
 from app.servable import ServedModel
 
-router = APIRouter()
+router = APIRouter(route_class=JsonOffloadingRoute)
 
 # A real MNIST test digit (a 5), 28x28 PNG: the JSON example Swagger's "Try it out" sends.
 EXAMPLE_DIGIT_B64 = (
@@ -284,8 +285,12 @@ async def _read_multipart(request: Request, settings: Settings) -> list[Upload]:
 
 
 async def _read_json(request: Request, settings: Settings) -> list[Upload]:
+    raw = await request.body()
     try:
-        body = ImagesRequest.model_validate_json(await request.body())
+        if len(raw) > settings.inline_parse_bytes:  # megabytes of base64: off the event loop
+            body = await asyncio.to_thread(ImagesRequest.model_validate_json, raw)
+        else:
+            body = ImagesRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]

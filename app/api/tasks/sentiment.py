@@ -6,11 +6,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import RepositoryDep, SettingsDep
+from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
 from app.api.tasks.text import Text, classify_texts, texts_field
 
 MODEL_NAME = "sentiment"
-router = APIRouter()
+router = APIRouter(route_class=JsonOffloadingRoute)
 
 
 class SentimentRequest(BaseModel):
