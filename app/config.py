@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     # ---- HTTP server (python -m app; see app/server.py)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: PositiveInt = Field(
+        default=1,
+        description="Worker processes (python -m app) accepting on one socket, each with its own "
+        "event loop and copy of the models: the HTTP side scales past one core.",
+    )
     max_connections: PositiveInt = Field(
         default=1024, description="Open connections; one more is answered 503 and closed."
     )

@@ -6,6 +6,7 @@ process-wide default registry, which still carries the process/platform collecto
 
 from __future__ import annotations
 
+import os
 import time
 from contextvars import ContextVar
 
@@ -16,6 +17,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client import (
     REGISTRY as DEFAULT_REGISTRY,
@@ -46,6 +48,7 @@ QUEUE_DEPTH = Gauge(
     "Requests waiting in the model's batching queue.",
     ["model", "version"],
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # several workers: their queues add up
 )
 BATCH_SIZE = Histogram(
     "serving_batch_size",
@@ -79,11 +82,17 @@ MODEL_READY = Gauge(
     "1 when the model version is loaded and warm, else 0.",
     ["model", "version", "device"],
     registry=REGISTRY,
+    multiprocess_mode="livemin",  # several workers: ready only when every one is
 )
 
 
 def render() -> tuple[bytes, str]:
-    """The exposition text of the service's metrics plus the process collectors."""
+    """The exposition text of the service's metrics plus the process collectors; with several
+    workers (``PROMETHEUS_MULTIPROC_DIR`` set by ``app.server``) the sum over all of them."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY) + generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
 
 

@@ -20,6 +20,9 @@ do. A second SIGTERM (or Ctrl-C) skips the rest of the drain.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import time
 from types import FrameType
 
@@ -274,4 +277,85 @@ def build_server(settings: Settings) -> DrainingServer:
 
 
 def serve(settings: Settings) -> None:
-    build_server(settings).run()
+    if settings.workers > 1:
+        Supervisor(settings).run()
+    else:
+        build_server(settings).run()
+
+
+# ---- several worker processes ---------------------------------------------------------------
+def _worker(sock: socket.socket) -> None:
+    """One worker process: its own app, models, batchers and event loop, on the shared socket."""
+    from app.config import get_settings
+
+    build_server(get_settings()).run(sockets=[sock])
+
+
+class Supervisor:
+    """``workers`` processes accepting on one listening socket (pre-fork, as gunicorn and
+    ``uvicorn --workers`` do): one event loop per core, so the HTTP side scales past one core.
+
+    Each worker loads every model and batches on its own; Prometheus metrics are summed over the
+    workers (``PROMETHEUS_MULTIPROC_DIR``); a worker that dies is replaced. SIGTERM is passed to
+    every worker, which drains as a single server does; the supervisor exits when they have."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = False
+        self.processes: list = []
+
+    def run(self) -> None:
+        import multiprocessing
+        import shutil
+        import tempfile
+
+        metrics_dir = tempfile.mkdtemp(prefix="tf-model-serving-metrics-")
+        # Before the workers import prometheus_client (they are spawned, not forked).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        sock.listen(self.settings.max_connections)
+        sock.set_inheritable(True)
+        context = multiprocessing.get_context("spawn")
+        self.processes = [self._start(context, sock, i) for i in range(self.settings.workers)]
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._forward)
+        logger.info("serving with %d workers on %s:%d", self.settings.workers,
+                    self.settings.host, self.settings.port)
+        try:
+            while not self.stopping:
+                for i, process in enumerate(self.processes):
+                    if not process.is_alive() and not self.stopping:
+                        logger.error("worker %d (pid %s) exited with %s; starting another",
+                                     i, process.pid, process.exitcode)
+                        _mark_dead(process.pid)
+                        self.processes[i] = self._start(context, sock, i)
+                time.sleep(0.5)
+            end = time.monotonic() + self.settings.graceful_timeout_seconds + 5
+            for process in self.processes:
+                process.join(max(0.1, end - time.monotonic()))
+                if process.is_alive():
+                    process.kill()
+                    process.join(5)
+        finally:
+            sock.close()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _start(self, context, sock: socket.socket, index: int):
+        process = context.Process(target=_worker, args=(sock,), name=f"serving-worker-{index}")
+        process.start()
+        return process
+
+    def _forward(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        for process in self.processes:
+            if process.is_alive():
+                os.kill(process.pid, sig)
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

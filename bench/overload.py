@@ -245,7 +245,7 @@ def multipart(data: bytes, name: str) -> tuple[bytes, str]:
 
 # ---------------------------------------------------------------- sections
 def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> None:
-    server = Server(models_dir, "mnist", args.log_dir, access_log="false")
+    server = Server(models_dir, "mnist", args.log_dir, access_log="false", workers=args.workers)
     try:
         server.wait_ready()
         url = f"{server.url}/v1/models/mnist:predict"
@@ -272,7 +272,8 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
     finally:
         server.stop()
 
-    server = Server(models_dir, "mnist", args.log_dir, request_timeout_ms="50")
+    server = Server(models_dir, "mnist", args.log_dir, request_timeout_ms="50",
+                    workers=args.workers)
     try:
         server.wait_ready()
         url = f"{server.url}/v1/models/mnist:predict"
@@ -533,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "datasets")
     parser.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per load")
     parser.add_argument("--sections", default="overload,hostile,shutdown,readiness")
+    parser.add_argument("--workers", type=int, default=1, help="SERVING_WORKERS of the server")
     args = parser.parse_args(argv)
     RESULTS_DIR.mkdir(exist_ok=True)
     args.log_dir = RESULTS_DIR
@@ -541,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = RESULTS_DIR / "overload-tmp"
     tmp.mkdir(exist_ok=True)
     results: dict = {"machine": machine_description(), "date": time.strftime("%Y-%m-%d %H:%M"),
-                     "duration_s": args.duration}
+                     "duration_s": args.duration, "workers": args.workers}
     print(results["machine"])
     sections = args.sections.split(",")
     if "overload" in sections:
@@ -552,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         section_shutdown(args, args.models_dir, args.body_file, results)
     if "readiness" in sections:
         section_readiness(args, args.models_dir.resolve(), results, tmp)
-    out = RESULTS_DIR / "overload.json"
+    out = RESULTS_DIR / f"overload-{args.workers}w.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"written: {out}")
     return 0

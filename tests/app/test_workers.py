@@ -1,0 +1,57 @@
+"""``SERVING_WORKERS=2``: two processes on one socket, each with its models; metrics are summed
+over them, readiness and SIGTERM work as with one."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tests.app.serving_process import start_server, stop_server
+
+
+def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
+    (tmp_path / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
+    process, url = start_server(tmp_path, workers="2", drain_seconds="0.5")
+    try:
+        body = {"instances": np.zeros((1, 8, 8, 1), dtype=np.uint8).tolist()}
+        # New connections: the kernel spreads them over the two workers.
+        for _ in range(40):
+            assert httpx.post(f"{url}/v1/models/tiny_image:predict", json=body).status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        counted = re.findall(
+            r'serving_http_requests_total\{endpoint="/v1/models/\{name\}:\{method\}",'
+            r'method="POST",model="tiny_image",status="200"\} ([0-9.]+)', metrics)
+        assert counted and float(counted[0]) == 40  # summed over both workers
+        workers = re.findall(r'serving_model_ready\{[^}]*model="tiny_image"[^}]*\} ([0-9.]+)',
+                             metrics)
+        assert workers and all(float(v) == 1 for v in workers)
+        children = [
+            p for p in Path("/proc").glob("[0-9]*")
+            if _parent(p) == process.pid and b"multiprocessing" in _cmdline(p)
+        ]
+        assert len(children) >= 2  # the two workers (and multiprocessing's resource tracker)
+        start = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        assert time.monotonic() - start < 15
+    finally:
+        stop_server(process)
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int(proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return proc.joinpath("cmdline").read_bytes()
+    except OSError:
+        return b""
