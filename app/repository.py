@@ -71,12 +71,12 @@ def scan(
 
     Raises :class:`RepositoryError` when ``models_dir`` is missing: serving nothing is never
     what was meant."""
+    models_dir = Path(models_dir)
     if not models_dir.is_dir():
         raise RepositoryError(
             f"models directory '{models_dir}' does not exist (SERVING_MODELS_DIR; run from the "
             "repository root or set it to a folder of <name>/<version>/ SavedModels)"
         )
-    models_dir = Path(models_dir)
     found, empty = [], []
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
         if model_dir.name.startswith(".") or (names and model_dir.name not in names):
