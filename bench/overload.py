@@ -254,7 +254,7 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         results["capacity"] = _summary(capacity)
         print(f"capacity (64 connections): {capacity['ok_per_s']:.0f} req/s, "
               f"p99 {capacity['latency_us']['p99'] / 1000:.1f} ms, failed {capacity['failed']}")
-        for factor in (4, 8):
+        for factor in args.factors:
             probe = Probe(url, body_file.read_bytes())
             probe.start()
             load = wrk(url, 64 * factor, args.duration, body_file)
@@ -273,7 +273,7 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         server.stop()
 
     server = Server(models_dir, "mnist", args.log_dir, request_timeout_ms="50",
-                    workers=args.workers)
+                    workers=args.workers, refusal_delay_ms=args.refusal_delay_ms)
     try:
         server.wait_ready()
         url = f"{server.url}/v1/models/mnist:predict"
@@ -535,7 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per load")
     parser.add_argument("--sections", default="overload,hostile,shutdown,readiness")
     parser.add_argument("--workers", type=int, default=1, help="SERVING_WORKERS of the server")
+    parser.add_argument("--factors", default="4,8", help="overload factors (x 64 connections)")
+    parser.add_argument("--refusal-delay-ms", default="20", help="for the 50 ms deadline run")
     args = parser.parse_args(argv)
+    args.factors = [int(f) for f in args.factors.split(",") if f]
     RESULTS_DIR.mkdir(exist_ok=True)
     args.log_dir = RESULTS_DIR
     args.body_file = RESULTS_DIR / "overload-digit.json"
