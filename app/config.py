@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     auth_docs: bool = Field(default=False, description="/docs, /redoc, /openapi.json too.")
     cors_allow_origins: list[str] = Field(
         default_factory=list,
-        description="Origins browsers may call from (JSON list; [\"*\"] for any); empty: no CORS.",
+        description='Origins browsers may call from (JSON list; ["*"] for any); empty: no CORS.',
     )
 
     def batching_for(self, model_name: str) -> BatchingConfig:

@@ -79,7 +79,11 @@ class ImageSpec:
 
 
 def prepare_image(
-    data: bytes, spec: ImageSpec, *, invert: Invert = Invert.auto, max_pixels: int,
+    data: bytes,
+    spec: ImageSpec,
+    *,
+    invert: Invert = Invert.auto,
+    max_pixels: int,
     name: str | None = None,
 ) -> np.ndarray:
     """Decode ``data`` and fit it to ``spec``: uint8 array ``(height, width, channels)``."""
@@ -97,7 +101,10 @@ def prepare_image(
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int, name: str | None = None,
+    data: bytes,
+    *,
+    max_pixels: int,
+    name: str | None = None,
     target: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Fully decoded first frame, alpha flattened, in mode ``L`` or ``RGB``.
@@ -115,12 +122,16 @@ def decode_image(
             if image.format not in SUPPORTED_FORMATS:
                 raise UnsupportedMediaTypeError(
                     f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF "
-                    "or WebP", file=name)
+                    "or WebP",
+                    file=name,
+                )
             width, height = image.size
             if width * height > max_pixels:
                 raise PayloadTooLargeError(
                     f"the image has {width}x{height} = {width * height} pixels, more than the "
-                    f"limit of {max_pixels} (max_image_pixels)", file=name)
+                    f"limit of {max_pixels} (max_image_pixels)",
+                    file=name,
+                )
             image.seek(0)  # GIF / animated WebP: the first frame
             if target is not None and image.format == "JPEG":
                 # Decode at the smallest 1/2^k scale still >= the working size.
@@ -132,8 +143,8 @@ def decode_image(
         raise PayloadTooLargeError(f"the image has too many pixels ({exc})", file=name) from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaTypeError(
-            "the file is not an image Pillow can read; send PNG, JPEG, BMP, GIF or WebP",
-            file=name) from exc
+            "the file is not an image Pillow can read; send PNG, JPEG, BMP, GIF or WebP", file=name
+        ) from exc
     except ServingError:
         raise
     except Exception as exc:
@@ -175,10 +186,14 @@ def _flatten(image: Image.Image) -> Image.Image:
         scale = 65535.0 if values.max(initial=0) > 255 else 255.0
         return Image.fromarray(np.clip(values / scale * 255, 0, 255).astype(np.uint8), "L")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info)
+        image.mode == "P" and "transparency" in image.info
+    )
     if not has_alpha:
-        return image.convert("L") if image.mode in ("1", "L", "P") and _is_gray(image) \
+        return (
+            image.convert("L")
+            if image.mode in ("1", "L", "P") and _is_gray(image)
             else image.convert("RGB")
+        )
     rgba = image.convert("RGBA")
     backdrop = 255 if _mean_visible_luminance(rgba) < 128 else 0
     canvas = Image.new("RGBA", rgba.size, (backdrop, backdrop, backdrop, 255))
@@ -187,8 +202,11 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 def _mean_visible_luminance(rgba: Image.Image) -> float:
     """Mean gray level of the visible pixels, weighted by their opacity (on a thumbnail)."""
-    small = rgba if rgba.width * rgba.height <= 256 * 256 else rgba.resize(
-        (min(rgba.width, 256), min(rgba.height, 256)), Image.Resampling.BOX)
+    small = (
+        rgba
+        if rgba.width * rgba.height <= 256 * 256
+        else rgba.resize((min(rgba.width, 256), min(rgba.height, 256)), Image.Resampling.BOX)
+    )
     values = np.asarray(small, dtype=np.float64)
     alpha = values[..., 3] / 255.0
     visible = float(alpha.sum())
@@ -246,7 +264,7 @@ def fit_glyph(gray: np.ndarray, spec: ImageSpec, *, invert: Invert = Invert.auto
 def _fit_strokes(ink: np.ndarray, spec: ImageSpec) -> np.ndarray:
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
-    strokes = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    strokes = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box_h = max(1, round(spec.height * (1 - 2 * spec.ink_margin)))
     box_w = max(1, round(spec.width * (1 - 2 * spec.ink_margin)))
     scale = min(box_h / strokes.shape[0], box_w / strokes.shape[1])
@@ -255,7 +273,7 @@ def _fit_strokes(ink: np.ndarray, spec: ImageSpec) -> np.ndarray:
     glyph = _resize_array(strokes, (new_w, new_h))
     canvas = np.zeros((spec.height, spec.width), dtype=np.float64)
     top, left = _centre_of_mass_offset(glyph, spec.height, spec.width)
-    canvas[top: top + new_h, left: left + new_w] = glyph
+    canvas[top : top + new_h, left : left + new_w] = glyph
     return canvas
 
 

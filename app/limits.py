@@ -172,6 +172,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def _error(scope: Scope, exc: ServingError):
     return error_response(
-        scope["path"], exc.status_code, exc.detail, title=exc.title, slug=exc.slug,
+        scope["path"],
+        exc.status_code,
+        exc.detail,
+        title=exc.title,
+        slug=exc.slug,
         headers=exc.headers or None,
     )

@@ -100,8 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Content-Encoding",
-                           "Inference-Header-Content-Length"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Content-Encoding",
+                "Inference-Header-Content-Length",
+            ],
             expose_headers=["Inference-Header-Content-Length", "Retry-After"],
         )
     app.add_middleware(

@@ -140,8 +140,8 @@ class ModelRepository:
         found, self.empty_models = scan(self.root, self.settings.model_names)
         for name in self.empty_models:
             logger.error(
-                "model folder '%s' has no numbered version folder (<name>/<version>/): "
-                "not served", name
+                "model folder '%s' has no numbered version folder (<name>/<version>/): not served",
+                name,
             )
         if not found:
             wanted = f" among {self.settings.model_names}" if self.settings.model_names else ""
@@ -252,7 +252,11 @@ class ModelRepository:
             await model.start()
             logger.info(
                 "model %s/%s ready on %s (task=%s, loaded and warmed up in %.2fs)",
-                name, version, model.device, model.task, model.load_seconds,
+                name,
+                version,
+                model.device,
+                model.task,
+                model.load_seconds,
             )
             self._reload_errors.pop((name, version), None)
             if current is not None:
@@ -435,8 +439,9 @@ class ModelRepository:
                     )
                     reason = model.error or ""
                     if (name, version) in self._reload_errors:
-                        reason = "reload failed, the loaded copy serves: " + (
-                            self._reload_errors[(name, version)][1]
+                        reason = (
+                            "reload failed, the loaded copy serves: "
+                            + (self._reload_errors[(name, version)][1])
                         )
                 elif name in self.unloaded:
                     state, reason = "UNAVAILABLE", "unloaded"
@@ -445,6 +450,12 @@ class ModelRepository:
                 row = {"name": name, "version": str(version), "state": state, "reason": reason}
                 rows.append(row)
             if name in self._config_errors:
-                rows.append({"name": name, "version": "", "state": "UNAVAILABLE",
-                             "reason": self._config_errors[name]})
+                rows.append(
+                    {
+                        "name": name,
+                        "version": "",
+                        "state": "UNAVAILABLE",
+                        "reason": self._config_errors[name],
+                    }
+                )
         return rows

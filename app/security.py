@@ -50,7 +50,11 @@ class ApiKeyMiddleware:
             return
         error = UnauthorizedError(problem)
         response = error_response(
-            scope["path"], 401, error.detail, title=error.title, slug=error.slug,
+            scope["path"],
+            401,
+            error.detail,
+            title=error.title,
+            slug=error.slug,
             headers=error.headers,
         )
         await response(scope, receive, send)

@@ -199,8 +199,8 @@ class ServedModel:
         (``timeout_s`` can only shorten the model's ``request_timeout_ms``)."""
         if not self.ready:
             raise ModelNotReadyError(self.not_ready_reason())
-        timeout = self.batcher.timeout_s if timeout_s is None else min(
-            timeout_s, self.batcher.timeout_s
+        timeout = (
+            self.batcher.timeout_s if timeout_s is None else min(timeout_s, self.batcher.timeout_s)
         )
         return await self.batcher.submit(arrays, size, deadline=deadline_after(timeout))
 

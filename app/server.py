@@ -34,20 +34,25 @@ from app.config import Settings
 
 logger = logging.getLogger("app.server")
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large",
-            503: b"Service Unavailable"}
+_REASONS = {
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 def _canned(status: int, message: str) -> bytes:
     """A complete response that closes the connection (written without the app)."""
     body = message.encode()
-    return b"".join([
-        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
-        b"content-type: text/plain; charset=utf-8\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"connection: close\r\n\r\n",
-        body,
-    ])
+    return b"".join(
+        [
+            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
 
 
 class _Rejected(Exception):
@@ -126,8 +131,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.max_header_bytes:
             self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
             raise _Rejected  # stops the parser: no request is started
-        if self.quick_refusal is not None and not self.pipeline and (
-            self.cycle is None or self.cycle.response_complete
+        if (
+            self.quick_refusal is not None
+            and not self.pipeline
+            and (self.cycle is None or self.cycle.response_complete)
         ):
             refusal = self.quick_refusal(self.parser.get_method(), self.url.split(b"?", 1)[0])
             if refusal is not None:
@@ -241,7 +248,8 @@ class DrainingServer(uvicorn.Server):
         self.state.draining = True
         self._drain_ends = time.monotonic() + self.drain_seconds
         logger.info(
-            "signal %d: not ready, draining for %.1f s before shutting down", sig,
+            "signal %d: not ready, draining for %.1f s before shutting down",
+            sig,
             self.drain_seconds,
         )
 
@@ -321,14 +329,22 @@ class Supervisor:
         self.processes = [self._start(context, sock, i) for i in range(self.settings.workers)]
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._forward)
-        logger.info("serving with %d workers on %s:%d", self.settings.workers,
-                    self.settings.host, self.settings.port)
+        logger.info(
+            "serving with %d workers on %s:%d",
+            self.settings.workers,
+            self.settings.host,
+            self.settings.port,
+        )
         try:
             while not self.stopping:
                 for i, process in enumerate(self.processes):
                     if not process.is_alive() and not self.stopping:
-                        logger.error("worker %d (pid %s) exited with %s; starting another",
-                                     i, process.pid, process.exitcode)
+                        logger.error(
+                            "worker %d (pid %s) exited with %s; starting another",
+                            i,
+                            process.pid,
+                            process.exitcode,
+                        )
                         _mark_dead(process.pid)
                         self.processes[i] = self._start(context, sock, i)
                 time.sleep(0.5)

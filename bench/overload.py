@@ -110,7 +110,10 @@ class Server:
 
 # ---------------------------------------------------------------- clients
 def request(
-    method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
     timeout: float = 30,
 ) -> tuple[int, bytes, float]:
     """(status, body, seconds); a refused or reset connection is status 0."""
@@ -129,14 +132,32 @@ def get(url: str, timeout: float = 5) -> tuple[int, bytes, float]:
     return request("GET", url, timeout=timeout)
 
 
-def wrk(url: str, connections: int, duration_s: float, body_file: Path,
-        script: Path = LUA_SCRIPT, timeout_s: float = 30) -> dict:
+def wrk(
+    url: str,
+    connections: int,
+    duration_s: float,
+    body_file: Path,
+    script: Path = LUA_SCRIPT,
+    timeout_s: float = 30,
+) -> dict:
     threads = min(connections, 2)
     done = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s",
-         f"--timeout={timeout_s:g}s", "--latency", "-s", str(script), url],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s:g}s",
+            f"--timeout={timeout_s:g}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
-        capture_output=True, text=True, timeout=duration_s + 90, check=True,
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 90,
+        check=True,
     )
     for line in done.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -197,8 +218,10 @@ class Probe:
         refused = [s for status, s in self.samples if status in (429, 503)]
         return {
             "samples": len(self.samples),
-            "statuses": {str(k): sum(1 for s, _ in self.samples if s == k)
-                         for k in sorted({s for s, _ in self.samples})},
+            "statuses": {
+                str(k): sum(1 for s, _ in self.samples if s == k)
+                for k in sorted({s for s, _ in self.samples})
+            },
             "admitted_p99_ms": _p99_ms(admitted),
             "refused_p99_ms": _p99_ms(refused),
             "admitted": admitted,
@@ -227,7 +250,8 @@ def png_bytes(side: int) -> bytes:
     image = Image.new("RGBA", (side, side), (255, 255, 255, 0))
     ImageDraw.Draw(image).line(
         [(side // 5, side // 5), (side * 4 // 5, side // 5), (side * 2 // 5, side * 4 // 5)],
-        fill=(0, 0, 0, 255), width=max(side // 15, 1),
+        fill=(0, 0, 0, 255),
+        width=max(side // 15, 1),
     )
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
@@ -237,9 +261,13 @@ def png_bytes(side: int) -> bytes:
 def multipart(data: bytes, name: str) -> tuple[bytes, str]:
     boundary = "benchboundary7d9"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -252,28 +280,41 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         wrk(url, 64, 3, body_file)  # warm-up
         capacity = wrk(url, 64, args.duration, body_file)
         results["capacity"] = _summary(capacity)
-        print(f"capacity (64 connections): {capacity['ok_per_s']:.0f} req/s, "
-              f"p99 {capacity['latency_us']['p99'] / 1000:.1f} ms, failed {capacity['failed']}")
+        print(
+            f"capacity (64 connections): {capacity['ok_per_s']:.0f} req/s, "
+            f"p99 {capacity['latency_us']['p99'] / 1000:.1f} ms, failed {capacity['failed']}"
+        )
         for factor in args.factors:
             probe = Probe(url, body_file.read_bytes())
             probe.start()
             load = wrk(url, 64 * factor, args.duration, body_file)
             seen = probe.stop()
             seen.pop("admitted")
-            entry = {**_summary(load), "probe": seen,
-                     "goodput_share": round(load["ok_per_s"] / capacity["ok_per_s"], 3)}
+            entry = {
+                **_summary(load),
+                "probe": seen,
+                "goodput_share": round(load["ok_per_s"] / capacity["ok_per_s"], 3),
+            }
             results[f"overload_{factor}x"] = entry
-            print(f"{factor}x ({64 * factor} connections): goodput {load['ok_per_s']:.0f} req/s "
-                  f"= {entry['goodput_share']:.0%} of capacity; refused "
-                  f"{load['errors']['status']} ({load['errors']['status'] / load['requests']:.0%}"
-                  f"), socket errors {load['failed'] - load['errors']['status']}; probe: "
-                  f"admitted p99 {seen['admitted_p99_ms']} ms, refused p99 "
-                  f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}")
+            print(
+                f"{factor}x ({64 * factor} connections): goodput {load['ok_per_s']:.0f} req/s "
+                f"= {entry['goodput_share']:.0%} of capacity; refused "
+                f"{load['errors']['status']} ({load['errors']['status'] / load['requests']:.0%}"
+                f"), socket errors {load['failed'] - load['errors']['status']}; probe: "
+                f"admitted p99 {seen['admitted_p99_ms']} ms, refused p99 "
+                f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}"
+            )
     finally:
         server.stop()
 
-    server = Server(models_dir, "mnist", args.log_dir, request_timeout_ms="50",
-                    workers=args.workers, refusal_delay_ms=args.refusal_delay_ms)
+    server = Server(
+        models_dir,
+        "mnist",
+        args.log_dir,
+        request_timeout_ms="50",
+        workers=args.workers,
+        refusal_delay_ms=args.refusal_delay_ms,
+    )
     try:
         server.wait_ready()
         url = f"{server.url}/v1/models/mnist:predict"
@@ -285,15 +326,21 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         admitted = seen.pop("admitted")
         in_time_share = (sum(1 for s in admitted if s <= 0.050) / len(admitted)) if admitted else 0
         in_time = load["ok_per_s"] * in_time_share
-        entry = {**_summary(load), "probe": seen, "in_time_per_s": round(in_time, 1),
-                 "in_time_share_of_capacity": round(in_time / capacity["ok_per_s"], 3)}
+        entry = {
+            **_summary(load),
+            "probe": seen,
+            "in_time_per_s": round(in_time, 1),
+            "in_time_share_of_capacity": round(in_time / capacity["ok_per_s"], 3),
+        }
         results["deadline_50ms_4x"] = entry
-        print(f"deadline 50 ms, 256 connections: 2xx {load['ok_per_s']:.0f} req/s, of which "
-              f"{in_time_share:.0%} within 50 ms (probe) -> {in_time:.0f} req/s in time = "
-              f"{entry['in_time_share_of_capacity']:.0%} of capacity (2xx, all within 50 ms of "
-              f"their arrival in the app: {load['ok_per_s'] / capacity['ok_per_s']:.0%}); "
-              f"504/429 {load['errors']['status']}; probe: refused p99 "
-              f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}")
+        print(
+            f"deadline 50 ms, 256 connections: 2xx {load['ok_per_s']:.0f} req/s, of which "
+            f"{in_time_share:.0%} within 50 ms (probe) -> {in_time:.0f} req/s in time = "
+            f"{entry['in_time_share_of_capacity']:.0%} of capacity (2xx, all within 50 ms of "
+            f"their arrival in the app: {load['ok_per_s'] / capacity['ok_per_s']:.0%}); "
+            f"504/429 {load['errors']['status']}; probe: refused p99 "
+            f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}"
+        )
     finally:
         server.stop()
 
@@ -328,8 +375,10 @@ class LivenessWatch(threading.Thread):
     def stop(self) -> dict:
         self.stopped.set()
         self.join(35)
-        return {"liveness_worst_ms": round(self.worst * 1000, 1),
-                "liveness_failures": self.failures}
+        return {
+            "liveness_worst_ms": round(self.worst * 1000, 1),
+            "liveness_failures": self.failures,
+        }
 
 
 def section_hostile(args, models_dir: Path, results: dict) -> None:
@@ -341,56 +390,128 @@ def section_hostile(args, models_dir: Path, results: dict) -> None:
         url = server.url
         json_headers = {"Content-Type": "application/json"}
 
-        def probe(name: str, method: str, path: str, body: bytes | None = None,
-                  headers: dict | None = None) -> None:
+        def probe(
+            name: str,
+            method: str,
+            path: str,
+            body: bytes | None = None,
+            headers: dict | None = None,
+        ) -> None:
             watch = LivenessWatch(url)
             watch.start()
             before = server.rss_mb()[0]
             status, reply, seconds = request(method, url + path, body, headers, timeout=60)
             time.sleep(0.1)
             after, peak = server.rss_mb()
-            entry = {"status": status, "ms": round(seconds * 1000, 1),
-                     "rss_before_mb": round(before), "rss_after_mb": round(after),
-                     "rss_peak_mb": round(peak), **watch.stop(),
-                     "answer": reply[:160].decode(errors="replace")}
+            entry = {
+                "status": status,
+                "ms": round(seconds * 1000, 1),
+                "rss_before_mb": round(before),
+                "rss_after_mb": round(after),
+                "rss_peak_mb": round(peak),
+                **watch.stop(),
+                "answer": reply[:160].decode(errors="replace"),
+            }
             hostile[name] = entry
-            print(f"{name}: {status} in {entry['ms']} ms; RSS {entry['rss_before_mb']} -> "
-                  f"{entry['rss_after_mb']} MB (peak {entry['rss_peak_mb']}); liveness worst "
-                  f"{entry['liveness_worst_ms']} ms; {entry['answer'][:100]!r}")
+            print(
+                f"{name}: {status} in {entry['ms']} ms; RSS {entry['rss_before_mb']} -> "
+                f"{entry['rss_after_mb']} MB (peak {entry['rss_peak_mb']}); liveness worst "
+                f"{entry['liveness_worst_ms']} ms; {entry['answer'][:100]!r}"
+            )
 
         deep = 50_000
-        probe("json_depth_50000", "POST", "/v1/models/mnist:predict",
-              b'{"instances": ' + b"[" * deep + b"0" + b"]" * deep + b"}", json_headers)
-        probe("kserve_shape_70_ones", "POST", "/v2/models/mnist/infer", json.dumps(
-            {"inputs": [{"name": "pixels", "shape": [1] * 70, "datatype": "UINT8",
-                         "data": [0]}]}).encode(), json_headers)
-        header = json.dumps({"inputs": [{"name": "pixels", "shape": [26000, 28, 28, 1],
-                                         "datatype": "UINT8",
-                                         "parameters": {"binary_data_size": 26000 * 784}}]})
-        probe("kserve_binary_26000_digits", "POST", "/v2/models/mnist/infer",
-              header.encode() + bytes(26000 * 784),
-              {"Content-Type": "application/octet-stream",
-               "Inference-Header-Content-Length": str(len(header))})
+        probe(
+            "json_depth_50000",
+            "POST",
+            "/v1/models/mnist:predict",
+            b'{"instances": ' + b"[" * deep + b"0" + b"]" * deep + b"}",
+            json_headers,
+        )
+        probe(
+            "kserve_shape_70_ones",
+            "POST",
+            "/v2/models/mnist/infer",
+            json.dumps(
+                {
+                    "inputs": [
+                        {"name": "pixels", "shape": [1] * 70, "datatype": "UINT8", "data": [0]}
+                    ]
+                }
+            ).encode(),
+            json_headers,
+        )
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "pixels",
+                        "shape": [26000, 28, 28, 1],
+                        "datatype": "UINT8",
+                        "parameters": {"binary_data_size": 26000 * 784},
+                    }
+                ]
+            }
+        )
+        probe(
+            "kserve_binary_26000_digits",
+            "POST",
+            "/v2/models/mnist/infer",
+            header.encode() + bytes(26000 * 784),
+            {
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(header)),
+            },
+        )
         big = np.zeros((1024, 28, 28, 1), dtype=np.uint8)
-        header = json.dumps({"inputs": [{"name": "pixels", "shape": list(big.shape),
-                                         "datatype": "UINT8",
-                                         "parameters": {"binary_data_size": big.nbytes}}]})
-        probe("kserve_binary_1024_digits_sliced", "POST", "/v2/models/mnist/infer",
-              header.encode() + big.tobytes(),
-              {"Content-Type": "application/octet-stream",
-               "Inference-Header-Content-Length": str(len(header))})
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "pixels",
+                        "shape": list(big.shape),
+                        "datatype": "UINT8",
+                        "parameters": {"binary_data_size": big.nbytes},
+                    }
+                ]
+            }
+        )
+        probe(
+            "kserve_binary_1024_digits_sliced",
+            "POST",
+            "/v2/models/mnist/infer",
+            header.encode() + big.tobytes(),
+            {
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(header)),
+            },
+        )
         for side in (4096, 5000):
             body, content_type = multipart(png_bytes(side), f"{side}.png")
-            probe(f"png_rgba_{side}x{side}_{len(body) // 1024}KB", "POST",
-                  "/v1/images/mnist:classify", body, {"Content-Type": content_type})
+            probe(
+                f"png_rgba_{side}x{side}_{len(body) // 1024}KB",
+                "POST",
+                "/v1/images/mnist:classify",
+                body,
+                {"Content-Type": content_type},
+            )
         body = gzip.compress(b"[" * 19_000_000)
-        probe(f"gzip_bomb_{len(body) // 1024}KB", "POST", "/v1/models/mnist:predict", body,
-              {"Content-Type": "application/json", "Content-Encoding": "gzip"})
-        hostile["header_1MB"] = _raw_status(url, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
-                                            b"X-Big: " + b"a" * 1_000_000 + b"\r\n\r\n")
-        hostile["headers_10000"] = _raw_status(url, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
-                                               + b"".join(b"X-H%d: v\r\n" % i
-                                                          for i in range(10_000)) + b"\r\n")
+        probe(
+            f"gzip_bomb_{len(body) // 1024}KB",
+            "POST",
+            "/v1/models/mnist:predict",
+            body,
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        hostile["header_1MB"] = _raw_status(
+            url,
+            b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n",
+        )
+        hostile["headers_10000"] = _raw_status(
+            url,
+            b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))
+            + b"\r\n",
+        )
         print(f"1 MB header: {hostile['header_1MB']}; 10,000 headers: {hostile['headers_10000']}")
         hostile["slow_headers_200"] = _slowloris(url, 200)
         print(f"200 slow-header connections: {hostile['slow_headers_200']}")
@@ -399,10 +520,15 @@ def section_hostile(args, models_dir: Path, results: dict) -> None:
         names = wrk(f"{url}/v1/models/x:predict", 32, 8, args.body_file, RANDOM_NAMES_LUA)
         status, metrics_body, seconds = get(f"{url}/metrics")
         hostile["random_model_names"] = {
-            "requests": names["requests"], "metrics_bytes_before": before,
-            "metrics_bytes_after": len(metrics_body), "scrape_ms": round(seconds * 1000, 1)}
-        print(f"{names['requests']} requests for random model names: /metrics {before} -> "
-              f"{len(metrics_body)} bytes, scraped in {seconds * 1000:.1f} ms")
+            "requests": names["requests"],
+            "metrics_bytes_before": before,
+            "metrics_bytes_after": len(metrics_body),
+            "scrape_ms": round(seconds * 1000, 1),
+        }
+        print(
+            f"{names['requests']} requests for random model names: /metrics {before} -> "
+            f"{len(metrics_body)} bytes, scraped in {seconds * 1000:.1f} ms"
+        )
     finally:
         server.stop()
 
@@ -450,23 +576,26 @@ def _slowloris(url: str, count: int) -> dict:
     closed_after = time.monotonic() - start
     for sock in sockets:
         sock.close()
-    return {"all_closed_after_s": round(closed_after, 1), "still_open": len(open_),
-            **watch.stop()}
+    return {"all_closed_after_s": round(closed_after, 1), "still_open": len(open_), **watch.stop()}
 
 
 def section_shutdown(args, models_dir: Path, body_file: Path, results: dict) -> None:
-    server = Server(models_dir, "mnist", args.log_dir, drain_seconds="5",
-                    graceful_timeout_seconds="15")
+    server = Server(
+        models_dir, "mnist", args.log_dir, drain_seconds="5", graceful_timeout_seconds="15"
+    )
     try:
         server.wait_ready()
         url = f"{server.url}/v1/models/mnist:predict"
         wrk(url, 128, 2, body_file)  # warm-up
         slow = socket.create_connection((HOST, server.port))
-        slow.sendall(b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+        slow.sendall(
+            b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        )
         outcome: dict = {}
         load = threading.Thread(
-            target=lambda: outcome.update(wrk(url, 128, 4, body_file)), daemon=True)
+            target=lambda: outcome.update(wrk(url, 128, 4, body_file)), daemon=True
+        )
         load.start()
         time.sleep(1.5)
         signalled = time.monotonic()
@@ -481,15 +610,22 @@ def section_shutdown(args, models_dir: Path, body_file: Path, results: dict) -> 
         server.process.wait(60)
         exited_after = time.monotonic() - signalled
         slow.close()
-        entry = {**_summary(outcome), "not_ready_after_ms": round((not_ready_after or -1) * 1000),
-                 "exited_after_s": round(exited_after, 2), "drain_seconds": 5,
-                 "graceful_timeout_seconds": 15, "exit_code": server.process.returncode}
+        entry = {
+            **_summary(outcome),
+            "not_ready_after_ms": round((not_ready_after or -1) * 1000),
+            "exited_after_s": round(exited_after, 2),
+            "drain_seconds": 5,
+            "graceful_timeout_seconds": 15,
+            "exit_code": server.process.returncode,
+        }
         results["shutdown"] = entry
-        print(f"SIGTERM under 128 connections (load ends 2.5 s into a 5 s drain): "
-              f"{outcome['requests']} requests, {entry['non_2xx']} non-2xx, "
-              f"{entry['socket_errors']} socket errors; readiness 503 after "
-              f"{entry['not_ready_after_ms']} ms; exited after {entry['exited_after_s']} s "
-              f"(a slow-body client held a connection)")
+        print(
+            f"SIGTERM under 128 connections (load ends 2.5 s into a 5 s drain): "
+            f"{outcome['requests']} requests, {entry['non_2xx']} non-2xx, "
+            f"{entry['socket_errors']} socket errors; readiness 503 after "
+            f"{entry['not_ready_after_ms']} ms; exited after {entry['exited_after_s']} s "
+            f"(a slow-body client held a connection)"
+        )
     finally:
         server.stop()
 
@@ -510,8 +646,10 @@ def section_readiness(args, models_dir: Path, results: dict, tmp: Path) -> None:
                 break
             time.sleep(0.5)
         ready = get(f"{server.url}/v2/health/ready")
-        results["readiness_one_failed_version"] = {"status": ready[0],
-                                                   "body": ready[1].decode()[:300]}
+        results["readiness_one_failed_version"] = {
+            "status": ready[0],
+            "body": ready[1].decode()[:300],
+        }
         print(f"1 of 2 versions failed to load: /v2/health/ready {ready[0]} {ready[1][:150]!r}")
     finally:
         server.stop()
@@ -545,8 +683,12 @@ def main(argv: list[str] | None = None) -> int:
     args.body_file.write_bytes(digit_body(args.data_dir))
     tmp = RESULTS_DIR / "overload-tmp"
     tmp.mkdir(exist_ok=True)
-    results: dict = {"machine": machine_description(), "date": time.strftime("%Y-%m-%d %H:%M"),
-                     "duration_s": args.duration, "workers": args.workers}
+    results: dict = {
+        "machine": machine_description(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "duration_s": args.duration,
+        "workers": args.workers,
+    }
     print(results["machine"])
     sections = args.sections.split(",")
     if "overload" in sections:

@@ -44,9 +44,15 @@ def main(argv: list[str] | None = None) -> int:
             (models / name).mkdir()
             newest = max(int(p.name) for p in source.iterdir() if p.name.isdigit())
             shutil.copytree(source / str(newest), models / name / "1")
-        server = Server(models, "mnist", RESULTS_DIR, repository_poll_seconds="0.5",
-                        unload_grace_seconds="0.5", drain_seconds="0",
-                        model_names=json.dumps(["mnist", "chest_xray"]))
+        server = Server(
+            models,
+            "mnist",
+            RESULTS_DIR,
+            repository_poll_seconds="0.5",
+            unload_grace_seconds="0.5",
+            drain_seconds="0",
+            model_names=json.dumps(["mnist", "chest_xray"]),
+        )
         try:
             server.wait_ready()
             url = f"{server.url}/v1/models/mnist:predict"
@@ -73,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     for label, result in (("quiet", quiet), ("during reloads", busy)):
         lat = result["latency_us"]
-        print(f"mnist {label}: {result['ok_per_s']:.0f} req/s, p50 {lat['p50'] / 1000:.1f} ms, "
-              f"p99 {lat['p99'] / 1000:.1f} ms, max {lat['max'] / 1000:.1f} ms, "
-              f"failed {result['failed']}")
+        print(
+            f"mnist {label}: {result['ok_per_s']:.0f} req/s, p50 {lat['p50'] / 1000:.1f} ms, "
+            f"p99 {lat['p99'] / 1000:.1f} ms, max {lat['max'] / 1000:.1f} ms, "
+            f"failed {result['failed']}"
+        )
     print("chest_xray versions live after (s): " + ", ".join(f"{s:.2f}" for s in reloads))
     (RESULTS_DIR / "reload.json").write_text(
         json.dumps({"quiet": quiet, "during_reloads": busy, "reload_seconds": reloads}, indent=2)

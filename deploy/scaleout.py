@@ -65,8 +65,11 @@ class Replica:
         self.url = f"http://{HOST}:{self.port}"
         self.process: subprocess.Popen | None = None
         self.log = logs / f"replica-{name}.log"
-        options = {"key": "test", "secret": "test",
-                   "client_kwargs": {"endpoint_url": s3_url, "region_name": "us-east-1"}}
+        options = {
+            "key": "test",
+            "secret": "test",
+            "client_kwargs": {"endpoint_url": s3_url, "region_name": "us-east-1"},
+        }
         self.env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -83,8 +86,11 @@ class Replica:
 
     def start(self) -> Replica:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=REPO_ROOT, env=self.env,
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "app"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -112,8 +118,11 @@ class Replica:
         status, body = get(f"{self.url}/v1/models/mnist")
         if status != 200:
             return []
-        return [s["version"] for s in json.loads(body)["model_version_status"]
-                if s["state"] == "AVAILABLE"]
+        return [
+            s["version"]
+            for s in json.loads(body)["model_version_status"]
+            if s["state"] == "AVAILABLE"
+        ]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -164,11 +173,13 @@ async def load(url: str, stop: asyncio.Event, concurrency: int, record: list) ->
             start = time.monotonic()
             try:
                 result = await client.infer("mnist", [tensor])
-                record.append((start, time.monotonic() - start, "ok",
-                               result.get_response()["model_version"]))
+                record.append(
+                    (start, time.monotonic() - start, "ok", result.get_response()["model_version"])
+                )
             except Exception as exc:  # noqa: BLE001 (every failure is counted)
-                record.append((start, time.monotonic() - start, type(exc).__name__ + str(exc)[:80],
-                               ""))
+                record.append(
+                    (start, time.monotonic() - start, type(exc).__name__ + str(exc)[:80], "")
+                )
 
     try:
         await asyncio.gather(*[caller() for _ in range(concurrency)])
@@ -198,9 +209,11 @@ async def scenario(args, s3, s3_url: str, work: Path, logs: Path) -> dict:
     record: list = []
     try:
         startup = {r.name: round(r.wait_ready(), 1) for r in (a, b)}
-        haproxy = subprocess.Popen(["haproxy", "-f", str(config)],
-                                   stdout=(logs / "haproxy.log").open("wb"),
-                                   stderr=subprocess.STDOUT)
+        haproxy = subprocess.Popen(
+            ["haproxy", "-f", str(config)],
+            stdout=(logs / "haproxy.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         lb = f"http://{HOST}:{lb_port}"
         while get(f"{lb}/v2/health/ready")[0] != 200:
             await asyncio.sleep(0.2)
@@ -248,8 +261,11 @@ def summarize(record, events, shares, live_from, startup, total, version) -> dic
     failures = [r for r in record if r[2] != "ok"]
     latencies = np.array([r[1] for r in record]) * 1000
     t_first = min(r[0] for r in record) if record else 0
-    roll = [r[1] * 1000 for r in record
-            if events["surge_start"] <= r[0] - t_first <= events["a_exited"] + 2]
+    roll = [
+        r[1] * 1000
+        for r in record
+        if events["surge_start"] <= r[0] - t_first <= events["a_exited"] + 2
+    ]
     versions = {}
     for r in record:
         if r[2] == "ok":
@@ -293,8 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         host, port = server.get_host_and_port()
         s3_url = f"http://{host}:{port}"
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         s3.create_bucket(Bucket="models")
         with tempfile.TemporaryDirectory() as tmp:
             logs = REPO_ROOT / "bench" / "results"

@@ -148,7 +148,9 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.limit is not None:  # smoke runs: a small slice of every split, both classes kept
         splits = {k: limited(x, y, cfg.limit, cfg.seed) for k, (x, y) in splits.items()}
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
-        splits["train"], splits["validation"], splits["test"]
+        splits["train"],
+        splits["validation"],
+        splits["test"],
     )
     data = {"size": IMAGE_SIZE, "channels": CHANNELS, "batch_size": BATCH_SIZE}
     train_ds = image_dataset(train_x, train_y, shuffle_seed=cfg.seed, **data)
@@ -156,8 +158,11 @@ def train(cfg: TrainConfig) -> Path:
 
     model = make_model()
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=cfg.epochs_or(EPOCHS),
-        class_weight=class_weights(train_y), verbose=2 if cfg.limit is None else 0,
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs_or(EPOCHS),
+        class_weight=class_weights(train_y),
+        verbose=2 if cfg.limit is None else 0,
         callbacks=[
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3),
             keras.callbacks.EarlyStopping(
@@ -170,20 +175,26 @@ def train(cfg: TrainConfig) -> Path:
     metrics = classification_metrics(test_y, predict_probabilities(model, test_ds), LABELS)
     print(f"{NAME}: test accuracy {metrics['accuracy']:.4f}, ROC-AUC {metrics.get('roc_auc')}")
     return export_model(
-        model, name=NAME, cfg=cfg, history=history.history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history.history,
         metadata={
             "task": "image_classification",
             "labels": LABELS,
             "architecture": ARCHITECTURE,
             "image": {
-                "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1], "channels": CHANNELS,
+                "height": IMAGE_SIZE[0],
+                "width": IMAGE_SIZE[1],
+                "channels": CHANNELS,
                 "background": "natural",
                 "note": "128x128 grayscale instead of the course's 150x150x3: X-rays are gray, and "
                 "the smaller input keeps training to minutes per epoch on 2 CPU cores",
             },
             "data": {
                 **DATA_NOTE,
-                "test_split": "official Kaggle test/" if official_test(cfg.data_dir)
+                "test_split": "official Kaggle test/"
+                if official_test(cfg.data_dir)
                 else f"stratified {TEST_FRACTION:.0%} of train/ (seeded), never tuned on",
             },
             "splits": {"train": len(train_x), "validation": len(val_x), "test": len(test_x)},

@@ -74,18 +74,21 @@ NOT_INPUTS = ["customerID", "Churn"]
 # How the features were chosen: on validation and CV (training data only); test looks after.
 SELECTION = {
     "chosen": "log1p tenure / TotalCharges + billing features, course network",
-    "validation_roc_auc": {"course network, raw columns (model before)": 0.8461,
-                           "chosen": 0.8470,
-                           "ensemble of 5 Dense32/16/64 nets (L2, dropout)": [0.8375, 0.8402,
-                                                                              0.8396],
-                           "logistic (Dense 1) on the same features": 0.8368,
-                           "wide & deep": 0.8366,
-                           "chosen, but tenure-0 average charge = monthly charge": 0.8441},
-    "cv_roc_auc_5_fold": {"course network, raw columns (model before)": "0.846 +- 0.011",
-                          "chosen": "0.854 +- 0.010",
-                          "chosen, but tenure-0 average charge = monthly charge": "0.853 +- 0.010"},
+    "validation_roc_auc": {
+        "course network, raw columns (model before)": 0.8461,
+        "chosen": 0.8470,
+        "ensemble of 5 Dense32/16/64 nets (L2, dropout)": [0.8375, 0.8402, 0.8396],
+        "logistic (Dense 1) on the same features": 0.8368,
+        "wide & deep": 0.8366,
+        "chosen, but tenure-0 average charge = monthly charge": 0.8441,
+    },
+    "cv_roc_auc_5_fold": {
+        "course network, raw columns (model before)": "0.846 +- 0.011",
+        "chosen": "0.854 +- 0.010",
+        "chosen, but tenure-0 average charge = monthly charge": "0.853 +- 0.010",
+    },
     "test_looks": "two: the chosen model 0.8216; the tenure-0 variant (tried for robustness "
-                  "after it) 0.8121; kept the one validation and CV prefer",
+    "after it) 0.8121; kept the one validation and CV prefer",
 }
 
 # Hyper-parameters
@@ -115,7 +118,8 @@ def load_data(data_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
 def describe_columns(train: pd.DataFrame) -> dict[str, dict]:
     """``metadata.json["columns"]`` from the training split: CSV order, every CSV value."""
     return {
-        name: numeric_column(train[name], log_scale=name in LOG_SCALED) if name in NUMERIC
+        name: numeric_column(train[name], log_scale=name in LOG_SCALED)
+        if name in NUMERIC
         else categorical_column(train[name])
         for name in train.columns
     }
@@ -125,6 +129,7 @@ def describe_columns(train: pd.DataFrame) -> dict[str, dict]:
 def billing_features(inputs: dict, columns: dict[str, dict], train: pd.DataFrame) -> list:
     """Engineered in the graph from the raw columns: average monthly bill so far
     (TotalCharges / tenure), current bill against it (price changes), and tenure buckets."""
+
     def ratios(tenure, monthly, total):
         # Not billed yet (tenure 0): average 0, so the ratio is the monthly charge itself, far
         # above any billed customer's. No such customer churned in the data (none could yet) and
@@ -134,16 +139,21 @@ def billing_features(inputs: dict, columns: dict[str, dict], train: pd.DataFrame
         return average, monthly / (average + 1.0)
 
     names = ["tenure", "MonthlyCharges", "TotalCharges"]
-    raw = [keras.ops.where(keras.ops.isnan(inputs[n]), columns[n]["default"], inputs[n])
-           for n in names]
+    raw = [
+        keras.ops.where(keras.ops.isnan(inputs[n]), columns[n]["default"], inputs[n]) for n in names
+    ]
     seen = [np.asarray(v) for v in ratios(*(train[n].to_numpy(np.float64) for n in names))]
     features = [
-        keras.layers.Normalization(mean=[v.mean()], variance=[max(v.var(), 1e-6)],
-                                   name=f"{name}_norm")(keras.ops.expand_dims(x, -1))
+        keras.layers.Normalization(
+            mean=[v.mean()], variance=[max(v.var(), 1e-6)], name=f"{name}_norm"
+        )(keras.ops.expand_dims(x, -1))
         for x, v, name in zip(ratios(*raw), seen, ["average_charge", "charge_ratio"], strict=True)
     ]
-    features.append(keras.layers.Discretization(
-        bin_boundaries=TENURE_BUCKETS, output_mode="one_hot", name="tenure_bucket")(raw[0]))
+    features.append(
+        keras.layers.Discretization(
+            bin_boundaries=TENURE_BUCKETS, output_mode="one_hot", name="tenure_bucket"
+        )(raw[0])
+    )
     return features
 
 
@@ -152,7 +162,8 @@ def make_model(columns: dict[str, dict], train: pd.DataFrame) -> keras.Model:
     columns plus the billing features."""
     inputs = make_inputs(columns)
     x = keras.layers.Concatenate(name="all_features")(
-        [encode_columns(inputs, columns, train), *billing_features(inputs, columns, train)])
+        [encode_columns(inputs, columns, train), *billing_features(inputs, columns, train)]
+    )
     x = keras.layers.Dense(64, activation="relu")(x)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.Dropout(DROPOUT)(x)
@@ -161,7 +172,8 @@ def make_model(columns: dict[str, dict], train: pd.DataFrame) -> keras.Model:
     outputs = keras.layers.Dense(1, activation="sigmoid", name="churn_probability")(x)
     model = keras.Model(inputs, outputs, name="churn_mlp")
     model.compile(
-        optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="binary_crossentropy",
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss="binary_crossentropy",
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )
     return model
@@ -184,17 +196,24 @@ def split_difficulty(frame: pd.DataFrame, labels: np.ndarray, seed: int) -> dict
     """How hard the test split of ``seed`` is: the reference logistic regression's test ROC-AUC
     on ``SPLIT_DRAWS`` random stratified splits of the same size (seeds 0, 1, ...) against its
     score on this one. Context for the test figure: every draw is only scored, none is chosen."""
+
     def reference(split_seed: int) -> float | None:
         x_a, x_b, y_a, y_b = stratified_split(
-            frame, labels, test_size=TEST_FRACTION, seed=split_seed, stratify=labels)
+            frame, labels, test_size=TEST_FRACTION, seed=split_seed, stratify=labels
+        )
         return logistic_regression_auc(x_a, y_a, x_b, y_b)
 
     draws = np.array([reference(s) for s in range(SPLIT_DRAWS)])
     this = draws[seed] if seed < SPLIT_DRAWS else reference(seed)  # seed 42 is one of the draws
-    return {"splits": SPLIT_DRAWS, "roc_auc_mean": float(draws.mean()),
-            "roc_auc_std": float(draws.std()), "roc_auc_min": float(draws.min()),
-            "roc_auc_max": float(draws.max()), "this_split": this,
-            "share_of_splits_scoring_lower": float((draws < this).mean())}
+    return {
+        "splits": SPLIT_DRAWS,
+        "roc_auc_mean": float(draws.mean()),
+        "roc_auc_std": float(draws.std()),
+        "roc_auc_min": float(draws.min()),
+        "roc_auc_max": float(draws.max()),
+        "this_split": this,
+        "share_of_splits_scoring_lower": float((draws < this).mean()),
+    }
 
 
 # ---- Train, evaluate, export ------------------------------------------------------------------
@@ -204,17 +223,24 @@ def fit_model(x_tr: pd.DataFrame, y_tr, x_val: pd.DataFrame, y_val, cfg: TrainCo
     set_seed(cfg.seed)
     columns = describe_columns(x_tr)
     x_tr, x_val = fill_defaults(x_tr, columns), fill_defaults(x_val, columns)
-    weights = compute_class_weight("balanced", classes=np.array([0, 1]), y=y_tr) \
-        if len(np.unique(y_tr)) == 2 else np.ones(2)
+    weights = (
+        compute_class_weight("balanced", classes=np.array([0, 1]), y=y_tr)
+        if len(np.unique(y_tr)) == 2
+        else np.ones(2)
+    )
     model = make_model(columns, x_tr)
     model.run_eagerly = cfg.limit is not None  # smoke: tracing costs more than steps
     history = model.fit(
         to_dataset(to_inputs(x_tr, columns), y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
         validation_data=to_dataset(to_inputs(x_val, columns), y_val, batch_size=256),
-        epochs=cfg.epochs_or(EPOCHS), class_weight={0: float(weights[0]), 1: float(weights[1])},
+        epochs=cfg.epochs_or(EPOCHS),
+        class_weight={0: float(weights[0]), 1: float(weights[1])},
         verbose=2 if cfg.limit is None else 0,
-        callbacks=[keras.callbacks.EarlyStopping(
-            monitor="val_auc", mode="max", patience=PATIENCE, restore_best_weights=True)],
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_auc", mode="max", patience=PATIENCE, restore_best_weights=True
+            )
+        ],
     )
     return model, columns, history.history, weights
 
@@ -227,25 +253,36 @@ def cross_validated_auc(x_train: pd.DataFrame, y_train, cfg: TrainConfig) -> dic
     for fit_idx, held_idx in folds.split(x_train, y_train):
         x_fit, y_fit = x_train.iloc[fit_idx], y_train[fit_idx]
         x_tr, x_val, y_tr, y_val = stratified_split(
-            x_fit, y_fit, test_size=VALIDATION_FRACTION, seed=cfg.seed, stratify=y_fit)
+            x_fit, y_fit, test_size=VALIDATION_FRACTION, seed=cfg.seed, stratify=y_fit
+        )
         model, columns, _, _ = fit_model(x_tr, y_tr, x_val, y_val, cfg)
-        held = to_dataset(to_inputs(fill_defaults(x_train.iloc[held_idx], columns), columns),
-                          batch_size=256)
-        scores.append(float(roc_auc_score(y_train[held_idx],
-                                          predict_probabilities(model, held)[:, 0])))
+        held = to_dataset(
+            to_inputs(fill_defaults(x_train.iloc[held_idx], columns), columns), batch_size=256
+        )
+        scores.append(
+            float(roc_auc_score(y_train[held_idx], predict_probabilities(model, held)[:, 0]))
+        )
     print(f"{NAME}: {CV_FOLDS}-fold ROC-AUC on the training data {np.round(scores, 4)}")
-    return {"folds": CV_FOLDS, "roc_auc": scores, "roc_auc_mean": float(np.mean(scores)),
-            "roc_auc_std": float(np.std(scores))}
+    return {
+        "folds": CV_FOLDS,
+        "roc_auc": scores,
+        "roc_auc_mean": float(np.mean(scores)),
+        "roc_auc_std": float(np.std(scores)),
+    }
 
 
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     frame, labels = load_data(cfg.data_dir)
     x_train, x_test, y_train, y_test = stratified_split(
-        frame, labels, test_size=TEST_FRACTION, seed=cfg.seed, stratify=labels)
+        frame, labels, test_size=TEST_FRACTION, seed=cfg.seed, stratify=labels
+    )
     x_train, y_train = take(cfg.limit, x_train, y_train)
     x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train, y_train, test_size=VALIDATION_FRACTION, seed=cfg.seed,
+        x_train,
+        y_train,
+        test_size=VALIDATION_FRACTION,
+        seed=cfg.seed,
         stratify=y_train if cfg.limit is None else None,
     )
     model, columns, history, weights = fit_model(x_tr, y_tr, x_val, y_val, cfg)
@@ -253,10 +290,15 @@ def train(cfg: TrainConfig) -> Path:
 
     test_ds = to_dataset(to_inputs(x_test, columns), batch_size=256)
     metrics = classification_metrics(y_test, predict_probabilities(model, test_ds), LABELS)
-    print(f"{NAME}: test ROC-AUC {metrics.get('roc_auc', float('nan')):.4f}, "
-          f"accuracy {metrics['accuracy']:.4f}")
+    print(
+        f"{NAME}: test ROC-AUC {metrics.get('roc_auc', float('nan')):.4f}, "
+        f"accuracy {metrics['accuracy']:.4f}"
+    )
     return export_model(
-        model, name=NAME, cfg=cfg, history=history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history,
         metadata={
             "task": "tabular_classification",
             "labels": LABELS,
@@ -273,13 +315,21 @@ def train(cfg: TrainConfig) -> Path:
             "decision_threshold": 0.5,
             "metrics": metrics,
             "cross_validation": cross_validated_auc(x_train, y_train, cfg)
-            if cfg.limit is None else None,
-            "reference": {"logistic_regression_test_roc_auc": logistic_regression_auc(
-                x_tr, y_tr, x_test, y_test), "note": "same splits and columns; for context",
+            if cfg.limit is None
+            else None,
+            "reference": {
+                "logistic_regression_test_roc_auc": logistic_regression_auc(
+                    x_tr, y_tr, x_test, y_test
+                ),
+                "note": "same splits and columns; for context",
                 "logistic_regression_over_random_splits": split_difficulty(frame, labels, cfg.seed)
-                if cfg.limit is None else None},
-            "course_baseline": {"roc_auc": None, "accuracy": None,
-                                "note": "course 000 ex.6 trains on simulated data and reports no "
-                                        "figure"},
+                if cfg.limit is None
+                else None,
+            },
+            "course_baseline": {
+                "roc_auc": None,
+                "accuracy": None,
+                "note": "course 000 ex.6 trains on simulated data and reports no figure",
+            },
         },
     )

@@ -51,8 +51,12 @@ def encoded_churn(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     """Churn training data (the churn test split left out), encoded to a float matrix."""
     frame, labels = churn.load_data(cfg.data_dir)
     (x_tr, y_tr), (x_val, y_val), _ = holdout_splits(
-        frame, labels, test_size=churn.TEST_FRACTION, validation_size=VALIDATION_FRACTION,
-        seed=cfg.seed, limit=cfg.limit,
+        frame,
+        labels,
+        test_size=churn.TEST_FRACTION,
+        validation_size=VALIDATION_FRACTION,
+        seed=cfg.seed,
+        limit=cfg.limit,
     )
     columns = churn.describe_columns(x_tr)
     x_tr, x_val = fill_defaults(x_tr, columns), fill_defaults(x_val, columns)
@@ -61,31 +65,43 @@ def encoded_churn(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
     def encode(x: pd.DataFrame) -> np.ndarray:
         # one eager call on the whole (small) frame: no tf.function tracing
-        tensors = {k: tf.constant(v.astype(str) if v.dtype == object else v)
-                   for k, v in to_inputs(x, columns).items()}
+        tensors = {
+            k: tf.constant(v.astype(str) if v.dtype == object else v)
+            for k, v in to_inputs(x, columns).items()
+        }
         return np.asarray(encoder(tensors), dtype="float32")
 
     # (N, 1) targets: MSE / MAE need the same rank as the sigmoid output
-    return (encode(x_tr), y_tr.astype("float32")[:, None],
-            encode(x_val), y_val.astype("float32")[:, None])
+    return (
+        encode(x_tr),
+        y_tr.astype("float32")[:, None],
+        encode(x_val),
+        y_val.astype("float32")[:, None],
+    )
 
 
 # ---- Model ------------------------------------------------------------------------------------
 def make_model(n_features: int, optimizer: str, loss: str) -> keras.Model:
     """The course's ex.8 network."""
-    model = keras.Sequential([
-        keras.Input(shape=(n_features,)),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(optimizer=optimizer, loss=loss,
-                  metrics=["accuracy", keras.metrics.BinaryCrossentropy(name="bce")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(n_features,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=["accuracy", keras.metrics.BinaryCrossentropy(name="bce")],
+    )
     return model
 
 
 # ---- Run, tabulate, plot ----------------------------------------------------------------------
-def run_grid(x_tr, y_tr, x_val, y_val, *, epochs: int, seed: int, repeats: int,
-             eager: bool = False) -> pd.DataFrame:
+def run_grid(
+    x_tr, y_tr, x_val, y_val, *, epochs: int, seed: int, repeats: int, eager: bool = False
+) -> pd.DataFrame:
     rows = []
     for optimizer in OPTIMIZERS:
         for loss in LOSSES:
@@ -93,24 +109,39 @@ def run_grid(x_tr, y_tr, x_val, y_val, *, epochs: int, seed: int, repeats: int,
                 set_seed(seed + repeat)
                 model = make_model(x_tr.shape[1], optimizer, loss)
                 model.run_eagerly = eager  # smoke runs: tracing costs more than a few steps
-                history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
-                                    batch_size=BATCH_SIZE, verbose=0).history
-                rows.append({
-                    "optimizer": optimizer, "loss": loss, "repeat": repeat,
-                    "val_accuracy": history["val_accuracy"][-1],
-                    "val_loss": history["val_loss"][-1],
-                    "val_bce": history["val_bce"][-1],
-                })
-                print(f"{optimizer:8s} {loss:20s} #{repeat}: val_accuracy "
-                      f"{rows[-1]['val_accuracy']:.4f}, val_loss {rows[-1]['val_loss']:.4f}")
+                history = model.fit(
+                    x_tr,
+                    y_tr,
+                    validation_data=(x_val, y_val),
+                    epochs=epochs,
+                    batch_size=BATCH_SIZE,
+                    verbose=0,
+                ).history
+                rows.append(
+                    {
+                        "optimizer": optimizer,
+                        "loss": loss,
+                        "repeat": repeat,
+                        "val_accuracy": history["val_accuracy"][-1],
+                        "val_loss": history["val_loss"][-1],
+                        "val_bce": history["val_bce"][-1],
+                    }
+                )
+                print(
+                    f"{optimizer:8s} {loss:20s} #{repeat}: val_accuracy "
+                    f"{rows[-1]['val_accuracy']:.4f}, val_loss {rows[-1]['val_loss']:.4f}"
+                )
     return pd.DataFrame(rows)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     summary = runs.groupby(["optimizer", "loss"], sort=False).agg(
-        val_accuracy_mean=("val_accuracy", "mean"), val_accuracy_std=("val_accuracy", "std"),
-        val_loss_mean=("val_loss", "mean"), val_loss_std=("val_loss", "std"),
-        val_bce_mean=("val_bce", "mean"), runs=("repeat", "count"),
+        val_accuracy_mean=("val_accuracy", "mean"),
+        val_accuracy_std=("val_accuracy", "std"),
+        val_loss_mean=("val_loss", "mean"),
+        val_loss_std=("val_loss", "std"),
+        val_bce_mean=("val_bce", "mean"),
+        runs=("repeat", "count"),
     )
     return summary.reset_index().fillna(0.0)
 
@@ -120,12 +151,20 @@ def plot(summary: pd.DataFrame, path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(LOSSES)
     positions = np.arange(len(OPTIMIZERS))
-    for ax, metric, label in ((axes[0], "val_accuracy", "final validation accuracy"),
-                              (axes[1], "val_loss", "final validation loss (its own loss)")):
+    for ax, metric, label in (
+        (axes[0], "val_accuracy", "final validation accuracy"),
+        (axes[1], "val_loss", "final validation loss (its own loss)"),
+    ):
         for i, loss in enumerate(LOSSES):
             part = summary[summary["loss"] == loss].set_index("optimizer").loc[OPTIMIZERS]
-            ax.bar(positions + (i - (len(LOSSES) - 1) / 2) * width, part[f"{metric}_mean"], width,
-                   yerr=part[f"{metric}_std"], capsize=3, label=loss)
+            ax.bar(
+                positions + (i - (len(LOSSES) - 1) / 2) * width,
+                part[f"{metric}_mean"],
+                width,
+                yerr=part[f"{metric}_std"],
+                capsize=3,
+                label=loss,
+            )
         ax.set_xticks(positions, OPTIMIZERS)
         ax.set_title(label)
         ax.set_xlabel("optimizer")
@@ -140,14 +179,18 @@ def plot(summary: pd.DataFrame, path: Path, title: str) -> Path:
 
 
 def to_markdown(summary: pd.DataFrame, header: str) -> str:
-    lines = [header, "",
-             "| optimizer | loss | val accuracy | val loss (own) | val BCE | runs |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| optimizer | loss | val accuracy | val loss (own) | val BCE | runs |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in summary.itertuples():
         lines.append(
             f"| {row.optimizer} | {row.loss} | {row.val_accuracy_mean:.4f} ± "
             f"{row.val_accuracy_std:.4f} | {row.val_loss_mean:.4f} ± {row.val_loss_std:.4f} | "
-            f"{row.val_bce_mean:.4f} | {row.runs} |")
+            f"{row.val_bce_mean:.4f} | {row.runs} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -158,8 +201,16 @@ def train(cfg: TrainConfig) -> Path:
     x_tr, y_tr, x_val, y_val = encoded_churn(cfg)
     epochs = cfg.epochs_or(EPOCHS)
     repeats = int(cfg.extra.get("repeats", REPEATS))
-    runs = run_grid(x_tr, y_tr, x_val, y_val, epochs=epochs, seed=cfg.seed, repeats=repeats,
-                    eager=cfg.limit is not None)
+    runs = run_grid(
+        x_tr,
+        y_tr,
+        x_val,
+        y_val,
+        epochs=epochs,
+        seed=cfg.seed,
+        repeats=repeats,
+        eager=cfg.limit is not None,
+    )
     summary = summarize(runs)
 
     summary.to_csv(out / "results.csv", index=False, float_format="%.5f")
@@ -172,7 +223,10 @@ def train(cfg: TrainConfig) -> Path:
         f"loss on the validation split, so compare it only within a loss; val BCE compares all."
     )
     (out / "results.md").write_text(to_markdown(summary, header))
-    plot(summary, out / "comparison.png",
-         title=f"Optimizer x loss, churn validation split ({epochs} epochs, {repeats} seeds)")
+    plot(
+        summary,
+        out / "comparison.png",
+        title=f"Optimizer x loss, churn validation split ({epochs} epochs, {repeats} seeds)",
+    )
     print(to_markdown(summary, header))
     return out

@@ -36,8 +36,16 @@ from training.config import TrainConfig
 
 NAME = "fashion_mnist"
 LABELS = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 LAYOUT = """
 <data-dir>/fashion-mnist/train-images-idx3-ubyte.gz   60,000 images 28x28 uint8 (IDX3)
@@ -81,7 +89,7 @@ def read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
     n_dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
 
 
@@ -229,12 +237,19 @@ def fit(cfg: TrainConfig):
     x_test = take(cfg.limit, x_test)
     x_train, y_train = take(cfg.limit, x_train[..., None], y_train)
     x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train, y_train, test_size=VALIDATION_FRACTION, seed=cfg.seed,
+        x_train,
+        y_train,
+        test_size=VALIDATION_FRACTION,
+        seed=cfg.seed,
         stratify=y_train if cfg.limit is None else None,
     )
     history = model.fit(
-        x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.epochs_or(EPOCHS[variant]),
-        batch_size=BATCH_SIZE[variant], verbose=2 if cfg.limit is None else 0,
+        x_tr,
+        y_tr,
+        validation_data=(x_val, y_val),
+        epochs=cfg.epochs_or(EPOCHS[variant]),
+        batch_size=BATCH_SIZE[variant],
+        verbose=2 if cfg.limit is None else 0,
         callbacks=[
             keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=2, min_lr=1e-5),
             keras.callbacks.EarlyStopping(patience=4, restore_best_weights=True),
@@ -245,8 +260,12 @@ def fit(cfg: TrainConfig):
 
 
 def export_trained(
-    model: keras.Model, cfg: TrainConfig, history: dict, splits: dict,
-    trained_on: str | None = None, variant_comparison: dict | None = None,
+    model: keras.Model,
+    cfg: TrainConfig,
+    history: dict,
+    splits: dict,
+    trained_on: str | None = None,
+    variant_comparison: dict | None = None,
 ) -> Path:
     """Evaluate on the official test set (never seen in training or selection) and export.
 
@@ -263,7 +282,10 @@ def export_trained(
     if trained_on:
         training["trained_on"] = trained_on
     return export_model(
-        model, name=NAME, cfg=cfg, history=history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history,
         metadata={
             "task": "image_classification",
             "labels": LABELS,

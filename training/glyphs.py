@@ -96,7 +96,7 @@ def fit_to_frame(ink: np.ndarray, size: int, rng: np.random.Generator) -> np.nda
     rows, cols = np.nonzero(ink > 0.5)
     if len(rows) == 0:
         return np.zeros((size, size), np.float32)
-    crop = ink[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     height, width = crop.shape
     aspect = math.exp(rng.normal(0.0, 0.12))
     margin = rng.uniform(0.0, 0.12) * size
@@ -107,7 +107,7 @@ def fit_to_frame(ink: np.ndarray, size: int, rng: np.random.Generator) -> np.nda
     frame = np.zeros((size, size), np.float32)
     top = int(rng.integers(0, size - new_h + 1)) if rng.random() < 0.3 else (size - new_h) // 2
     left = int(rng.integers(0, size - new_w + 1)) if rng.random() < 0.3 else (size - new_w) // 2
-    frame[top: top + new_h, left: left + new_w] = np.asarray(image, np.float32) / 255
+    frame[top : top + new_h, left : left + new_w] = np.asarray(image, np.float32) / 255
     return frame
 
 
@@ -182,8 +182,13 @@ def _ellipse(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: floa
     wobble = 1 + np.convolve(rng.normal(0, 0.05, len(t) + 8), np.ones(9) / 9, mode="valid")
     tilt = rng.normal(0, 0.15)
     x, y = rx * np.cos(t) * wobble, ry * np.sin(t) * wobble
-    return np.stack([cx + x * math.cos(tilt) - y * math.sin(tilt),
-                     cy + x * math.sin(tilt) + y * math.cos(tilt)], axis=1)
+    return np.stack(
+        [
+            cx + x * math.cos(tilt) - y * math.sin(tilt),
+            cy + x * math.sin(tilt) + y * math.cos(tilt),
+        ],
+        axis=1,
+    )
 
 
 def pen_strokes(label: str, rng: np.random.Generator) -> list[np.ndarray]:
@@ -196,19 +201,32 @@ def pen_strokes(label: str, rng: np.random.Generator) -> list[np.ndarray]:
             outline = np.array([[right, 0.05], [left, 0.05], [left, 0.95], [right, 0.95]])
             bar = np.array([[left, mid_y], [mid_right, mid_y]])
             return [_jitter(outline, rng, j), _jitter(bar, rng, j)]
-        return [_jitter(np.array(p), rng, j) for p in (
-            [[left, 0.05], [left, 0.95]], [[left, 0.05], [right, 0.05]],
-            [[left, mid_y], [mid_right, mid_y]], [[left, 0.95], [right, 0.95]])]
+        return [
+            _jitter(np.array(p), rng, j)
+            for p in (
+                [[left, 0.05], [left, 0.95]],
+                [[left, 0.05], [right, 0.05]],
+                [[left, mid_y], [mid_right, mid_y]],
+                [[left, 0.95], [right, 0.95]],
+            )
+        ]
     if label == "O":
         rx = rng.uniform(0.25, 0.45)
         return [_ellipse(rng, 0.5, 0.5, rx, rng.uniform(0.35, 0.48))]
     if label == "Σ":
         left, right = rng.uniform(0.05, 0.25), rng.uniform(0.75, 0.95)
         waist = [rng.uniform(0.4, 0.62), rng.uniform(0.42, 0.58)]
-        outline = np.array([
-            [right, 0.05 + rng.uniform(0, 0.12)], [right, 0.05], [left, 0.05], waist,
-            [left, 0.95], [right, 0.95], [right, 0.95 - rng.uniform(0, 0.12)],
-        ])
+        outline = np.array(
+            [
+                [right, 0.05 + rng.uniform(0, 0.12)],
+                [right, 0.05],
+                [left, 0.05],
+                waist,
+                [left, 0.95],
+                [right, 0.95],
+                [right, 0.95 - rng.uniform(0, 0.12)],
+            ]
+        )
         if rng.random() < 0.6:  # no serifs on the tips
             outline = outline[1:-1]
         return [_jitter(outline, rng, j)]
@@ -246,8 +264,12 @@ class RenderedGlyphs:
 
 
 def render_glyphs(
-    per_class: dict[str, int], labels: list[str], size: int, seed: int,
-    font_fraction: float = 0.5, fonts: dict[str, list[Path]] | None = None,
+    per_class: dict[str, int],
+    labels: list[str],
+    size: int,
+    seed: int,
+    font_fraction: float = 0.5,
+    fonts: dict[str, list[Path]] | None = None,
 ) -> RenderedGlyphs:
     """Render ``per_class[label]`` images of each label: ``font_fraction`` from fonts (when any
     font has the symbol), the rest pen drawings, each elastically distorted."""
@@ -286,5 +308,7 @@ def render_glyphs(
             made += 1
     return RenderedGlyphs(
         images=np.asarray(images, np.uint8).reshape(-1, size, size, 1),
-        labels=np.asarray(targets, np.int64), counts=counts, fonts=sorted(used),
+        labels=np.asarray(targets, np.int64),
+        counts=counts,
+        fonts=sorted(used),
     )

@@ -106,9 +106,7 @@ def load_real(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def writer_groups(writers: np.ndarray) -> tuple[np.ndarray, str]:
     """Group ids for a writer-disjoint split; the pooled id (most symbols) gets one group each."""
     pooled = Counter(writers.tolist()).most_common(1)[0][0]
-    groups = np.array([
-        f"{w}#{i}" if w == pooled else w for i, w in enumerate(writers.tolist())
-    ])
+    groups = np.array([f"{w}#{i}" if w == pooled else w for i, w in enumerate(writers.tolist())])
     return groups, pooled
 
 
@@ -143,8 +141,9 @@ def make_model(variant: str = "cnn") -> keras.Model:
     if variant == "dense":  # the course's network
         x = keras.layers.Flatten()(x)
         for _ in range(2):
-            x = keras.layers.Dense(50, activation="relu",
-                                   kernel_regularizer=keras.regularizers.l2(0.001))(x)
+            x = keras.layers.Dense(
+                50, activation="relu", kernel_regularizer=keras.regularizers.l2(0.001)
+            )(x)
             x = keras.layers.Dropout(0.5)(x)
     else:
         # No BatchNorm: its statistics, gathered on augmented rendered+real batches, swung the
@@ -156,8 +155,11 @@ def make_model(variant: str = "cnn") -> keras.Model:
         x = keras.layers.Dropout(0.3)(x)
     outputs = keras.layers.Dense(len(LABELS), activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name=f"greek_symbols_{variant}")
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -212,8 +214,13 @@ def prepare(cfg: TrainConfig) -> Prepared:
     to_render = {label: max(floor, target - int(real_counts[i])) for i, label in enumerate(LABELS)}
     rendered = render_glyphs(to_render, LABELS, SIZE, seed=cfg.seed)
     return Prepared(
-        images=images, labels=labels, fit_idx=fit_idx, val_idx=val_idx, test_idx=test,
-        pooled_writer=pooled, rendered=rendered,
+        images=images,
+        labels=labels,
+        fit_idx=fit_idx,
+        val_idx=val_idx,
+        test_idx=test,
+        pooled_writer=pooled,
+        rendered=rendered,
         x_fit=np.concatenate([images[fit_idx], rendered.images]),
         y_fit=np.concatenate([labels[fit_idx], rendered.labels]),
     )
@@ -226,8 +233,12 @@ def fit_variant(variant: str, x_fit, y_fit, x_val, y_val, cfg: TrainConfig):
     # Validation is real symbols only, mostly Σ: weigh classes equally so E and O count.
     w_val = compute_sample_weight("balanced", y_val)
     history = model.fit(
-        x_fit, y_fit, validation_data=(x_val, y_val, w_val), shuffle=True,
-        epochs=cfg.epochs_or(EPOCHS[variant]), batch_size=BATCH_SIZE,
+        x_fit,
+        y_fit,
+        validation_data=(x_val, y_val, w_val),
+        shuffle=True,
+        epochs=cfg.epochs_or(EPOCHS[variant]),
+        batch_size=BATCH_SIZE,
         verbose=2 if cfg.limit is None else 0,
         callbacks=[
             keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=3, min_lr=1e-5),
@@ -252,13 +263,18 @@ def export_best(
     model, history = trained[chosen]
     test_probabilities = predict_probabilities(model, data.images[data.test_idx])
     metrics = classification_metrics(data.labels[data.test_idx], test_probabilities, LABELS)
-    print(f"{NAME} [{chosen}]: test balanced accuracy {metrics['balanced_accuracy']:.4f}, "
-          f"accuracy {metrics['accuracy']:.4f}")
+    print(
+        f"{NAME} [{chosen}]: test balanced accuracy {metrics['balanced_accuracy']:.4f}, "
+        f"accuracy {metrics['accuracy']:.4f}"
+    )
     training = {"batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE}
     if trained_on:
         training["trained_on"] = trained_on
     return export_model(
-        model, name=NAME, cfg=cfg, history=history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history,
         metadata={
             "task": "image_classification",
             "labels": LABELS,
@@ -268,8 +284,11 @@ def export_best(
             "input_size_note": "32x32: HASY's native size, so real symbols are not resampled "
             "(the course used 28x28 for its own photos)",
             "data": DATA_NOTE,
-            "splits": {"train": len(data.x_fit), "validation": len(data.val_idx),
-                       "test": len(data.test_idx)},
+            "splits": {
+                "train": len(data.x_fit),
+                "validation": len(data.val_idx),
+                "test": len(data.test_idx),
+            },
             "training_data": {
                 "real_per_class": data.per_class(data.fit_idx),
                 "rendered_per_class": data.rendered.counts,
@@ -286,13 +305,20 @@ def export_best(
                 "validation": data.per_class(data.val_idx),
                 "test": data.per_class(data.test_idx),
             },
-            "augmentation": {"rotation_degrees": ROTATION_DEGREES, "shift": SHIFT,
-                             "shear": SHEAR, "zoom": ZOOM, "horizontal_flip": False},
+            "augmentation": {
+                "rotation_degrees": ROTATION_DEGREES,
+                "shift": SHIFT,
+                "shear": SHEAR,
+                "zoom": ZOOM,
+                "horizontal_flip": False,
+            },
             "metrics": metrics,
             "variant_comparison": {
-                v: {"validation_balanced_accuracy": val_metrics[v]["balanced_accuracy"],
+                v: {
+                    "validation_balanced_accuracy": val_metrics[v]["balanced_accuracy"],
                     "validation_accuracy": val_metrics[v]["accuracy"],
-                    "epochs_run": len(trained[v][1]["loss"])}
+                    "epochs_run": len(trained[v][1]["loss"]),
+                }
                 for v in trained
             },
             "course_baseline": COURSE_BASELINE,

@@ -52,14 +52,25 @@ DATA_NOTE = {
     "stand_in": False,
 }
 CATEGORICAL = {  # column -> minimum count in training to get its own slot
-    "director_name": 2, "content_rating": 1, "country": 3, "language": 3, "color": 1,
+    "director_name": 2,
+    "content_rating": 1,
+    "country": 3,
+    "language": 3,
+    "color": 1,
 }
 MULTI_VALUED = {"genres": "|"}
 NUMERIC = ["duration", "imdb_score", "title_year", "aspect_ratio", "facenumber_in_poster"]
 LOG_NUMERIC = [  # money and counts span orders of magnitude
-    "budget", "num_voted_users", "num_critic_for_reviews", "num_user_for_reviews",
-    "director_facebook_likes", "actor_1_facebook_likes", "actor_2_facebook_likes",
-    "actor_3_facebook_likes", "cast_total_facebook_likes", "movie_facebook_likes",
+    "budget",
+    "num_voted_users",
+    "num_critic_for_reviews",
+    "num_user_for_reviews",
+    "director_facebook_likes",
+    "actor_1_facebook_likes",
+    "actor_2_facebook_likes",
+    "actor_3_facebook_likes",
+    "cast_total_facebook_likes",
+    "movie_facebook_likes",
 ]
 VARIANTS = ["batchnorm", "dropout", "l2"]
 
@@ -103,8 +114,12 @@ def hidden_layers(variant: str, x):
             x = keras.layers.Dense(units, activation="relu")(x)
             x = keras.layers.BatchNormalization()(x)
     elif variant == "dropout":
-        for units, activation in ((128, "leaky_relu"), (256, "leaky_relu"), (256, "leaky_relu"),
-                                  (128, "tanh")):
+        for units, activation in (
+            (128, "leaky_relu"),
+            (256, "leaky_relu"),
+            (256, "leaky_relu"),
+            (128, "tanh"),
+        ):
             x = keras.layers.Dense(units, activation=activation)(x)
             x = keras.layers.Dropout(0.2)(x)
         x = keras.layers.Dense(128, activation="tanh")(x)
@@ -124,7 +139,8 @@ def make_model(variant: str, columns: dict[str, dict], train: pd.DataFrame) -> k
     outputs = keras.layers.Dense(2, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name=f"movie_profit_{variant}")
     model.compile(
-        optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
@@ -140,7 +156,9 @@ def fit_variant(variant, columns, x_tr, y_tr, x_val, y_val, cfg: TrainConfig):
     val_ds = to_dataset(to_inputs(x_val, columns), y_val, batch_size=256)
     history = model.fit(
         to_dataset(to_inputs(x_tr, columns), y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
-        validation_data=val_ds, epochs=cfg.epochs_or(EPOCHS), verbose=2 if cfg.limit is None else 0,
+        validation_data=val_ds,
+        epochs=cfg.epochs_or(EPOCHS),
+        verbose=2 if cfg.limit is None else 0,
         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)],
     )
     val_inputs = to_dataset(to_inputs(x_val, columns), batch_size=256)
@@ -154,8 +172,12 @@ def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     frame, labels = load_data(cfg.data_dir)
     (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = holdout_splits(
-        frame, labels, test_size=TEST_FRACTION, validation_size=VALIDATION_FRACTION,
-        seed=cfg.seed, limit=cfg.limit,
+        frame,
+        labels,
+        test_size=TEST_FRACTION,
+        validation_size=VALIDATION_FRACTION,
+        seed=cfg.seed,
+        limit=cfg.limit,
     )
     columns = describe_columns(x_tr)
     x_tr, x_val, x_test = (fill_defaults(x, columns) for x in (x_tr, x_val, x_test))
@@ -169,10 +191,15 @@ def train(cfg: TrainConfig) -> Path:
     metrics = classification_metrics(y_test, predict_probabilities(model, test_ds), LABELS)
     majority = float(max(y_test.mean(), 1 - y_test.mean()))
     auc = metrics.get("roc_auc", float("nan"))
-    print(f"{NAME}: served variant {best}; test ROC-AUC {auc:.4f}, "
-          f"accuracy {metrics['accuracy']:.4f} (majority class {majority:.4f})")
+    print(
+        f"{NAME}: served variant {best}; test ROC-AUC {auc:.4f}, "
+        f"accuracy {metrics['accuracy']:.4f} (majority class {majority:.4f})"
+    )
     return export_model(
-        model, name=NAME, cfg=cfg, history=history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history,
         metadata={
             "task": "tabular_classification",
             "labels": LABELS,
@@ -181,11 +208,16 @@ def train(cfg: TrainConfig) -> Path:
             "director/country/language/rating/color and log1p-standardized numbers, softmax 2",
             "variant": best,
             "variants_validation": {v: runs[v][2] for v in runs},
-            "data": {**DATA_NOTE, "note": "rows without gross and budget dropped; "
-                     "profitable = gross > budget"},
+            "data": {
+                **DATA_NOTE,
+                "note": "rows without gross and budget dropped; profitable = gross > budget",
+            },
             "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_test)},
-            "metrics": {**metrics, "majority_class_rate": majority,
-                        "train_profitable_rate": float(np.mean(np.concatenate([y_tr, y_val])))},
+            "metrics": {
+                **metrics,
+                "majority_class_rate": majority,
+                "train_profitable_rate": float(np.mean(np.concatenate([y_tr, y_val]))),
+            },
             "course_baseline": {
                 "accuracy": 0.72,
                 "per_variant_test_accuracy": {"batchnorm": 0.7203, "dropout": 0.718, "l2": 0.718},

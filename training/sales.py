@@ -118,8 +118,8 @@ def windows(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(series) - WINDOW - MAX_HORIZON + 1
     if n <= 0:
         return np.zeros((0, WINDOW), "float32"), np.zeros((0, MAX_HORIZON), "float32")
-    x = np.stack([series[i:i + WINDOW] for i in range(n)])
-    y = np.stack([series[i + WINDOW:i + WINDOW + MAX_HORIZON] for i in range(n)])
+    x = np.stack([series[i : i + WINDOW] for i in range(n)])
+    y = np.stack([series[i + WINDOW : i + WINDOW + MAX_HORIZON] for i in range(n)])
     return x, y
 
 
@@ -129,10 +129,10 @@ def training_windows(train_parts: dict[str, np.ndarray], synthetic: list[np.ndar
     for part in train_parts.values():
         x, y = windows(part)
         k = min(VALIDATION_WINDOWS, len(x) // 4)
-        xs.append(x[:len(x) - k])
-        ys.append(y[:len(y) - k])
-        xv.append(x[len(x) - k:])
-        yv.append(y[len(y) - k:])
+        xs.append(x[: len(x) - k])
+        ys.append(y[: len(y) - k])
+        xv.append(x[len(x) - k :])
+        yv.append(y[len(y) - k :])
     for s in synthetic:
         x, y = windows(s)
         xs.append(x)
@@ -185,8 +185,9 @@ def scaled_mae(y_true, y_pred):
 def baseline_forecasts(history: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
     return {
         "naive": np.repeat(history[-1], horizon),
-        "seasonal_naive": np.array([history[len(history) - SEASON + k % SEASON]
-                                    for k in range(horizon)]),
+        "seasonal_naive": np.array(
+            [history[len(history) - SEASON + k % SEASON] for k in range(horizon)]
+        ),
     }
 
 
@@ -204,14 +205,18 @@ def evaluate(model: keras.Model, series: dict[str, np.ndarray]) -> tuple[dict, d
         mase_scale = float(np.mean(np.abs(train_part[SEASON:] - train_part[:-SEASON])))
         mae = {k: float(np.mean(np.abs(actual - p))) for k, p in predicted.items()}
         per_series[name] = {
-            "horizon": horizon, "train_months": len(train_part), "mase_scale": mase_scale,
-            "mae": mae, "mase": {k: v / mase_scale for k, v in mae.items()},
+            "horizon": horizon,
+            "train_months": len(train_part),
+            "mase_scale": mase_scale,
+            "mae": mae,
+            "mase": {k: v / mase_scale for k, v in mae.items()},
         }
         forecasts[name] = {"train": train_part, "actual": actual, **predicted}
     methods = ["model", "naive", "seasonal_naive"]
     metrics = {
-        "mean_mase": {m: float(np.mean([s["mase"][m] for s in per_series.values()]))
-                      for m in methods},
+        "mean_mase": {
+            m: float(np.mean([s["mase"][m] for s in per_series.values()])) for m in methods
+        },
         "per_series": per_series,
         "mase_scaling": "in-sample seasonal-naive (m=12) MAE over each series' training part",
         "evaluation_months": "the last `horizon` months of each series, never trained on",
@@ -245,29 +250,41 @@ def plot_forecasts(forecasts: dict, path: Path) -> Path:
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     series = load_series(cfg.data_dir)
-    train_parts = {name: s[:-EVAL_HORIZON[name]] for name, s in series.items()}
+    train_parts = {name: s[: -EVAL_HORIZON[name]] for name, s in series.items()}
     n_synthetic = SYNTHETIC_SERIES if cfg.limit is None else max(1, cfg.limit // 50)
-    synthetic = [course_sine_series(),
-                 *synthetic_monthly_series(n_synthetic, SYNTHETIC_LENGTH, cfg.seed)]
+    synthetic = [
+        course_sine_series(),
+        *synthetic_monthly_series(n_synthetic, SYNTHETIC_LENGTH, cfg.seed),
+    ]
     (x_tr, y_tr), (x_val, y_val) = training_windows(train_parts, synthetic)
     if cfg.limit is not None:
-        keep = np.random.default_rng(cfg.seed).permutation(len(x_tr))[:cfg.limit]
+        keep = np.random.default_rng(cfg.seed).permutation(len(x_tr))[: cfg.limit]
         x_tr, y_tr = x_tr[keep], y_tr[keep]
 
     model = make_model()
     history = model.fit(
-        x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.epochs_or(EPOCHS),
-        batch_size=BATCH_SIZE, shuffle=True, verbose=2 if cfg.limit is None else 0,
+        x_tr,
+        y_tr,
+        validation_data=(x_val, y_val),
+        epochs=cfg.epochs_or(EPOCHS),
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        verbose=2 if cfg.limit is None else 0,
         callbacks=[keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)],
     )
 
     metrics, forecasts = evaluate(model, series)
     for name, s in metrics["per_series"].items():
-        print(f"{NAME} [{name}]: MASE model {s['mase']['model']:.3f}, "
-              f"seasonal naive {s['mase']['seasonal_naive']:.3f}, naive {s['mase']['naive']:.3f}")
+        print(
+            f"{NAME} [{name}]: MASE model {s['mase']['model']:.3f}, "
+            f"seasonal naive {s['mase']['seasonal_naive']:.3f}, naive {s['mase']['naive']:.3f}"
+        )
     print(f"{NAME}: mean MASE {metrics['mean_mase']}")
     path = export_model(
-        model, name=NAME, cfg=cfg, history=history.history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history.history,
         metadata={
             "task": "forecasting",
             "forecast": {"window": WINDOW, "min_history": WINDOW, "max_horizon": MAX_HORIZON},
@@ -276,7 +293,8 @@ def train(cfg: TrainConfig) -> Path:
             f"(direct multi-output, window {WINDOW})",
             "data": DATA_NOTE,
             "splits": {
-                "train": len(x_tr), "validation": len(x_val),
+                "train": len(x_tr),
+                "validation": len(x_val),
                 "test": sum(EVAL_HORIZON.values()),
                 "units": "train/validation: windows; test: forecast months over the 5 series",
                 "real_series_training_months": {k: len(v) for k, v in train_parts.items()},
@@ -285,12 +303,11 @@ def train(cfg: TrainConfig) -> Path:
             "metrics": metrics,
             "course_baseline": {
                 "architecture": "LSTM(50) -> Dense(1), window 10, one step, MinMaxScaler",
-                "mae": None, "note": "course 000 ex.4 trains on a synthetic sine and reports "
+                "mae": None,
+                "note": "course 000 ex.4 trains on a synthetic sine and reports "
                 "only the loss curve",
             },
         },
     )
     add_plot(path, "forecasts", plot_forecasts(forecasts, path / "forecasts.png"))
     return path
-
-

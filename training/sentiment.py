@@ -104,7 +104,9 @@ COURSE_BASELINE = {
     # `python -m training sentiment --variant course_lstm --epochs 6` (seed 42, same splits),
     # test split, 2026-11-22: the course's network with a real vocabulary.
     "measured_here": {
-        "variant": "course_lstm", "accuracy": 0.8155, "balanced_accuracy": 0.7675,
+        "variant": "course_lstm",
+        "accuracy": 0.8155,
+        "balanced_accuracy": 0.7675,
         "roc_auc": 0.8715,
         "balanced_accuracy_by_language": {"es": 0.7544, "en": 0.7226},
     },
@@ -130,19 +132,27 @@ def load_restmex(data_dir: Path) -> pd.DataFrame:
     # Titles and opinions carry stray literal quotes from the original export.
     title = df["Title"].fillna("").astype(str).str.strip('"')
     opinion = df["Opinion"].fillna("").astype(str).str.strip('"')
-    return pd.DataFrame({
-        "text": (title + ". " + opinion).to_numpy(),
-        "label": (df["Label"] >= 4).astype(int).to_numpy(),
-        "source": "restmex", "language": "es",
-    })
+    return pd.DataFrame(
+        {
+            "text": (title + ". " + opinion).to_numpy(),
+            "label": (df["Label"] >= 4).astype(int).to_numpy(),
+            "source": "restmex",
+            "language": "es",
+        }
+    )
 
 
 def load_sfu(data_dir: Path) -> pd.DataFrame:
     root = require_path(data_dir / "sfu-spanish-reviews", LAYOUT)
     rows = [
-        {"text": read_text(f), "label": int(f.name.startswith("yes")), "source": "sfu",
-         "language": "es"}
-        for f in sorted(root.glob("*/*.txt")) if f.name.startswith(("yes", "no"))
+        {
+            "text": read_text(f),
+            "label": int(f.name.startswith("yes")),
+            "source": "sfu",
+            "language": "es",
+        }
+        for f in sorted(root.glob("*/*.txt"))
+        if f.name.startswith(("yes", "no"))
     ]
     return pd.DataFrame(rows)
 
@@ -156,8 +166,14 @@ def load_uci(data_dir: Path) -> pd.DataFrame:
         for line in read_text(path).splitlines():
             sentence, _, label = line.rpartition("\t")
             if label.strip() in ("0", "1") and sentence.strip():
-                rows.append({"text": sentence.strip(), "label": int(label), "source": f"uci_{name}",
-                             "language": "en"})
+                rows.append(
+                    {
+                        "text": sentence.strip(),
+                        "label": int(label),
+                        "source": f"uci_{name}",
+                        "language": "en",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -165,7 +181,8 @@ def load_polarity(data_dir: Path) -> pd.DataFrame:
     root = require_path(data_dir / "movie-review-polarity" / "txt_sentoken", LAYOUT)
     rows = [
         {"text": read_text(f), "label": int(label == "pos"), "source": "polarity", "language": "en"}
-        for label in ["neg", "pos"] for f in sorted((root / label).glob("*.txt"))
+        for label in ["neg", "pos"]
+        for f in sorted((root / label).glob("*.txt"))
     ]
     return pd.DataFrame(rows)
 
@@ -225,8 +242,12 @@ class SublinearTfIdf(keras.layers.Layer):
 
     def __init__(self, idf: np.ndarray, **kwargs):
         super().__init__(**kwargs)
-        self.idf = self.add_weight(shape=idf.shape, initializer=keras.initializers.Constant(idf),
-                                   trainable=False, name="idf")
+        self.idf = self.add_weight(
+            shape=idf.shape,
+            initializer=keras.initializers.Constant(idf),
+            trainable=False,
+            name="idf",
+        )
 
     def call(self, counts):
         counts = keras.ops.cast(counts, "float32")
@@ -238,7 +259,10 @@ class SublinearTfIdf(keras.layers.Layer):
 def tfidf_branch(inputs, texts: np.ndarray, name: str, max_tokens: int, **vectorizer_args):
     """Counts over a vocabulary adapted on ``texts``, weighted by smoothed idf from ``texts``."""
     counter = keras.layers.TextVectorization(
-        max_tokens=max_tokens, standardize=standardize, output_mode="count", name=name,
+        max_tokens=max_tokens,
+        standardize=standardize,
+        output_mode="count",
+        name=name,
         **vectorizer_args,
     )
     dataset = tf.data.Dataset.from_tensor_slices(texts).batch(256)
@@ -261,28 +285,35 @@ def make_model(texts: np.ndarray, variant: str = "bag") -> keras.Model:
     inputs = keras.Input(shape=(), dtype="string", name="text")
     if variant == "bag":
         words = tfidf_branch(inputs, texts, "word_bigram_tfidf", WORD_VOCABULARY, ngrams=2)
-        chars = tfidf_branch(inputs, texts, "char_ngram_tfidf", CHAR_VOCABULARY,
-                             split=character_ngrams)
+        chars = tfidf_branch(
+            inputs, texts, "char_ngram_tfidf", CHAR_VOCABULARY, split=character_ngrams
+        )
         x = keras.layers.Concatenate()([words, chars])
         # Fitted by fit_linear_head (L-BFGS), not by Keras' optimizer.
         outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
         learning_rate = 1e-3
     elif variant == "course_lstm":
         sequence = keras.layers.TextVectorization(
-            max_tokens=SEQUENCE_VOCABULARY, standardize=standardize,
-            output_sequence_length=SEQUENCE_LENGTH, name="word_sequence",
+            max_tokens=SEQUENCE_VOCABULARY,
+            standardize=standardize,
+            output_sequence_length=SEQUENCE_LENGTH,
+            name="word_sequence",
         )
         sequence.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(256))
         x = keras.layers.Embedding(SEQUENCE_VOCABULARY, EMBEDDING_DIM, mask_zero=True)(
-            sequence(inputs))
+            sequence(inputs)
+        )
         x = keras.layers.LSTM(LSTM_UNITS)(x)
         outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
         learning_rate = 1e-3
     else:
         raise ValueError(f"unknown sentiment variant {variant!r}; choose from {VARIANTS}")
     model = keras.Model(inputs, outputs, name=f"sentiment_{variant}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -301,7 +332,8 @@ class LanguageBalancedAccuracy(keras.callbacks.Callback):
         scores = [
             balanced_accuracy_score(self.validation["label"][mask], p[mask])
             for lang in LANGUAGES
-            for mask in [(self.validation["language"] == lang).to_numpy()] if mask.any()
+            for mask in [(self.validation["language"] == lang).to_numpy()]
+            if mask.any()
         ]
         if logs is not None:
             logs[MONITOR] = float(min(scores))
@@ -310,10 +342,12 @@ class LanguageBalancedAccuracy(keras.callbacks.Callback):
 def bag_features(model: keras.Model, texts: np.ndarray) -> sparse.csr_matrix:
     """The in-graph features the linear head reads (TF-IDF bags), batch by batch, kept sparse."""
     featurizer = keras.Model(model.input, model.get_layer("probability").input)
-    return sparse.vstack([
-        sparse.csr_matrix(np.asarray(featurizer(texts[i:i + 512])))
-        for i in range(0, len(texts), 512)
-    ]).tocsr()
+    return sparse.vstack(
+        [
+            sparse.csr_matrix(np.asarray(featurizer(texts[i : i + 512])))
+            for i in range(0, len(texts), 512)
+        ]
+    ).tocsr()
 
 
 def fit_linear_head(model: keras.Model, tr: pd.DataFrame, val: pd.DataFrame) -> dict:
@@ -337,19 +371,30 @@ def fit_linear_head(model: keras.Model, tr: pd.DataFrame, val: pd.DataFrame) -> 
             scores = {
                 lang: float(balanced_accuracy_score(val["label"][mask], predicted[mask]))
                 for lang in LANGUAGES
-                for mask in [(val["language"] == lang).to_numpy()] if mask.any()
+                for mask in [(val["language"] == lang).to_numpy()]
+                if mask.any()
             }
             train_accuracy = clf.score(x_tr @ scaling, tr["label"].to_numpy())
-            path.append({"C": c, "char_weight": char_weight,
-                         "validation_balanced_accuracy": scores,
-                         "train_accuracy": float(train_accuracy)})
+            path.append(
+                {
+                    "C": c,
+                    "char_weight": char_weight,
+                    "validation_balanced_accuracy": scores,
+                    "train_accuracy": float(train_accuracy),
+                }
+            )
             if best is None or min(scores.values()) > best[0]:
                 best = (min(scores.values()), c, char_weight, clf, scale)
     _, c, char_weight, clf, scale = best
     model.get_layer("probability").set_weights(
-        [(clf.coef_[0] * scale)[:, None].astype("float32"), clf.intercept_.astype("float32")])
-    return {"solver": "sklearn LogisticRegression (L-BFGS, L2)", "chosen_C": c,
-            "chosen_char_weight": char_weight, "path": path}
+        [(clf.coef_[0] * scale)[:, None].astype("float32"), clf.intercept_.astype("float32")]
+    )
+    return {
+        "solver": "sklearn LogisticRegression (L-BFGS, L2)",
+        "chosen_C": c,
+        "chosen_char_weight": char_weight,
+        "path": path,
+    }
 
 
 def plot_regularization_path(fit: dict, path: Path) -> Path:
@@ -359,8 +404,12 @@ def plot_regularization_path(fit: dict, path: Path) -> Path:
     points = [p for p in fit["path"] if p.get("char_weight", 1.0) == chosen]
     cs = [p["C"] for p in points]
     for lang in LANGUAGES:
-        ax.plot(cs, [p["validation_balanced_accuracy"].get(lang) for p in points], "-o",
-                label=f"validation balanced accuracy ({lang})")
+        ax.plot(
+            cs,
+            [p["validation_balanced_accuracy"].get(lang) for p in points],
+            "-o",
+            label=f"validation balanced accuracy ({lang})",
+        )
     ax.plot(cs, [p["train_accuracy"] for p in points], "--", label="train accuracy")
     ax.axvline(fit["chosen_C"], color="grey", linestyle=":")
     ax.set_xscale("log")
@@ -391,8 +440,10 @@ def evaluate(model: keras.Model, test: pd.DataFrame) -> dict:
 def split_sizes(train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame) -> dict:
     sizes: dict = {"train": len(train), "validation": len(validation), "test": len(test)}
     sizes["by_language"] = {
-        lang: {name: int((part["language"] == lang).sum())
-               for name, part in [("train", train), ("validation", validation), ("test", test)]}
+        lang: {
+            name: int((part["language"] == lang).sum())
+            for name, part in [("train", train), ("validation", validation), ("test", test)]
+        }
         for lang in LANGUAGES
     }
     return sizes
@@ -405,8 +456,12 @@ def train(cfg: TrainConfig) -> Path:
     train_all = limited(train_all, cfg.limit, cfg.seed)
     test = limited(test, cfg.limit, cfg.seed)
     strata = train_all["language"] + "/" + train_all["label"].astype(str)
-    tr, val = stratified_split(train_all, test_size=VALIDATION_FRACTION, seed=cfg.seed,
-                               stratify=strata if cfg.limit is None else None)
+    tr, val = stratified_split(
+        train_all,
+        test_size=VALIDATION_FRACTION,
+        seed=cfg.seed,
+        stratify=strata if cfg.limit is None else None,
+    )
 
     variant = cfg.variant or "bag"
     model = make_model(tr["text"].to_numpy(), variant)
@@ -415,15 +470,22 @@ def train(cfg: TrainConfig) -> Path:
         head_fit = fit_linear_head(model, tr, val)
     else:
         history = model.fit(
-            tr["text"].to_numpy(), tr["label"].to_numpy(), sample_weight=balanced_weights(tr),
-            validation_data=(val["text"].to_numpy(), val["label"].to_numpy(),
-                             balanced_weights(val)),
-            epochs=cfg.epochs_or(EPOCHS), batch_size=BATCH_SIZE,
+            tr["text"].to_numpy(),
+            tr["label"].to_numpy(),
+            sample_weight=balanced_weights(tr),
+            validation_data=(
+                val["text"].to_numpy(),
+                val["label"].to_numpy(),
+                balanced_weights(val),
+            ),
+            epochs=cfg.epochs_or(EPOCHS),
+            batch_size=BATCH_SIZE,
             verbose=2 if cfg.limit is None else 0,
             callbacks=[
                 LanguageBalancedAccuracy(val),  # before EarlyStopping, which reads its log entry
-                keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=4,
-                                              restore_best_weights=True),
+                keras.callbacks.EarlyStopping(
+                    monitor=MONITOR, mode="max", patience=4, restore_best_weights=True
+                ),
             ],
         ).history
 
@@ -431,10 +493,15 @@ def train(cfg: TrainConfig) -> Path:
     for lang in LANGUAGES:
         if lang in metrics["by_language"]:
             m = metrics["by_language"][lang]
-            print(f"{NAME} [{lang}]: balanced accuracy {m['balanced_accuracy']:.4f}, "
-                  f"accuracy {m['accuracy']:.4f} (n={m['n']})")
+            print(
+                f"{NAME} [{lang}]: balanced accuracy {m['balanced_accuracy']:.4f}, "
+                f"accuracy {m['accuracy']:.4f} (n={m['n']})"
+            )
     version_dir = export_model(
-        model, name=NAME, cfg=cfg, history=history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history,
         metadata={
             "task": "text_classification",
             "labels": LABELS,
@@ -450,7 +517,9 @@ def train(cfg: TrainConfig) -> Path:
         },
     )
     if head_fit:
-        add_plot(version_dir, "regularization_path",
-                 plot_regularization_path(head_fit, version_dir / "regularization_path.png"))
+        add_plot(
+            version_dir,
+            "regularization_path",
+            plot_regularization_path(head_fit, version_dir / "regularization_path.png"),
+        )
     return version_dir
-

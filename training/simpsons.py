@@ -51,10 +51,24 @@ from training.config import TrainConfig
 NAME = "simpsons"
 # The 18 characters with the most images in the Kaggle data, the course's classes.
 COURSE_CHARACTERS = [
-    "abraham_grampa_simpson", "apu_nahasapeemapetilon", "bart_simpson", "charles_montgomery_burns",
-    "chief_wiggum", "comic_book_guy", "edna_krabappel", "homer_simpson", "kent_brockman",
-    "krusty_the_clown", "lisa_simpson", "marge_simpson", "milhouse_van_houten", "moe_szyslak",
-    "ned_flanders", "nelson_muntz", "principal_skinner", "sideshow_bob",
+    "abraham_grampa_simpson",
+    "apu_nahasapeemapetilon",
+    "bart_simpson",
+    "charles_montgomery_burns",
+    "chief_wiggum",
+    "comic_book_guy",
+    "edna_krabappel",
+    "homer_simpson",
+    "kent_brockman",
+    "krusty_the_clown",
+    "lisa_simpson",
+    "marge_simpson",
+    "milhouse_van_houten",
+    "moe_szyslak",
+    "ned_flanders",
+    "nelson_muntz",
+    "principal_skinner",
+    "sideshow_bob",
 ]
 LAYOUT = """
 <data-dir>/simpsons-characters/simpsons_dataset/<character>/*.jpg   Kaggle Simpsons Characters
@@ -77,10 +91,22 @@ BATCH_SIZE = 64
 # --variant: "course" keeps the course's 32-64-128-256 widths; "wide" widens the blocks and
 # regularises less (the course net underfits at 28x28 under augmentation).
 VARIANTS = {
-    "course": {"filters": (32, 64, 128, 256), "dropout": (0.4, 0.3), "shift": 0.1, "zoom": 0.15,
-               "learning_rate": 1e-3, "epochs": 20},
-    "wide": {"filters": (48, 96, 192, 256), "dropout": (0.25, 0.2), "shift": 0.08, "zoom": 0.0,
-             "learning_rate": 2e-3, "epochs": 30},
+    "course": {
+        "filters": (32, 64, 128, 256),
+        "dropout": (0.4, 0.3),
+        "shift": 0.1,
+        "zoom": 0.15,
+        "learning_rate": 1e-3,
+        "epochs": 20,
+    },
+    "wide": {
+        "filters": (48, 96, 192, 256),
+        "dropout": (0.25, 0.2),
+        "shift": 0.08,
+        "zoom": 0.0,
+        "learning_rate": 2e-3,
+        "epochs": 30,
+    },
 }
 # Served: "wide" (validation accuracy 0.901 vs 0.795 for "course").
 DEFAULT_VARIANT = "wide"
@@ -161,7 +187,10 @@ def split_pictures(images: Images, labels: list[str], seed: int, official_test: 
     pool_groups, pool_classes = unique, classes
     if eligible.any():
         kept, held, _, _ = stratified_split(
-            unique[eligible], classes[eligible], test_size=TEST_FRACTION, seed=seed,
+            unique[eligible],
+            classes[eligible],
+            test_size=TEST_FRACTION,
+            seed=seed,
             stratify=classes[eligible],
         )
         test_groups = held
@@ -202,7 +231,9 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
 
 # ---- Model ------------------------------------------------------------------------------------
 def make_model(
-    n_classes: int, decay_steps: int = 10_000, variant: str = DEFAULT_VARIANT,
+    n_classes: int,
+    decay_steps: int = 10_000,
+    variant: str = DEFAULT_VARIANT,
     name: str = "simpsons_cnn",
 ) -> keras.Model:
     """Raw uint8 pixels (None, 28, 28, 3) in, class probabilities (None, n_classes) out."""
@@ -246,7 +277,8 @@ def architecture(variant: str) -> str:
     hp = VARIANTS[variant]
     widths = "-".join(str(f) for f in hp["filters"])
     augment = (
-        "flip, shift" + (", zoom" if hp["zoom"] else "")
+        "flip, shift"
+        + (", zoom" if hp["zoom"] else "")
         + ", sharpness, Gaussian noise, contrast, brightness"
     )
     return (
@@ -267,7 +299,12 @@ def served_architecture(variant: str, served: str, members: int) -> str:
 
 # ---- Train, evaluate, export ------------------------------------------------------------------
 def fit_member(
-    index: int, cfg: TrainConfig, variant: str, epochs: int, n_classes: int, train_xy,
+    index: int,
+    cfg: TrainConfig,
+    variant: str,
+    epochs: int,
+    n_classes: int,
+    train_xy,
     validation_xy,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """One ensemble member, trained from seed ``cfg.seed + index``."""
@@ -278,8 +315,12 @@ def fit_member(
         n_classes, decay_steps=steps, variant=variant, name=f"simpsons_{variant}_{index}"
     )
     history = model.fit(
-        x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
-        batch_size=BATCH_SIZE, class_weight=class_weights(y_tr, n_classes),
+        x_tr,
+        y_tr,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        class_weight=class_weights(y_tr, n_classes),
         verbose=2 if cfg.limit is None else 0,
         callbacks=[
             keras.callbacks.EarlyStopping(
@@ -359,14 +400,19 @@ def train(cfg: TrainConfig) -> Path:
     print(f"{NAME}: test accuracy {metrics['accuracy']:.4f} {metrics['accuracy_by_source']}")
     sources = {s: int(np.sum(np.array(pool.sources) == s)) for s in sorted(set(pool.sources))}
     return export_model(
-        model, name=NAME, cfg=cfg, history=histories[0],
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=histories[0],
         metadata={
             "task": "image_classification",
             "labels": labels,
             "architecture": served_architecture(variant, validation["served"], len(members)),
             "variant": variant,
             "image": {
-                "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1], "channels": CHANNELS,
+                "height": IMAGE_SIZE[0],
+                "width": IMAGE_SIZE[1],
+                "channels": CHANNELS,
                 "background": "natural",
                 "note": NOTE_IMAGE,
             },
@@ -375,7 +421,8 @@ def train(cfg: TrainConfig) -> Path:
                 "images_per_source": sources,
                 "source_handling": NOTE_SOURCES,
                 "test_split": (
-                    "Kaggle test set + held-out Simpsons-MNIST pictures" if len(official_idx)
+                    "Kaggle test set + held-out Simpsons-MNIST pictures"
+                    if len(official_idx)
                     else f"stratified {TEST_FRACTION:.0%} of pictures (seeded, grouped by "
                     "picture), never tuned on"
                 ),

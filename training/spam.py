@@ -64,7 +64,8 @@ def load_data(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def make_vectorizer(train_texts: np.ndarray) -> keras.layers.TextVectorization:
     """TF-IDF over words and word pairs, adapted on the training texts only."""
     vectorizer = keras.layers.TextVectorization(
-        max_tokens=MAX_TOKENS, ngrams=NGRAMS, output_mode="tf_idf", name="tfidf")
+        max_tokens=MAX_TOKENS, ngrams=NGRAMS, output_mode="tf_idf", name="tfidf"
+    )
     vectorizer.adapt(tf.constant(train_texts.astype(str)))
     return vectorizer
 
@@ -82,8 +83,13 @@ def make_model(vectorizer: keras.layers.TextVectorization) -> keras.Model:
     return model
 
 
-def to_dataset(texts: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int,
-               shuffle_seed: int | None = None) -> tf.data.Dataset:
+def to_dataset(
+    texts: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
     x = tf.constant(texts.astype(str))
     ds = tf.data.Dataset.from_tensor_slices(x if labels is None else (x, labels))
     if shuffle_seed is not None:
@@ -96,8 +102,12 @@ def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     texts, labels = load_data(cfg.data_dir)
     (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = holdout_splits(
-        texts, labels, test_size=TEST_FRACTION, validation_size=VALIDATION_FRACTION,
-        seed=cfg.seed, limit=cfg.limit,
+        texts,
+        labels,
+        test_size=TEST_FRACTION,
+        validation_size=VALIDATION_FRACTION,
+        seed=cfg.seed,
+        limit=cfg.limit,
     )
 
     model = make_model(make_vectorizer(x_tr))
@@ -105,16 +115,22 @@ def train(cfg: TrainConfig) -> Path:
     history = model.fit(
         to_dataset(x_tr, y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
         validation_data=to_dataset(x_val, y_val, batch_size=256),
-        epochs=cfg.epochs_or(EPOCHS), verbose=2 if cfg.limit is None else 0,
+        epochs=cfg.epochs_or(EPOCHS),
+        verbose=2 if cfg.limit is None else 0,
         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)],
     )
 
     probabilities = predict_probabilities(model, to_dataset(x_test, batch_size=256))
     metrics = classification_metrics(y_test, probabilities, LABELS)
-    print(f"{NAME}: test accuracy {metrics['accuracy']:.4f}, "
-          f"spam F1 {metrics['per_class']['spam']['f1']:.4f}")
+    print(
+        f"{NAME}: test accuracy {metrics['accuracy']:.4f}, "
+        f"spam F1 {metrics['per_class']['spam']['f1']:.4f}"
+    )
     return export_model(
-        model, name=NAME, cfg=cfg, history=history.history,
+        model,
+        name=NAME,
+        cfg=cfg,
+        history=history.history,
         metadata={
             "task": "text_classification",
             "labels": LABELS,
@@ -123,8 +139,10 @@ def train(cfg: TrainConfig) -> Path:
             "data": DATA_NOTE,
             "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_test)},
             "metrics": metrics,
-            "course_baseline": {"accuracy": None,
-                                "note": "course 000 ex.1 trains on simulated data "
-                                        "(make_classification) and reports no figure"},
+            "course_baseline": {
+                "accuracy": None,
+                "note": "course 000 ex.1 trains on simulated data "
+                "(make_classification) and reports no figure",
+            },
         },
     )

@@ -281,9 +281,7 @@ def _decode_request(
     return payload, validated, size, requested, timeout_s
 
 
-def _check_shape(
-    model: ServedModel, name: str, shape: list[int], settings: Settings
-) -> None:
+def _check_shape(model: ServedModel, name: str, shape: list[int], settings: Settings) -> None:
     """Rank and instance count, before any array is allocated or reshaped."""
     if len(shape) > settings.max_tensor_rank:
         raise InvalidInputError(

@@ -28,10 +28,18 @@ from app.servable import ServedModel
 router = APIRouter(prefix="/v2", tags=["KServe v2: model repository"])
 
 _TRITON_TYPES = {
-    "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16",
-    "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "int8": "TYPE_INT8",
-    "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64",
-    "float16": "TYPE_FP16", "float32": "TYPE_FP32", "float64": "TYPE_FP64",
+    "bool": "TYPE_BOOL",
+    "uint8": "TYPE_UINT8",
+    "uint16": "TYPE_UINT16",
+    "uint32": "TYPE_UINT32",
+    "uint64": "TYPE_UINT64",
+    "int8": "TYPE_INT8",
+    "int16": "TYPE_INT16",
+    "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+    "float16": "TYPE_FP16",
+    "float32": "TYPE_FP32",
+    "float64": "TYPE_FP64",
     "string": "TYPE_STRING",
 }
 
@@ -107,9 +115,11 @@ def _config(model: ServedModel, repository) -> dict[str, Any]:
         },
         "parameters": {
             "version": {"string_value": str(model.version)},
-            "labels": {"string_value": ",".join(
-                f"{label}={v}" for label, v in sorted(repository.labels_of(model.name).items())
-            )},
+            "labels": {
+                "string_value": ",".join(
+                    f"{label}={v}" for label, v in sorted(repository.labels_of(model.name).items())
+                )
+            },
         },
     }
 

@@ -71,9 +71,11 @@ V2_CASES = [
     ("/v2/models/tiny_image/infer", v2_pixels(shape=[-1, 8, 8, 1]), 400),
     ("/v2/models/tiny_image/infer", v2_pixels(shape=[2**40, 2**40, 2**40, 1], data=[]), 413),
     ("/v2/models/tiny_image/infer", {**v2_pixels(), "parameters": {"timeout": 1e300}}, 200),
-    ("/v2/models/tiny_multi/infer",
-     {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1e300, 0, 0, 0]}]},
-     400),
+    (
+        "/v2/models/tiny_multi/infer",
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1e300, 0, 0, 0]}]},
+        400,
+    ),
     ("/v2/models/tiny_image/infer", v2_pixels(shape="1,8,8,1"), 400),
     ("/v2/models/tiny_image/infer", v2_pixels(shape=[0, 8, 8, 1], data=[]), 400),  # empty
     ("/v2/models/tiny_image/infer", v2_pixels(data=[300] * 64), 400),

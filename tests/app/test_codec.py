@@ -27,8 +27,10 @@ def _json_instances(body: bytes) -> np.ndarray | None:
     return array if array.dtype.kind in "iuf" and array.size else None
 
 
-@pytest.mark.parametrize("dumps", [json.dumps, lambda v: json.dumps(v, separators=(",", ":")),
-                                   lambda v: json.dumps(v, indent=2)])
+@pytest.mark.parametrize(
+    "dumps",
+    [json.dumps, lambda v: json.dumps(v, separators=(",", ":")), lambda v: json.dumps(v, indent=2)],
+)
 @pytest.mark.parametrize("shape", [(1,), (3,), (1, 28, 28, 1), (2, 3, 4), (5, 1, 1), (1, 7, 1)])
 def test_reads_what_json_reads(shape, dumps):
     rng = np.random.default_rng(sum(shape))
@@ -75,7 +77,7 @@ def test_reads_what_json_reads(shape, dumps):
         b'{"in stances": [1]}',
         b'{"instances": [1], "signature_name": "serving_default"}',
         b'{"inputs": [1]}',
-        b'[1]',
+        b"[1]",
         b"",
     ],
 )

@@ -110,8 +110,9 @@ def test_metric_labels_exist_only_for_served_models(tiny_client):
 # ---- admission -------------------------------------------------------------------------------
 def test_the_in_flight_limit_answers_503_and_probes_stay_open(tiny_models_dir):
     app = create_app(
-        make_settings(models_dir=tiny_models_dir, model_names=["tiny_image"],
-                      max_inflight_requests=1)
+        make_settings(
+            models_dir=tiny_models_dir, model_names=["tiny_image"], max_inflight_requests=1
+        )
     )
     with TestClient(app) as client:
         app.state.server.inflight = 1  # as if one request were being handled
@@ -122,9 +123,12 @@ def test_the_in_flight_limit_answers_503_and_probes_stay_open(tiny_models_dir):
             assert client.get("/metrics").status_code == 200
         finally:
             app.state.server.inflight = 0
-        assert client.post(
-            "/v1/models/tiny_image:predict", json={"instances": PIXELS.tolist()}
-        ).status_code == 200
+        assert (
+            client.post(
+                "/v1/models/tiny_image:predict", json={"instances": PIXELS.tolist()}
+            ).status_code
+            == 200
+        )
 
 
 def test_a_full_queue_refuses_before_the_body_is_parsed(tiny_client, monkeypatch):
@@ -134,8 +138,14 @@ def test_a_full_queue_refuses_before_the_body_is_parsed(tiny_client, monkeypatch
     monkeypatch.setattr(model.batcher, "max_queue_size", 0)  # nothing fits
     for path, body in (
         ("/v1/models/tiny_image:predict", {"instances": PIXELS.tolist()}),
-        ("/v2/models/tiny_image/infer", {"inputs": [{"name": "pixels", "shape": [1, 8, 8, 1],
-                                                     "datatype": "UINT8", "data": [0] * 64}]}),
+        (
+            "/v2/models/tiny_image/infer",
+            {
+                "inputs": [
+                    {"name": "pixels", "shape": [1, 8, 8, 1], "datatype": "UINT8", "data": [0] * 64}
+                ]
+            },
+        ),
     ):
         reply = tiny_client.post(path, json=body)
         assert reply.status_code == 429 and reply.headers["retry-after"] == "1"
@@ -177,8 +187,13 @@ def test_readiness_policy_each_model_tolerates_one_failed_version(tiny_models_di
 
 
 def test_errors_never_show_absolute_paths(tiny_client, tiny_models_dir):
-    for path in ("/v1/models/broken", "/v2/models/broken/ready", "/v1/models", "/healthz",
-                 "/v2/health/ready"):
+    for path in (
+        "/v1/models/broken",
+        "/v2/models/broken/ready",
+        "/v1/models",
+        "/healthz",
+        "/v2/health/ready",
+    ):
         text = tiny_client.get(path).text
         assert str(tiny_models_dir) not in text and "/tmp/" not in text, path
     assert "broken/1" in tiny_client.get("/v1/models/broken").text
@@ -245,16 +260,25 @@ def test_cors_allows_only_the_listed_origins(secured):
 def test_a_gzip_body_is_decoded_and_a_bad_encoding_refused(tiny_client):
     body = b'{"instances": ' + str(PIXELS.tolist()).encode() + b"}"
     ok = tiny_client.post(
-        "/v1/models/tiny_image:predict", content=gzip.compress(body),
+        "/v1/models/tiny_image:predict",
+        content=gzip.compress(body),
         headers={"Content-Encoding": "gzip"},
     )
     assert ok.status_code == 200, ok.text
-    assert tiny_client.post(
-        "/v1/models/tiny_image:predict", content=b"not gzip", headers={"Content-Encoding": "gzip"}
-    ).status_code == 400
-    assert tiny_client.post(
-        "/v1/models/tiny_image:predict", content=body, headers={"Content-Encoding": "br"}
-    ).status_code == 415
+    assert (
+        tiny_client.post(
+            "/v1/models/tiny_image:predict",
+            content=b"not gzip",
+            headers={"Content-Encoding": "gzip"},
+        ).status_code
+        == 400
+    )
+    assert (
+        tiny_client.post(
+            "/v1/models/tiny_image:predict", content=body, headers={"Content-Encoding": "br"}
+        ).status_code
+        == 415
+    )
 
 
 @pytest.mark.anyio
@@ -302,8 +326,9 @@ def test_typed_endpoints_refuse_deep_json_and_parse_large_bodies_off_the_loop(
     )
     with TestClient(app) as client:
         deep = b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-        reply = client.post("/v1/sentiment:predict", content=deep,
-                            headers={"Content-Type": "application/json"})
+        reply = client.post(
+            "/v1/sentiment:predict", content=deep, headers={"Content-Type": "application/json"}
+        )
         assert reply.status_code == 400 and "levels deep" in reply.json()["detail"]
         small = client.post("/v1/sentiment:predict", json={"texts": ["ok"]})
         large = client.post("/v1/sentiment:predict", json={"texts": ["x" * 500]})

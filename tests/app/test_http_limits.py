@@ -71,9 +71,11 @@ def test_no_server_header(server):
 def test_oversized_headers_get_431_and_the_connection_closes(server):
     big = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
     assert _raw(server, big).startswith(b"HTTP/1.1 431 ")
-    many = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + b"".join(
-        b"X-H%d: v\r\n" % i for i in range(1000)
-    ) + b"\r\n"
+    many = (
+        b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: v\r\n" % i for i in range(1000))
+        + b"\r\n"
+    )
     assert _raw(server, many).startswith(b"HTTP/1.1 431 ")
 
 

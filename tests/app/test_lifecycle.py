@@ -21,8 +21,16 @@ from tests.app.conftest import make_settings
 from tests.app.serving_process import start_server, stop_server
 
 PIXELS = np.random.default_rng(1).integers(0, 256, (2, 8, 8, 1), dtype=np.uint8)
-V2_BODY = {"inputs": [{"name": "pixels", "shape": [2, 8, 8, 1], "datatype": "UINT8",
-                       "data": PIXELS.ravel().tolist()}]}
+V2_BODY = {
+    "inputs": [
+        {
+            "name": "pixels",
+            "shape": [2, 8, 8, 1],
+            "datatype": "UINT8",
+            "data": PIXELS.ravel().tolist(),
+        }
+    ]
+}
 
 
 def add_version(tiny_models_dir: Path, models: Path, version: int, source: int) -> None:
@@ -47,24 +55,33 @@ def test_version_policies_select_versions():
 def test_config_json_sets_policy_labels_and_batching(tiny_models_dir, tmp_path):
     for version in (1, 2):
         add_version(tiny_models_dir, tmp_path, version, version)
-    (tmp_path / "tiny_image" / "config.json").write_text(json.dumps({
-        "version_policy": {"latest": 1},
-        "labels": {"stable": 2},
-        "batching": {"max_batch_size": 4},
-    }))
+    (tmp_path / "tiny_image" / "config.json").write_text(
+        json.dumps(
+            {
+                "version_policy": {"latest": 1},
+                "labels": {"stable": 2},
+                "batching": {"max_batch_size": 4},
+            }
+        )
+    )
     with TestClient(create_app(make_settings(models_dir=tmp_path))) as client:
         status = client.get("/v1/models/tiny_image").json()["model_version_status"]
         assert [s["version"] for s in status] == ["2"]  # latest 1
-        assert client.get("/v1/models/tiny_image/labels/stable").json()[
-            "model_version_status"][0]["version"] == "2"
+        assert (
+            client.get("/v1/models/tiny_image/labels/stable").json()["model_version_status"][0][
+                "version"
+            ]
+            == "2"
+        )
         reply = client.post("/v2/models/tiny_image/versions/stable/infer", json=V2_BODY)
         assert reply.status_code == 200 and reply.json()["model_version"] == "2"
         predict = client.post(
             "/v1/models/tiny_image/labels/stable:predict", json={"instances": PIXELS.tolist()}
         )
         assert predict.status_code == 200 and len(predict.json()["predictions"]) == 2
-        unknown = client.post("/v1/models/tiny_image/labels/nope:predict",
-                              json={"instances": PIXELS.tolist()})
+        unknown = client.post(
+            "/v1/models/tiny_image/labels/nope:predict", json={"instances": PIXELS.tolist()}
+        )
         assert unknown.status_code == 404 and "label" in unknown.json()["error"]
         config = client.get("/v2/models/tiny_image/config").json()
         assert config["max_batch_size"] == 4 and config["version_policy"] == {"latest": 1}
@@ -148,24 +165,39 @@ def test_versions_come_and_go_under_load_without_a_failed_request(tiny_models_di
             _wait(lambda: load.latest_version() == "2", what="version 2 to take traffic")
             # 2. A label points at the old version: a rollback target.
             (models / "tiny_image" / "config.json").write_text('{"labels": {"stable": 1}}')
-            _wait(lambda: httpx.post(f"{url}/v2/models/tiny_image/versions/stable/infer",
-                                     json=V2_BODY).status_code == 200, what="the label")
+            _wait(
+                lambda: (
+                    httpx.post(
+                        f"{url}/v2/models/tiny_image/versions/stable/infer", json=V2_BODY
+                    ).status_code
+                    == 200
+                ),
+                what="the label",
+            )
             stable = httpx.post(f"{url}/v2/models/tiny_image/versions/stable/infer", json=V2_BODY)
             assert stable.json()["model_version"] == "1"
             # 3. The policy drops version 1: drained and unloaded, version 2 serves on.
             (models / "tiny_image" / "config.json").write_text(
-                '{"version_policy": {"latest": 1}, "labels": {"stable": 2}}')
+                '{"version_policy": {"latest": 1}, "labels": {"stable": 2}}'
+            )
             _wait(lambda: versions() == ["2"], what="version 1 to be unloaded")
             # 4. A broken version is dropped in: reported, never takes traffic.
             (models / "tiny_image" / "3").mkdir()
             (models / "tiny_image" / "3" / "saved_model.pb").write_bytes(b"not a model")
-            _wait(lambda: any(r["version"] == "3" and r["state"] == "UNAVAILABLE"
-                              for r in httpx.post(f"{url}/v2/repository/index").json()),
-                  what="the broken version in the index")
+            _wait(
+                lambda: any(
+                    r["version"] == "3" and r["state"] == "UNAVAILABLE"
+                    for r in httpx.post(f"{url}/v2/repository/index").json()
+                ),
+                what="the broken version in the index",
+            )
             time.sleep(1)
             ready = httpx.get(f"{url}/v2/health/ready")
-            assert ready.status_code == 200, (ready.text, httpx.get(f"{url}/v1/models").text,
-                                              httpx.post(f"{url}/v2/repository/index").text)
+            assert ready.status_code == 200, (
+                ready.text,
+                httpx.get(f"{url}/v1/models").text,
+                httpx.post(f"{url}/v2/repository/index").text,
+            )
             # 5. Version 3 fixed (a good export replaces the broken files): it goes live.
             shutil.rmtree(models / "tiny_image" / "3")
             add_version(tiny_models_dir, models, 3, 1)
@@ -230,12 +262,22 @@ def _upload(s3, local: Path, prefix: str) -> None:
 
 def test_models_served_from_s3_and_new_versions_picked_up(s3_server, tiny_models_dir, tmp_path):
     boto3 = pytest.importorskip("boto3")
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     s3.create_bucket(Bucket="models")
     _upload(s3, tiny_models_dir / "tiny_image" / "1", "repo/tiny_image/1")
-    options = json.dumps({"key": "test", "secret": "test",
-                          "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"}})
+    options = json.dumps(
+        {
+            "key": "test",
+            "secret": "test",
+            "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+        }
+    )
     process, url = start_server(
         Path("unused"),
         models_dir="s3://models/repo",
@@ -249,13 +291,30 @@ def test_models_served_from_s3_and_new_versions_picked_up(s3_server, tiny_models
         reply = httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY)
         assert reply.status_code == 200 and reply.json()["model_version"] == "1"
         _upload(s3, tiny_models_dir / "tiny_image" / "2", "repo/tiny_image/2")
-        _wait(lambda: httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY)
-              .json()["model_version"] == "2", what="version 2 from S3")
+        _wait(
+            lambda: (
+                httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY).json()[
+                    "model_version"
+                ]
+                == "2"
+            ),
+            what="version 2 from S3",
+        )
         np.testing.assert_array_equal(
-            np.array(httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY)
-                     .json()["outputs"][0]["data"]).reshape(2, 3).argmax(axis=1),
-            np.array(httpx.post(f"{url}/v2/models/tiny_image/versions/1/infer", json=V2_BODY)
-                     .json()["outputs"][0]["data"]).reshape(2, 3)[:, ::-1].argmax(axis=1),
+            np.array(
+                httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY).json()["outputs"][0][
+                    "data"
+                ]
+            )
+            .reshape(2, 3)
+            .argmax(axis=1),
+            np.array(
+                httpx.post(f"{url}/v2/models/tiny_image/versions/1/infer", json=V2_BODY).json()[
+                    "outputs"
+                ][0]["data"]
+            )
+            .reshape(2, 3)[:, ::-1]
+            .argmax(axis=1),
         )
     finally:
         stop_server(process)

@@ -19,9 +19,13 @@ PROTOCOL_PATHS = r"^/v1/models|^/v2"
 STATEFUL_PATHS = r"^/v2/repository"
 
 # The schema only; the requests go to the session's ``tiny_client`` (models loaded once).
-schema = schemathesis.openapi.from_dict(
-    create_app(Settings(_env_file=None, models_dir="/nonexistent")).openapi()
-).include(path_regex=PROTOCOL_PATHS).exclude(path_regex=STATEFUL_PATHS)
+schema = (
+    schemathesis.openapi.from_dict(
+        create_app(Settings(_env_file=None, models_dir="/nonexistent")).openapi()
+    )
+    .include(path_regex=PROTOCOL_PATHS)
+    .exclude(path_regex=STATEFUL_PATHS)
+)
 
 
 @schema.parametrize()

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 REQUEST = (
     b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 17\r\n\r\n{\"instances\": [1]}"
+    b'Content-Length: 17\r\n\r\n{"instances": [1]}'
 )[:-1]  # 17 bytes of body
 
 
@@ -59,7 +59,8 @@ async def _protocol(refuse, delay_s: float = 0.0):
     config = uvicorn.Config(app, lifespan="off", log_level="warning")
     config.load()
     cls = type(
-        "P", (GuardedHttpToolsProtocol,),
+        "P",
+        (GuardedHttpToolsProtocol,),
         {"quick_refusal": staticmethod(refuse), "refusal_delay_s": delay_s},
     )
     protocol = cls(config=config, server_state=ServerState(), app_state={})

@@ -23,9 +23,7 @@ def test_opentelemetry_is_consulted_per_request_only_when_enabled(
 
     monkeypatch.setattr(fastapi_telemetry.trace, "get_tracer_provider", counting_lookup)
     app = create_app(
-        make_settings(
-            models_dir=tiny_models_dir, model_names=["tiny_multi"], opentelemetry=enabled
-        )
+        make_settings(models_dir=tiny_models_dir, model_names=["tiny_multi"], opentelemetry=enabled)
     )
     with TestClient(app) as client:
         lookups.clear()

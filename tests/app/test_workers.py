@@ -25,13 +25,17 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
         metrics = httpx.get(f"{url}/metrics").text
         counted = re.findall(
             r'serving_http_requests_total\{endpoint="/v1/models/\{name\}:\{method\}",'
-            r'method="POST",model="tiny_image",status="200"\} ([0-9.]+)', metrics)
+            r'method="POST",model="tiny_image",status="200"\} ([0-9.]+)',
+            metrics,
+        )
         assert counted and float(counted[0]) == 40  # summed over both workers
-        workers = re.findall(r'serving_model_ready\{[^}]*model="tiny_image"[^}]*\} ([0-9.]+)',
-                             metrics)
+        workers = re.findall(
+            r'serving_model_ready\{[^}]*model="tiny_image"[^}]*\} ([0-9.]+)', metrics
+        )
         assert workers and all(float(v) == 1 for v in workers)
         children = [
-            p for p in Path("/proc").glob("[0-9]*")
+            p
+            for p in Path("/proc").glob("[0-9]*")
             if _parent(p) == process.pid and b"multiprocessing" in _cmdline(p)
         ]
         assert len(children) >= 2  # the two workers (and multiprocessing's resource tracker)

@@ -52,12 +52,28 @@ def test_helm_lint(helm):
     "values",
     [
         [],
-        ["--set", "gpu.enabled=true", "--set", "models.source=s3", "--set", "models.uri=s3://b/m",
-         "--set", "autoscaling.queueDepth.enabled=true", "--set", "resources.limits.cpu=4500m",
-         "--set", "nodeSelector.accelerator=nvidia"],
-        ["--set", "models.source=volume",
-         "--set", "models.volume.persistentVolumeClaim.claimName=models",
-         "--set", "autoscaling.enabled=false"],
+        [
+            "--set",
+            "gpu.enabled=true",
+            "--set",
+            "models.source=s3",
+            "--set",
+            "models.uri=s3://b/m",
+            "--set",
+            "autoscaling.queueDepth.enabled=true",
+            "--set",
+            "resources.limits.cpu=4500m",
+            "--set",
+            "nodeSelector.accelerator=nvidia",
+        ],
+        [
+            "--set",
+            "models.source=volume",
+            "--set",
+            "models.volume.persistentVolumeClaim.claimName=models",
+            "--set",
+            "autoscaling.enabled=false",
+        ],
     ],
     ids=["default", "gpu-s3-queue-depth", "volume"],
 )
@@ -82,7 +98,8 @@ def test_the_deployment_rolls_drains_and_probes_readiness(helm):
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert pod["terminationGracePeriodSeconds"] > pre_stop + int(
-        env["SERVING_GRACEFUL_TIMEOUT_SECONDS"])
+        env["SERVING_GRACEFUL_TIMEOUT_SECONDS"]
+    )
     assert env["SERVING_INTRA_OP_THREADS"] == "3"  # 4 CPUs: one left to the event loop
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -109,5 +126,10 @@ def test_a_broken_inference_service_fails_the_schema():
     schema = json.loads(gzip.decompress(KSERVE_SCHEMA.read_bytes()))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(
-            {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-             "spec": {"predictor": {"minReplicas": "two"}}}, schema)
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "spec": {"predictor": {"minReplicas": "two"}},
+            },
+            schema,
+        )

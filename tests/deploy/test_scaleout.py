@@ -28,8 +28,13 @@ def test_rolling_restart_and_version_roll_without_a_failed_request():
     try:
         host, port = server.get_host_and_port()
         s3_url = f"http://{host}:{port}"
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         s3.create_bucket(Bucket="models")
         args = type("Args", (), {"concurrency": 8, "warm_s": 2.0})()
         with tempfile.TemporaryDirectory() as tmp:

@@ -28,8 +28,9 @@ def test_churn_smoke(data_dir, tmp_path):
     assert columns["tenure"]["type"] == "numeric"
     assert {spec["name"] for spec in metadata["inputs"]} == set(columns)
 
-    raw = pd.read_csv(data_dir / "telco-churn" / "WA_Fn-UseC_-Telco-Customer-Churn.csv",
-                      dtype=str, nrows=3)
+    raw = pd.read_csv(
+        data_dir / "telco-churn" / "WA_Fn-UseC_-Telco-Customer-Churn.csv", dtype=str, nrows=3
+    )
     raw.loc[0, "TotalCharges"] = " "  # as for tenure 0: the server fills the column default
     inputs = {}
     for name, spec in columns.items():
@@ -55,15 +56,28 @@ def test_committed_model_handles_new_customers_and_ranks_risk():
     rows = [  # not billed yet (tenure 0; its TotalCharges NaN, the graph fills the default),
         # a two-month month-to-month fiber customer, and a loyal two-year customer
         {"tenure": 0.0, "TotalCharges": float("nan"), "Contract": "Month-to-month"},
-        {"tenure": 2.0, "TotalCharges": 180.0, "MonthlyCharges": 90.0,
-         "Contract": "Month-to-month", "InternetService": "Fiber optic",
-         "PaymentMethod": "Electronic check"},
-        {"tenure": 70.0, "TotalCharges": 1500.0, "MonthlyCharges": 20.0, "Contract": "Two year",
-         "InternetService": "No", "PaymentMethod": "Bank transfer (automatic)"},
+        {
+            "tenure": 2.0,
+            "TotalCharges": 180.0,
+            "MonthlyCharges": 90.0,
+            "Contract": "Month-to-month",
+            "InternetService": "Fiber optic",
+            "PaymentMethod": "Electronic check",
+        },
+        {
+            "tenure": 70.0,
+            "TotalCharges": 1500.0,
+            "MonthlyCharges": 20.0,
+            "Contract": "Two year",
+            "InternetService": "No",
+            "PaymentMethod": "Bank transfer (automatic)",
+        },
     ]
     inputs = {
-        name: tf.constant([row.get(name, spec["default"]) for row in rows],
-                          dtype=tf.float32 if spec["type"] == "numeric" else tf.string)
+        name: tf.constant(
+            [row.get(name, spec["default"]) for row in rows],
+            dtype=tf.float32 if spec["type"] == "numeric" else tf.string,
+        )
         for name, spec in columns.items()
     }
     serve = tf.saved_model.load(str(COMMITTED_MODEL)).signatures["serving_default"]
@@ -76,13 +90,15 @@ def test_split_difficulty_scores_the_reference_on_random_splits(monkeypatch):
     monkeypatch.setattr(churn, "SPLIT_DRAWS", 6)
     rng = np.random.default_rng(0)
     n = 400
-    frame = pd.DataFrame({
-        "SeniorCitizen": rng.integers(0, 2, n).astype(float),
-        "tenure": rng.uniform(0, 72, n),
-        "MonthlyCharges": rng.uniform(20, 120, n),
-        "TotalCharges": rng.uniform(0, 8000, n),
-        "Contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "SeniorCitizen": rng.integers(0, 2, n).astype(float),
+            "tenure": rng.uniform(0, 72, n),
+            "MonthlyCharges": rng.uniform(20, 120, n),
+            "TotalCharges": rng.uniform(0, 8000, n),
+            "Contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
+        }
+    )
     churned = (frame["tenure"] + rng.normal(0, 15, n) < 20).astype(int).to_numpy()
 
     found = churn.split_difficulty(frame, churned, seed=2)

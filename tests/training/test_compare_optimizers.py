@@ -9,8 +9,12 @@ from training.config import TrainConfig
 
 
 def test_compare_optimizers_smoke(data_dir, tmp_path):
-    cfg = TrainConfig(data_dir=data_dir, epochs=1, limit=200,
-                      extra={"report_dir": tmp_path / "report", "repeats": 1})
+    cfg = TrainConfig(
+        data_dir=data_dir,
+        epochs=1,
+        limit=200,
+        extra={"report_dir": tmp_path / "report", "repeats": 1},
+    )
     out = compare_optimizers.train(cfg)
 
     table = pd.read_csv(out / "results.csv")

@@ -46,12 +46,14 @@ def test_two_column_softmax_matches_sigmoid():
 
 def test_multiclass_metrics():
     y_true = np.array([0, 1, 2, 2])
-    probabilities = np.array([
-        [0.8, 0.1, 0.1],
-        [0.2, 0.7, 0.1],
-        [0.1, 0.2, 0.7],
-        [0.5, 0.3, 0.2],  # class 2 predicted as 0
-    ])
+    probabilities = np.array(
+        [
+            [0.8, 0.1, 0.1],
+            [0.2, 0.7, 0.1],
+            [0.1, 0.2, 0.7],
+            [0.5, 0.3, 0.2],  # class 2 predicted as 0
+        ]
+    )
     m = classification_metrics(y_true, probabilities, ["x", "y", "z"])
 
     assert m["accuracy"] == pytest.approx(0.75)

@@ -48,6 +48,7 @@ def test_unknown_variant_is_rejected():
 
 def test_vgg16_transfer_fails_clearly_offline(tmp_path, monkeypatch):
     """No cached weights and no network: a clear error, fast, before any data is read."""
+
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 

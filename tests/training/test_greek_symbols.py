@@ -56,8 +56,9 @@ def test_split_keeps_writers_apart(data_dir):
 
 
 def test_greek_symbols_smoke(data_dir, tmp_path):
-    cfg = TrainConfig(data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=40, version=1,
-                      variant="cnn")
+    cfg = TrainConfig(
+        data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=40, version=1, variant="cnn"
+    )
     path = greek_symbols.train(cfg)
 
     assert path == tmp_path / "greek_symbols" / "1"

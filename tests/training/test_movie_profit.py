@@ -19,8 +19,9 @@ def test_unknown_variant_is_rejected():
 
 
 def test_movie_profit_smoke(data_dir, tmp_path):
-    cfg = TrainConfig(data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=200, version=1,
-                      variant="l2")
+    cfg = TrainConfig(
+        data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=200, version=1, variant="l2"
+    )
     path = movie_profit.train(cfg)
 
     metadata = json.loads((path / "metadata.json").read_text())

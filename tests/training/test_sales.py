@@ -36,18 +36,23 @@ def test_train_export_reload_forecasts_raw_scale(data_dir, tmp_path):
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["task"] == "forecasting"
     assert "labels" not in meta
-    assert meta["forecast"] == {"window": sales.WINDOW, "min_history": sales.WINDOW,
-                                "max_horizon": 12}
+    assert meta["forecast"] == {
+        "window": sales.WINDOW,
+        "min_history": sales.WINDOW,
+        "max_horizon": 12,
+    }
     assert set(meta["metrics"]["per_series"]) == set(sales.SERIES_FILES)
     assert {"model", "naive", "seasonal_naive"} <= set(meta["metrics"]["mean_mase"])
     assert (path / "forecasts.png").is_file() and (path / "history.png").is_file()
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     t = np.arange(sales.WINDOW)
-    windows = np.stack([
-        1000 + 200 * np.sin(2 * np.pi * t / 12),   # thousands
-        3.0 + 0.5 * np.cos(2 * np.pi * t / 12),    # units
-    ]).astype("float32")
+    windows = np.stack(
+        [
+            1000 + 200 * np.sin(2 * np.pi * t / 12),  # thousands
+            3.0 + 0.5 * np.cos(2 * np.pi * t / 12),  # units
+        ]
+    ).astype("float32")
     forecast = serve(history=tf.constant(windows))["output_0"].numpy()
     assert forecast.shape == (2, 12)
     assert np.isfinite(forecast).all()

@@ -24,7 +24,19 @@ def test_standardize_lowercases_strips_punctuation_keeps_accents():
 def test_character_ngrams_stay_inside_words():
     grams = sentiment.character_ngrams(tf.constant(["no ok"])).to_list()[0]
     assert {g.decode() for g in grams} == {
-        " n", "no", "o ", " no", "no ", " no ", " o", "ok", "k ", " ok", "ok ", " ok "}
+        " n",
+        "no",
+        "o ",
+        " no",
+        "no ",
+        " no ",
+        " o",
+        "ok",
+        "k ",
+        " ok",
+        "ok ",
+        " ok ",
+    }
 
 
 def test_sublinear_tfidf_is_unit_norm_and_damps_repeats():

@@ -36,11 +36,17 @@ def kaggle_tree(tmp_path: Path) -> Path:
         for n in range(2):
             write_jpeg(tests / f"{character}_{n}.jpg", (36, 36), seed=1000 + 10 * c + n)
     for i in range(4):  # same pictures as frames pic_0000..3, plus 8 of a 28-px-only character
-        write_jpeg(tmp_path / "simpsons-mnist-rgb28/train/bart_simpson" / f"pic_{i:04d}.jpg",
-                   (28, 28), seed=i)
+        write_jpeg(
+            tmp_path / "simpsons-mnist-rgb28/train/bart_simpson" / f"pic_{i:04d}.jpg",
+            (28, 28),
+            seed=i,
+        )
     for i in range(8):
-        write_jpeg(tmp_path / "simpsons-mnist-rgb28/train/ned_flanders" / f"pic_{i:04d}.jpg",
-                   (28, 28), seed=500 + i)
+        write_jpeg(
+            tmp_path / "simpsons-mnist-rgb28/train/ned_flanders" / f"pic_{i:04d}.jpg",
+            (28, 28),
+            seed=500 + i,
+        )
     return tmp_path
 
 
@@ -92,8 +98,13 @@ def test_train_export_reload_serves_raw_pixels(data_dir, tmp_path):
     labels = meta["labels"]
     assert labels == sorted(labels) and "bart_simpson" in labels
     assert len(labels) == len(set(labels)) >= 11
-    assert meta["image"] == {**meta["image"], "height": 28, "width": 28, "channels": 3,
-                             "background": "natural"}
+    assert meta["image"] == {
+        **meta["image"],
+        "height": 28,
+        "width": 28,
+        "channels": 3,
+        "background": "natural",
+    }
     assert meta["inputs"] == [{"name": "pixels", "dtype": "uint8", "shape": [None, 28, 28, 3]}]
     assert meta["splits"] == {"train": 64, "validation": 64, "test": 64}
     assert "CC BY-NC-SA 4.0" in meta["data"]["license"] and "Fox" in meta["data"]["license"]

@@ -24,8 +24,9 @@ def test_spam_smoke(data_dir, tmp_path):
     assert (path / "history.png").is_file() and (path / "confusion_matrix.png").is_file()
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    texts = tf.constant(["WINNER!! Claim your free prize now, call 09061701461", "see you at 5",
-                         ""])
+    texts = tf.constant(
+        ["WINNER!! Claim your free prize now, call 09061701461", "see you at 5", ""]
+    )
     probabilities = serve(text=texts)["output_0"].numpy()
     assert probabilities.shape == (3, 1)
     assert np.all((probabilities >= 0) & (probabilities <= 1))

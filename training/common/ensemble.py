@@ -54,8 +54,10 @@ def fused_average(members: list[keras.Model], *, name: str) -> keras.Model:
             raise ValueError("members differ before their first convolution: cannot fuse")
     convs = [chain[at] for chain, at in zip(chains, first, strict=True)]
     config = convs[0].get_config()
-    if any(_without(c.get_config(), "name", "filters") != _without(config, "name", "filters")
-           for c in convs):
+    if any(
+        _without(c.get_config(), "name", "filters") != _without(config, "name", "filters")
+        for c in convs
+    ):
         raise ValueError("members' first convolutions differ in more than filters: cannot fuse")
 
     inputs = _input_like(members[0])

@@ -67,8 +67,11 @@ def to_inputs(frame: pd.DataFrame, columns: dict[str, dict]) -> dict[str, np.nda
 
 
 def to_dataset(
-    inputs: dict[str, np.ndarray], labels: np.ndarray | None = None, *,
-    batch_size: int, shuffle_seed: int | None = None,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    *,
+    batch_size: int,
+    shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
     """A batched tf.data pipeline of (inputs, labels); shuffled when ``shuffle_seed`` is given."""
     tensors = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
@@ -81,8 +84,9 @@ def to_dataset(
 def make_inputs(columns: dict[str, dict]) -> dict[str, keras.KerasTensor]:
     """One named Keras input per column, shape ``(None,)``: float32 numbers, raw strings."""
     return {
-        name: keras.Input(shape=(), name=name,
-                          dtype="float32" if spec["type"] == "numeric" else "string")
+        name: keras.Input(
+            shape=(), name=name, dtype="float32" if spec["type"] == "numeric" else "string"
+        )
         for name, spec in columns.items()
     }
 
@@ -123,13 +127,15 @@ def encode_columns(
                 values = np.log1p(np.maximum(values, 0.0))
             x = keras.ops.expand_dims(x, -1)
             norm = keras.layers.Normalization(
-                mean=[values.mean()], variance=[max(values.var(), 1e-6)], name=f"{name}_norm")
+                mean=[values.mean()], variance=[max(values.var(), 1e-6)], name=f"{name}_norm"
+            )
             features.append(norm(x))
         elif "separator" in spec:
             multi_hot = SplitMultiHot(spec["values"], spec["separator"], name=f"{name}_multi_hot")
             features.append(multi_hot(x))
         else:
             lookup = keras.layers.StringLookup(
-                vocabulary=spec["values"], output_mode="one_hot", name=f"{name}_lookup")
+                vocabulary=spec["values"], output_mode="one_hot", name=f"{name}_lookup"
+            )
             features.append(lookup(x))
     return keras.layers.Concatenate(name="features")(features)

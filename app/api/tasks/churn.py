@@ -29,12 +29,26 @@ Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 
 # The first row of the CSV (a customer who churned: month-to-month, one month of tenure).
 EXAMPLE_CUSTOMER = {
-    "customerID": "7590-VHVEG", "gender": "Female", "SeniorCitizen": 0, "Partner": "Yes",
-    "Dependents": "No", "tenure": 1, "PhoneService": "No", "MultipleLines": "No phone service",
-    "InternetService": "DSL", "OnlineSecurity": "No", "OnlineBackup": "Yes",
-    "DeviceProtection": "No", "TechSupport": "No", "StreamingTV": "No", "StreamingMovies": "No",
-    "Contract": "Month-to-month", "PaperlessBilling": "Yes", "PaymentMethod": "Electronic check",
-    "MonthlyCharges": 29.85, "TotalCharges": 29.85,
+    "customerID": "7590-VHVEG",
+    "gender": "Female",
+    "SeniorCitizen": 0,
+    "Partner": "Yes",
+    "Dependents": "No",
+    "tenure": 1,
+    "PhoneService": "No",
+    "MultipleLines": "No phone service",
+    "InternetService": "DSL",
+    "OnlineSecurity": "No",
+    "OnlineBackup": "Yes",
+    "DeviceProtection": "No",
+    "TechSupport": "No",
+    "StreamingTV": "No",
+    "StreamingMovies": "No",
+    "Contract": "Month-to-month",
+    "PaperlessBilling": "Yes",
+    "PaymentMethod": "Electronic check",
+    "MonthlyCharges": 29.85,
+    "TotalCharges": 29.85,
 }
 
 
@@ -99,11 +113,16 @@ class ChurnRequest(BaseModel):
     "is P(churn).",
 )
 async def predict_churn(
-    body: ChurnRequest, repository: RepositoryDep, settings: SettingsDep,
+    body: ChurnRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
     version: VersionQuery = None,
 ) -> BinaryReply:
     return await classify_rows(
-        repository, settings, model_name=MODEL_NAME,
+        repository,
+        settings,
+        model_name=MODEL_NAME,
         rows=[c.model_dump(exclude={"customerID"}) for c in body.customers],
-        field="customers", version=version,
+        field="customers",
+        version=version,
     )

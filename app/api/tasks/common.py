@@ -94,8 +94,7 @@ class BinaryReply(TaskReply):
 def binary_predictions(probabilities: np.ndarray, labels: list[str]) -> list[BinaryPrediction]:
     """``labels[1]`` is the positive class (docs/CONTRACTS.md); the label is the likelier one."""
     return [
-        BinaryPrediction(label=labels[int(p[1] >= 0.5)], score=float(p[1]))
-        for p in probabilities
+        BinaryPrediction(label=labels[int(p[1] >= 0.5)], score=float(p[1])) for p in probabilities
     ]
 
 

@@ -131,7 +131,8 @@ REQUEST_BODY = {
                         "type": "array",
                         "minItems": 1,
                         "items": {
-                            "type": "string", "contentMediaType": "application/octet-stream",
+                            "type": "string",
+                            "contentMediaType": "application/octet-stream",
                         },
                         "description": "Images: PNG, JPEG, BMP, GIF (first frame), WebP.",
                     }
@@ -154,7 +155,7 @@ REQUEST_BODY = {
     openapi_extra={"requestBody": REQUEST_BODY},
     summary="Classify images with an image model",
     description="Send images as multipart files in field `files`, or as JSON "
-    "`{\"images\": [{\"b64\": ...}]}`. Photos are squashed to the model's input size; digits "
+    '`{"images": [{"b64": ...}]}`. Photos are squashed to the model\'s input size; digits '
     "and glyphs are cropped to their strokes and fitted keeping the aspect ratio. "
     "Image models: `mnist`, `fashion_mnist`, `greek_symbols`, `simpsons`, `chest_xray`.",
 )
@@ -162,16 +163,21 @@ async def classify_images(
     request: Request,
     repository: RepositoryDep,
     settings: SettingsDep,
-    model: Annotated[str, Path(
-        description="Image model name.",
-        openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
-    )],
+    model: Annotated[
+        str,
+        Path(
+            description="Image model name.",
+            openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
+        ),
+    ],
     top_k: Annotated[int, Query(ge=1, le=1000, description="Classes listed per image.")] = 3,
     invert: Annotated[
         Invert,
-        Query(description="Digit/glyph models: invert the gray levels. `auto` inverts when the "
-              "image's background (its border) is light and the model's is dark, or the other "
-              "way round; photos are never inverted by `auto`."),
+        Query(
+            description="Digit/glyph models: invert the gray levels. `auto` inverts when the "
+            "image's background (its border) is light and the model's is dark, or the other "
+            "way round; photos are never inverted by `auto`."
+        ),
     ] = Invert.auto,
     version: VersionQuery = None,
 ) -> ImageReply:
@@ -189,10 +195,14 @@ async def classify_images(
     for upload, row in zip(files, probabilities, strict=True):
         best = np.argsort(-row, kind="stable")[:k]
         ranked = [LabelProbability(label=labels[i], probability=float(row[i])) for i in best]
-        predictions.append(ImagePrediction(
-            label=ranked[0].label, probability=ranked[0].probability, top_k=ranked,
-            file=upload.name,
-        ))
+        predictions.append(
+            ImagePrediction(
+                label=ranked[0].label,
+                probability=ranked[0].probability,
+                top_k=ranked,
+                file=upload.name,
+            )
+        )
     return ImageReply(model=served.name, version=served.version, predictions=predictions)
 
 
@@ -210,9 +220,7 @@ async def _decode_within_deadline(
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(max(remaining, 0.0)):
-            return await loop.run_in_executor(
-                pool, _prepare_all, files, spec, invert, max_pixels
-            )
+            return await loop.run_in_executor(pool, _prepare_all, files, spec, invert, max_pixels)
     except TimeoutError:
         raise DeadlineExceededError(
             "the images could not be decoded within the request's deadline"
@@ -226,8 +234,11 @@ def _prepare_all(
     batch = []
     for upload in files:
         try:
-            batch.append(prepare_image(
-                upload.data, spec, invert=invert, max_pixels=max_pixels, name=upload.label))
+            batch.append(
+                prepare_image(
+                    upload.data, spec, invert=invert, max_pixels=max_pixels, name=upload.label
+                )
+            )
         except ServingError as exc:
             exc.field = exc.field or upload.field
             raise
@@ -243,7 +254,7 @@ async def _read_images(request: Request, settings: Settings) -> list[Upload]:
         return await _read_json(request, settings)
     raise UnsupportedMediaTypeError(
         f"content type '{media_type or 'none'}' is not accepted; send multipart/form-data with "
-        "files in field 'files', or application/json {\"images\": [{\"b64\": ...}]}",
+        'files in field \'files\', or application/json {"images": [{"b64": ...}]}',
         field="body",
     )
 
@@ -255,14 +266,17 @@ async def _read_multipart(request: Request, settings: Settings) -> list[Upload]:
     except StarletteHTTPException as exc:
         if "Too many files" in str(exc.detail):
             raise PayloadTooLargeError(
-                f"more than {limit} files in one request", field="files") from None
+                f"more than {limit} files in one request", field="files"
+            ) from None
         raise InvalidInputError(f"malformed multipart body: {exc.detail}", field="body") from None
     try:
         uploads = form.getlist("files")
         if not uploads:
             raise InvalidInputError(
                 "no files: send the images in the multipart field 'files' (received fields: "
-                f"{sorted(set(form.keys())) or 'none'})", field="files")
+                f"{sorted(set(form.keys())) or 'none'})",
+                field="files",
+            )
         files = []
         for i, upload in enumerate(uploads):
             field = f"files[{i}]"
@@ -273,11 +287,16 @@ async def _read_multipart(request: Request, settings: Settings) -> list[Upload]:
             if content_type and not content_type.startswith(IMAGE_MEDIA_TYPES):
                 raise UnsupportedMediaTypeError(
                     f"file '{name}' has content type '{content_type}', not an image",
-                    field=field, file=name)
+                    field=field,
+                    file=name,
+                )
             if upload.size is not None and upload.size > settings.max_file_bytes:
                 raise PayloadTooLargeError(
                     f"file '{name}' has {upload.size} bytes, more than the limit of "
-                    f"{settings.max_file_bytes}", field=field, file=name)
+                    f"{settings.max_file_bytes}",
+                    field=field,
+                    file=name,
+                )
             files.append(Upload(upload.filename, field, await upload.read()))
         return files
     finally:
@@ -306,11 +325,14 @@ async def _read_json(request: Request, settings: Settings) -> list[Upload]:
         if len(text) > (settings.max_file_bytes + 2) // 3 * 4 + 4:
             raise PayloadTooLargeError(
                 f"image '{name}' is larger than the limit of {settings.max_file_bytes} bytes",
-                field=field, file=name)
+                field=field,
+                file=name,
+            )
         try:
             data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInputError(
-                f"image '{name}' is not valid base64 ({exc})", field=field, file=name) from None
+                f"image '{name}' is not valid base64 ({exc})", field=field, file=name
+            ) from None
         files.append(Upload(image.name, f"images[{i}]", data))
     return files

@@ -25,24 +25,56 @@ router = APIRouter(route_class=JsonOffloadingRoute)
 Count = Annotated[float | None, Field(default=None, ge=0, le=1e13, allow_inf_nan=False)]
 Name = Annotated[str | None, Field(default=None, max_length=500)]
 ContentRating = Literal[
-    "G", "PG", "PG-13", "R", "NC-17", "X", "M", "GP", "Approved", "Passed", "Not Rated",
-    "Unrated", "TV-Y", "TV-Y7", "TV-G", "TV-PG", "TV-14", "TV-MA",
+    "G",
+    "PG",
+    "PG-13",
+    "R",
+    "NC-17",
+    "X",
+    "M",
+    "GP",
+    "Approved",
+    "Passed",
+    "Not Rated",
+    "Unrated",
+    "TV-Y",
+    "TV-Y7",
+    "TV-G",
+    "TV-PG",
+    "TV-14",
+    "TV-MA",
 ]
 
 # A row of the CSV (gross left out).
 EXAMPLE_MOVIE = {
-    "color": "Color", "director_name": "David Gordon Green", "num_critic_for_reviews": 125,
-    "duration": 107, "director_facebook_likes": 234, "actor_3_facebook_likes": 660,
-    "actor_2_name": "Zoe Kazan", "actor_1_facebook_likes": 1000, "genres": "Comedy|Drama",
-    "actor_1_name": "Dominic Flores", "movie_title": "Our Brand Is Crisis",
-    "num_voted_users": 11476, "cast_total_facebook_likes": 3944,
-    "actor_3_name": "Scoot McNairy", "facenumber_in_poster": 2,
+    "color": "Color",
+    "director_name": "David Gordon Green",
+    "num_critic_for_reviews": 125,
+    "duration": 107,
+    "director_facebook_likes": 234,
+    "actor_3_facebook_likes": 660,
+    "actor_2_name": "Zoe Kazan",
+    "actor_1_facebook_likes": 1000,
+    "genres": "Comedy|Drama",
+    "actor_1_name": "Dominic Flores",
+    "movie_title": "Our Brand Is Crisis",
+    "num_voted_users": 11476,
+    "cast_total_facebook_likes": 3944,
+    "actor_3_name": "Scoot McNairy",
+    "facenumber_in_poster": 2,
     "plot_keywords": "bolivia|box office flop|inspired by documentary|political campaign|"
     "political consultant",
     "movie_imdb_link": "http://www.imdb.com/title/tt1018765/?ref_=fn_tt_tt_1",
-    "num_user_for_reviews": 50, "language": "English", "country": "USA", "content_rating": "R",
-    "budget": 28000000, "title_year": 2015, "actor_2_facebook_likes": 962, "imdb_score": 6.1,
-    "aspect_ratio": 1.85, "movie_facebook_likes": 0,
+    "num_user_for_reviews": 50,
+    "language": "English",
+    "country": "USA",
+    "content_rating": "R",
+    "budget": 28000000,
+    "title_year": 2015,
+    "actor_2_facebook_likes": 962,
+    "imdb_score": 6.1,
+    "aspect_ratio": 1.85,
+    "movie_facebook_likes": 0,
 }
 
 
@@ -54,14 +86,18 @@ class Movie(BaseModel):
     color: Literal["Color", "Black and White"] | None = None
     director_name: Name
     num_critic_for_reviews: Count
-    duration: Annotated[float | None, Field(default=None, ge=0, le=10_000, allow_inf_nan=False,
-                                            description="Minutes.")]
+    duration: Annotated[
+        float | None,
+        Field(default=None, ge=0, le=10_000, allow_inf_nan=False, description="Minutes."),
+    ]
     director_facebook_likes: Count
     actor_3_facebook_likes: Count
     actor_2_name: Name
     actor_1_facebook_likes: Count
-    genres: Annotated[str | None, Field(default=None, max_length=500,
-                                        description="`|`-separated, e.g. `Comedy|Drama`.")]
+    genres: Annotated[
+        str | None,
+        Field(default=None, max_length=500, description="`|`-separated, e.g. `Comedy|Drama`."),
+    ]
     actor_1_name: Name
     movie_title: Name
     num_voted_users: Count
@@ -74,11 +110,17 @@ class Movie(BaseModel):
     language: Name
     country: Name
     content_rating: ContentRating | None = None
-    budget: Annotated[float | None, Field(
-        default=None, ge=0, le=1e13, allow_inf_nan=False,
-        description="In the film's own currency, like the CSV.")]
-    title_year: Annotated[float | None, Field(default=None, ge=1870, le=2100,
-                                              allow_inf_nan=False)]
+    budget: Annotated[
+        float | None,
+        Field(
+            default=None,
+            ge=0,
+            le=1e13,
+            allow_inf_nan=False,
+            description="In the film's own currency, like the CSV.",
+        ),
+    ]
+    title_year: Annotated[float | None, Field(default=None, ge=1870, le=2100, allow_inf_nan=False)]
     actor_2_facebook_likes: Count
     imdb_score: Annotated[float | None, Field(default=None, ge=0, le=10, allow_inf_nan=False)]
     aspect_ratio: Annotated[float | None, Field(default=None, ge=0, le=100, allow_inf_nan=False)]
@@ -119,10 +161,16 @@ class MoviesRequest(BaseModel):
     "defaults; fields the model does not use are ignored.",
 )
 async def predict_movies(
-    body: MoviesRequest, repository: RepositoryDep, settings: SettingsDep,
+    body: MoviesRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
     version: VersionQuery = None,
 ) -> BinaryReply:
     return await classify_rows(
-        repository, settings, model_name=MODEL_NAME,
-        rows=[m.model_dump() for m in body.movies], field="movies", version=version,
+        repository,
+        settings,
+        model_name=MODEL_NAME,
+        rows=[m.model_dump() for m in body.movies],
+        field="movies",
+        version=version,
     )

@@ -34,9 +34,42 @@ router = APIRouter(route_class=JsonOffloadingRoute)
 
 # Perrin Freres champagne sales, the 36 months before the held-out year.
 EXAMPLE_HISTORY = [
-    6922, 9858, 11331, 4016, 3957, 4510, 4276, 4968, 4677, 3523, 1821, 5222,
-    6872, 10803, 13916, 2639, 2899, 3370, 3740, 2927, 3986, 4217, 1738, 5221,
-    6424, 9842, 13076, 3934, 3162, 4286, 4676, 5010, 4874, 4633, 1659, 5951,
+    6922,
+    9858,
+    11331,
+    4016,
+    3957,
+    4510,
+    4276,
+    4968,
+    4677,
+    3523,
+    1821,
+    5222,
+    6872,
+    10803,
+    13916,
+    2639,
+    2899,
+    3370,
+    3740,
+    2927,
+    3986,
+    4217,
+    1738,
+    5221,
+    6424,
+    9842,
+    13076,
+    3934,
+    3162,
+    4286,
+    4676,
+    5010,
+    4874,
+    4633,
+    1659,
+    5951,
 ]
 
 Value = Annotated[
@@ -70,7 +103,9 @@ class ForecastReply(TaskReply):
     summary="Forecast the next months of a monthly sales series",
 )
 async def forecast_sales(
-    body: ForecastRequest, repository: RepositoryDep, settings: SettingsDep,
+    body: ForecastRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
     version: VersionQuery = None,
 ) -> ForecastReply:
     check_count(len(body.history), settings.max_history_length, "history", "history values")
@@ -83,17 +118,22 @@ async def forecast_sales(
     if len(body.history) < min_history:
         raise InvalidInputError(
             f"history has {len(body.history)} values; model '{model.name}' needs at least "
-            f"{min_history} monthly values, oldest first", field="history")
+            f"{min_history} monthly values, oldest first",
+            field="history",
+        )
     if body.horizon > max_horizon:
         raise InvalidInputError(
             f"horizon {body.horizon} is beyond model '{model.name}''s maximum of {max_horizon}",
-            field="horizon")
+            field="horizon",
+        )
     series = np.asarray(body.history[-window:], dtype=np.float32)
     if series.size < window:
         series = np.pad(series, (window - series.size, 0), mode="edge")
     outputs = await model.infer({input_name: series[None, :]})
     forecast = check_finite(np.asarray(outputs["output_0"], dtype=np.float64)[0], model)
     return ForecastReply(
-        model=model.name, version=model.version, horizon=body.horizon,
+        model=model.name,
+        version=model.version,
+        horizon=body.horizon,
         forecast=[float(v) for v in forecast[: body.horizon]],
     )

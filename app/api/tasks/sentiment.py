@@ -19,8 +19,12 @@ class SentimentRequest(BaseModel):
 
     texts: list[Text] = texts_field(
         "Reviews or opinions, in Spanish or English (raw text, any length up to the limit).",
-        [["Me encantó el producto, llegó rápido y funciona perfecto.",
-          "The food was cold and the waiter was rude. Never again."]],
+        [
+            [
+                "Me encantó el producto, llegó rápido y funciona perfecto.",
+                "The food was cold and the waiter was rude. Never again.",
+            ]
+        ],
     )
 
 
@@ -33,10 +37,16 @@ class SentimentRequest(BaseModel):
     "`score` is P(positive).",
 )
 async def predict_sentiment(
-    body: SentimentRequest, repository: RepositoryDep, settings: SettingsDep,
+    body: SentimentRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
     version: VersionQuery = None,
 ) -> BinaryReply:
     return await classify_texts(
-        repository, settings, model_name=MODEL_NAME, texts=body.texts, field="texts",
+        repository,
+        settings,
+        model_name=MODEL_NAME,
+        texts=body.texts,
+        field="texts",
         version=version,
     )

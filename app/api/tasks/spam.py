@@ -19,9 +19,13 @@ class SpamRequest(BaseModel):
 
     messages: list[Text] = texts_field(
         "Short messages (SMS-like), raw text.",
-        [["WINNER!! As a valued network customer you have been selected to receive a £900 "
-          "prize reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.",
-          "Are we still meeting for lunch tomorrow at 1?"]],
+        [
+            [
+                "WINNER!! As a valued network customer you have been selected to receive a £900 "
+                "prize reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.",
+                "Are we still meeting for lunch tomorrow at 1?",
+            ]
+        ],
     )
 
 
@@ -34,10 +38,16 @@ class SpamRequest(BaseModel):
     "`score` is P(spam).",
 )
 async def predict_spam(
-    body: SpamRequest, repository: RepositoryDep, settings: SettingsDep,
+    body: SpamRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
     version: VersionQuery = None,
 ) -> BinaryReply:
     return await classify_texts(
-        repository, settings, model_name=MODEL_NAME, texts=body.messages, field="messages",
+        repository,
+        settings,
+        model_name=MODEL_NAME,
+        texts=body.messages,
+        field="messages",
         version=version,
     )

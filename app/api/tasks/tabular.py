@@ -32,8 +32,10 @@ def tabular_inputs(model: ServedModel, rows: list[dict[str, Any]], field: str) -
     inputs: dict[str, list] = {}
     for name, tensor in model.inputs.items():
         spec = columns.get(name, {})
-        categorical = spec.get("type", "categorical" if tensor.dtype == "string" else "numeric") \
+        categorical = (
+            spec.get("type", "categorical" if tensor.dtype == "string" else "numeric")
             == "categorical"
+        )
         values: list = []
         for i, row in enumerate(rows):
             where = f"{field}[{i}].{name}"
@@ -43,16 +45,18 @@ def tabular_inputs(model: ServedModel, rows: list[dict[str, Any]], field: str) -
             if value is None:
                 value = spec.get("default")
                 if value is None:
-                    raise InvalidInputError(f"{where} is required by model '{model.name}'",
-                                            field=where)
+                    raise InvalidInputError(
+                        f"{where} is required by model '{model.name}'", field=where
+                    )
             if categorical:
                 value = str(value).strip()
             else:
                 try:
                     value = float(value)
                 except (TypeError, ValueError):
-                    raise InvalidInputError(f"{where}: {value!r} is not a number",
-                                            field=where) from None
+                    raise InvalidInputError(
+                        f"{where}: {value!r} is not a number", field=where
+                    ) from None
             values.append(value)
         inputs[name] = values if categorical else np.asarray(values, dtype=np.float32)
     return inputs
@@ -72,6 +76,7 @@ async def classify_rows(
     outputs = await model.infer(tabular_inputs(model, rows, field))
     probabilities = class_probabilities(outputs, model)
     return BinaryReply(
-        model=model.name, version=model.version,
+        model=model.name,
+        version=model.version,
         predictions=binary_predictions(probabilities, model.labels or ["0", "1"]),
     )

@@ -43,6 +43,7 @@ async def classify_texts(
     outputs = await model.infer({input_name: list(texts)})
     probabilities = class_probabilities(outputs, model)
     return BinaryReply(
-        model=model.name, version=model.version,
+        model=model.name,
+        version=model.version,
         predictions=binary_predictions(probabilities, model.labels or ["0", "1"]),
     )

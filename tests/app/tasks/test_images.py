@@ -118,12 +118,19 @@ IMAGE_MODELS = ["mnist", "fashion_mnist", "greek_symbols", "chest_xray", "simpso
 
 def answers_vary(client, name: str) -> bool:
     """Whether the same image twice gets different probabilities (random layers active)."""
-    files = {"files": ("noise.png", png(np.random.default_rng(0).integers(
-        0, 255, (40, 40), dtype=np.uint8)), "image/png")}
-    answers = [client.post(URL.format(name), files=files, params={"top_k": 1000}).json()
-               for _ in range(2)]
-    first, second = ({e["label"]: e["probability"] for e in a["predictions"][0]["top_k"]}
-                     for a in answers)
+    files = {
+        "files": (
+            "noise.png",
+            png(np.random.default_rng(0).integers(0, 255, (40, 40), dtype=np.uint8)),
+            "image/png",
+        )
+    }
+    answers = [
+        client.post(URL.format(name), files=files, params={"top_k": 1000}).json() for _ in range(2)
+    ]
+    first, second = (
+        {e["label"]: e["probability"] for e in a["predictions"][0]["top_k"]} for a in answers
+    )
     return any(abs(first[k] - second[k]) > 1e-4 for k in first)
 
 
@@ -135,7 +142,8 @@ def test_image_models_are_deterministic(client, name):
     require_model(name)
     assert not answers_vary(client, name), (
         f"model '{name}' answers the same image differently: its SavedModel applies "
-        "training-time augmentation (export it with training=False)")
+        "training-time augmentation (export it with training=False)"
+    )
 
 
 IMAGE_CASES = {

@@ -10,8 +10,11 @@ from task_helpers import require_model
 
 def _count(text: str, model: str, endpoint: str) -> float:
     pattern = (
-        r'serving_http_requests_total\{endpoint="' + re.escape(endpoint)
-        + r'",method="POST",model="' + re.escape(model) + r'",status="\d+"\} ([0-9.e+]+)'
+        r'serving_http_requests_total\{endpoint="'
+        + re.escape(endpoint)
+        + r'",method="POST",model="'
+        + re.escape(model)
+        + r'",status="\d+"\} ([0-9.e+]+)'
     )
     return sum(float(v) for v in re.findall(pattern, text))
 
@@ -24,7 +27,9 @@ def test_typed_endpoints_count_under_their_model(client):
     assert client.post("/v1/spam:predict", json={"messages": ["hi"]}).status_code == 200
     client.post("/v1/images/no-such-model:classify", json={"images": [{"b64": "AA=="}]})
     after = client.get("/metrics").text
-    for model, endpoint in (("sentiment", "/v1/sentiment:predict"),
-                            ("spam", "/v1/spam:predict"),
-                            ("_unknown", "/v1/images/{model}:classify")):
+    for model, endpoint in (
+        ("sentiment", "/v1/sentiment:predict"),
+        ("spam", "/v1/spam:predict"),
+        ("_unknown", "/v1/images/{model}:classify"),
+    ):
         assert _count(after, model, endpoint) == _count(before, model, endpoint) + 1, model

@@ -52,8 +52,9 @@ def test_forecast_scales_with_the_input(client):
 def test_history_too_short(client):
     require_model("sales")
     short = champagne()[: min_history(client) - 1]
-    assert_problem(client.post(URL, json={"history": short}), 400, field="history",
-                   detail="at least")
+    assert_problem(
+        client.post(URL, json={"history": short}), 400, field="history", detail="at least"
+    )
 
 
 def test_history_too_long(client):

@@ -22,10 +22,16 @@ from task_helpers import make_settings
 from app.main import create_app
 
 MAX_EXAMPLES = 25
-TASK_PATHS = r"^/v1/(images/\{model\}:classify|sentiment:predict|spam:predict|sales:forecast|" \
-             r"churn:predict|movies:predict)$|^/healthz$"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+TASK_PATHS = (
+    r"^/v1/(images/\{model\}:classify|sentiment:predict|spam:predict|sales:forecast|"
+    r"churn:predict|movies:predict)$|^/healthz$"
+)
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 # The schema only (no lifespan, no models): the requests go to the shared ``client``.
 schema = schemathesis.openapi.from_dict(create_app(make_settings()).openapi()).include(
@@ -37,18 +43,27 @@ def send(client, case):
     """Encode the case like schemathesis' requests transport would, send it with ``client``."""
     kwargs = case.as_transport_kwargs()
     prepared = requests.Request(
-        method=kwargs["method"], url="http://testserver" + kwargs["url"],
-        headers=kwargs.get("headers"), params=kwargs.get("params"), json=kwargs.get("json"),
-        data=kwargs.get("data"), files=kwargs.get("files"),
+        method=kwargs["method"],
+        url="http://testserver" + kwargs["url"],
+        headers=kwargs.get("headers"),
+        params=kwargs.get("params"),
+        json=kwargs.get("json"),
+        data=kwargs.get("data"),
+        files=kwargs.get("files"),
     ).prepare()
     body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
-    return client.request(prepared.method, prepared.url, headers=dict(prepared.headers),
-                          content=body or b"")
+    return client.request(
+        prepared.method, prepared.url, headers=dict(prepared.headers), content=body or b""
+    )
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 def test_task_api_conforms_to_its_schema(case, client):
     response = send(client, case)
     case.validate_response(response, checks=CHECKS)

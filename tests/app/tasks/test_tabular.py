@@ -10,11 +10,26 @@ from task_helpers import TEST_LIMITS, assert_problem, require_dataset, require_m
 
 CHURN = "/v1/churn:predict"
 MOVIES = "/v1/movies:predict"
-CHURN_NUMERIC = {"SeniorCitizen": int, "tenure": int, "MonthlyCharges": float,
-                 "TotalCharges": float}
-MOVIE_TEXT = {"color", "director_name", "actor_1_name", "actor_2_name", "actor_3_name",
-              "genres", "movie_title", "plot_keywords", "movie_imdb_link", "language",
-              "country", "content_rating"}
+CHURN_NUMERIC = {
+    "SeniorCitizen": int,
+    "tenure": int,
+    "MonthlyCharges": float,
+    "TotalCharges": float,
+}
+MOVIE_TEXT = {
+    "color",
+    "director_name",
+    "actor_1_name",
+    "actor_2_name",
+    "actor_3_name",
+    "genres",
+    "movie_title",
+    "plot_keywords",
+    "movie_imdb_link",
+    "language",
+    "country",
+    "content_rating",
+}
 
 
 def churn_rows(count: int) -> tuple[list[dict], list[str]]:
@@ -42,12 +57,13 @@ def movie_rows(count: int) -> tuple[list[dict], list[str]]:
             gross = row.pop("gross")
             if not gross or not row["budget"]:
                 continue
-            labels.append("profitable" if float(gross) > float(row["budget"])
-                          else "not_profitable")
-            movies.append({
-                k: (v.strip() or None) if k in MOVIE_TEXT else (float(v) if v else None)
-                for k, v in row.items()
-            })
+            labels.append("profitable" if float(gross) > float(row["budget"]) else "not_profitable")
+            movies.append(
+                {
+                    k: (v.strip() or None) if k in MOVIE_TEXT else (float(v) if v else None)
+                    for k, v in row.items()
+                }
+            )
             if len(movies) == count:
                 break
     return movies, labels
@@ -81,21 +97,27 @@ def test_churn_blank_total_charges_is_filled(client):
 
 def test_churn_label_is_refused(client):
     customer = churn_rows(1)[0][0] | {"Churn": "Yes"}
-    assert_problem(client.post(CHURN, json={"customers": [customer]}), 422,
-                   field="customers.0.Churn", detail="'Churn' is what the model predicts")
+    assert_problem(
+        client.post(CHURN, json={"customers": [customer]}),
+        422,
+        field="customers.0.Churn",
+        detail="'Churn' is what the model predicts",
+    )
 
 
 def test_churn_unknown_enum_value(client):
     customer = churn_rows(1)[0][0] | {"Contract": "Three year"}
-    assert_problem(client.post(CHURN, json={"customers": [customer]}), 422,
-                   field="customers.0.Contract")
+    assert_problem(
+        client.post(CHURN, json={"customers": [customer]}), 422, field="customers.0.Contract"
+    )
 
 
 def test_churn_missing_column(client):
     customer = churn_rows(1)[0][0]
     del customer["tenure"]
-    assert_problem(client.post(CHURN, json={"customers": [customer]}), 422,
-                   field="customers.0.tenure")
+    assert_problem(
+        client.post(CHURN, json={"customers": [customer]}), 422, field="customers.0.tenure"
+    )
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", '"lots"'])
@@ -108,8 +130,9 @@ def test_churn_non_numeric_charges(client, value):
 
 def test_churn_unknown_column(client):
     customer = churn_rows(1)[0][0] | {"favouriteColour": "blue"}
-    assert_problem(client.post(CHURN, json={"customers": [customer]}), 422,
-                   field="customers.0.favouriteColour")
+    assert_problem(
+        client.post(CHURN, json={"customers": [customer]}), 422, field="customers.0.favouriteColour"
+    )
 
 
 def test_churn_empty_list(client):
@@ -145,13 +168,17 @@ def test_movie_with_nulls_and_missing_fields(client):
 
 def test_movie_gross_is_refused(client):
     movie = movie_rows(1)[0][0] | {"gross": 123.0}
-    assert_problem(client.post(MOVIES, json={"movies": [movie]}), 422,
-                   field="movies.0.gross", detail="'gross'")
+    assert_problem(
+        client.post(MOVIES, json={"movies": [movie]}), 422, field="movies.0.gross", detail="'gross'"
+    )
 
 
 def test_movie_unknown_content_rating(client):
-    assert_problem(client.post(MOVIES, json={"movies": [{"content_rating": "PG-15"}]}), 422,
-                   field="movies.0.content_rating")
+    assert_problem(
+        client.post(MOVIES, json={"movies": [{"content_rating": "PG-15"}]}),
+        422,
+        field="movies.0.content_rating",
+    )
 
 
 @pytest.mark.parametrize("value", ["NaN", "-Infinity", '"cheap"', "-5"])

@@ -9,17 +9,27 @@ SENTIMENT = "/v1/sentiment:predict"
 SPAM = "/v1/spam:predict"
 
 REVIEWS = [
-    ("Me encantó el hotel, el personal fue muy amable y la comida estaba deliciosa. "
-     "¡Volvería sin dudarlo!", "positive"),
-    ("Pésimo servicio, la habitación estaba sucia y el personal fue grosero. "
-     "No lo recomiendo para nada.", "negative"),
-    ("Absolutely loved it! The best purchase I have made this year, works perfectly.",
-     "positive"),
-    ("Terrible product. It broke after two days and customer support never answered. "
-     "A complete waste of money.", "negative"),
+    (
+        "Me encantó el hotel, el personal fue muy amable y la comida estaba deliciosa. "
+        "¡Volvería sin dudarlo!",
+        "positive",
+    ),
+    (
+        "Pésimo servicio, la habitación estaba sucia y el personal fue grosero. "
+        "No lo recomiendo para nada.",
+        "negative",
+    ),
+    ("Absolutely loved it! The best purchase I have made this year, works perfectly.", "positive"),
+    (
+        "Terrible product. It broke after two days and customer support never answered. "
+        "A complete waste of money.",
+        "negative",
+    ),
 ]
-SPAM_TEXT = ("WINNER!! As a valued network customer you have been selected to receive a £900 prize "
-             "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.")
+SPAM_TEXT = (
+    "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
+    "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only."
+)
 HAM_TEXT = "Sorry, I'll be late for dinner tonight. See you around eight."
 
 
@@ -63,8 +73,12 @@ def test_non_string_item(client, url, field):
 @pytest.mark.parametrize(("url", "field"), [(SENTIMENT, "texts"), (SPAM, "messages")])
 def test_overlong_text(client, url, field):
     text = "a" * (TEST_LIMITS["max_text_chars"] + 1)
-    assert_problem(client.post(url, json={field: ["fine", text]}), 413, field=f"{field}[1]",
-                   detail="characters")
+    assert_problem(
+        client.post(url, json={field: ["fine", text]}),
+        413,
+        field=f"{field}[1]",
+        detail="characters",
+    )
 
 
 @pytest.mark.parametrize(("url", "field"), [(SENTIMENT, "texts"), (SPAM, "messages")])
@@ -78,8 +92,9 @@ def test_unknown_field(client):
 
 
 def test_malformed_json(client):
-    response = client.post(SENTIMENT, content=b'{"texts": ["unterminated',
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        SENTIMENT, content=b'{"texts": ["unterminated', headers={"content-type": "application/json"}
+    )
     assert_problem(response, 422)
 
 
