@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import DATASETS_DIR
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_LABELS = ["zero", "one", "two"]
 
 
@@ -140,8 +141,7 @@ def mnist_test_digits():
     """``(x, y)`` of the MNIST test split, or skip when the dataset is not on this machine."""
     import numpy as np
 
-    data_dir = Path(os.environ.get("TRAINING_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
-    path = data_dir / "mnist" / "mnist.npz"
+    path = DATASETS_DIR / "mnist" / "mnist.npz"
     if not path.exists():
         pytest.skip(f"MNIST not found at {path} (set TRAINING_DATA_DIR)")
     with np.load(path) as f:

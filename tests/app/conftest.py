@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.main import create_app
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT, make_settings
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def make_settings(**overrides) -> Settings:
-    """Settings from these values only (no environment, no .env file)."""
-    return Settings(_env_file=None, **overrides)
 
 
 @pytest.fixture(scope="session")

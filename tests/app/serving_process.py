@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
+
 STARTUP_TIMEOUT_S = 120
 
 

@@ -9,13 +9,13 @@ import gzip
 import importlib.util
 import json
 import subprocess
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
+
 CHART = REPO_ROOT / "deploy" / "helm" / "tf-model-serving"
 SCHEMAS = REPO_ROOT / "deploy" / "helm" / "schemas"
 KSERVE_SCHEMA = SCHEMAS / "kserve-inferenceservice-v1beta1.schema.json.gz"

@@ -3,19 +3,11 @@ limits (so limit tests stay cheap), warm-up off (start-up time)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
+from task_helpers import make_settings
 
-# The test modules import their shared helpers as ``task_helpers`` (pytest runs with
-# --import-mode=importlib, which does not put test folders on sys.path).
-sys.path.insert(0, str(Path(__file__).parent))
-
-from task_helpers import make_settings  # noqa: E402
-
-from app.main import create_app  # noqa: E402
+from app.main import create_app
 
 
 @pytest.fixture(scope="session")

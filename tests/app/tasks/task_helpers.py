@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from tests.paths import DATASETS_DIR, REPO_ROOT
+from tests.paths import make_settings as make_clean_settings
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 # The committed models; SERVING_MODELS_DIR points the suite at another folder (trial exports).
 MODELS_DIR = Path(os.environ.get("SERVING_MODELS_DIR", REPO_ROOT / "models"))
-DATASETS_DIR = Path(os.environ.get("TRAINING_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 
 TEST_LIMITS = {
     "max_body_bytes": 3 * 1024 * 1024,
@@ -26,7 +26,7 @@ TEST_LIMITS = {
 
 
 def make_settings() -> Settings:
-    return Settings(
+    return make_clean_settings(
         models_dir=MODELS_DIR, model_names=[], warmup=False, max_batch_size=16, **TEST_LIMITS
     )
 
