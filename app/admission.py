@@ -20,7 +20,12 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.errors import QueueFullError, ServingError, error_response
+from app.errors import (
+    QueueFullError,
+    ServerOverloadedError,
+    ServingError,
+    serving_error_response,
+)
 
 _arrival: ContextVar[float | None] = ContextVar("request_arrival", default=None)
 
@@ -67,14 +72,12 @@ class AdmissionMiddleware:
                 return
             state = self.state
             if state.inflight >= self.max_inflight:
-                response = error_response(
+                response = serving_error_response(
                     scope["path"],
-                    503,
-                    f"the server is handling {state.inflight} requests, its limit "
-                    f"(max_inflight_requests); retry later",
-                    title="Server overloaded",
-                    slug="overloaded",
-                    headers={"Retry-After": "1"},
+                    ServerOverloadedError(
+                        f"the server is handling {state.inflight} requests, its limit "
+                        "(max_inflight_requests); retry later"
+                    ),
                 )
                 await response(scope, receive, self._closing(send))
                 return

@@ -93,6 +93,17 @@ class RequestTimeoutError(ServingError):
         super().__init__(detail, headers={"Connection": "close"})
 
 
+class ServerOverloadedError(ServingError):
+    """The server holds ``max_inflight_requests`` already."""
+
+    status_code = 503
+    title = "Server overloaded"
+    slug = "overloaded"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
 class UnauthorizedError(ServingError):
     status_code = 401
     title = "Unauthorized"
@@ -169,6 +180,21 @@ def error_response(
     return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
 
 
+def serving_error_response(path: str, exc: ServingError) -> Response:
+    """The response for a domain error, wherever it is raised: a route (through the exception
+    handler) or a middleware that answers before any route runs."""
+    extra = {k: v for k, v in (("field", exc.field), ("file", exc.file)) if v is not None}
+    return error_response(
+        path,
+        exc.status_code,
+        exc.detail,
+        title=exc.title,
+        slug=exc.slug,
+        extra=extra,
+        headers=exc.headers,
+    )
+
+
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -180,16 +206,7 @@ async def _serving_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
     if exc.status_code >= 500 and not isinstance(exc, ModelNotReadyError | DeadlineExceededError):
         logger.error("%s %s: %s", request.method, request.scope["path"], exc.detail)
-    extra = {k: v for k, v in (("field", exc.field), ("file", exc.file)) if v is not None}
-    return error_response(
-        request.scope["path"],
-        exc.status_code,
-        exc.detail,
-        title=exc.title,
-        slug=exc.slug,
-        extra=extra,
-        headers=exc.headers,
-    )
+    return serving_error_response(request.scope["path"], exc)
 
 
 async def _http_error_handler(request: Request, exc: Exception) -> Response:

@@ -25,7 +25,7 @@ from app.errors import (
     RequestTimeoutError,
     ServingError,
     UnsupportedMediaTypeError,
-    error_response,
+    serving_error_response,
 )
 
 _ENCODINGS = {b"gzip", b"x-gzip", b"deflate"}
@@ -46,7 +46,7 @@ class RequestBodyMiddleware:
         try:
             scope, receive = await self._prepare(scope, receive)
         except ServingError as exc:  # raised here, before a route could map it
-            await _error(scope, exc)(scope, receive, send)
+            await serving_error_response(scope["path"], exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -168,14 +168,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()  # http.disconnect, when the client leaves
 
     return replay
-
-
-def _error(scope: Scope, exc: ServingError):
-    return error_response(
-        scope["path"],
-        exc.status_code,
-        exc.detail,
-        title=exc.title,
-        slug=exc.slug,
-        headers=exc.headers or None,
-    )

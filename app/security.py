@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.admission import UNLIMITED_PATHS
 from app.config import Settings
-from app.errors import UnauthorizedError, error_response
+from app.errors import UnauthorizedError, serving_error_response
 
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
@@ -48,15 +48,7 @@ class ApiKeyMiddleware:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        error = UnauthorizedError(problem)
-        response = error_response(
-            scope["path"],
-            401,
-            error.detail,
-            title=error.title,
-            slug=error.slug,
-            headers=error.headers,
-        )
+        response = serving_error_response(scope["path"], UnauthorizedError(problem))
         await response(scope, receive, send)
 
     def _problem(self, scope: Scope) -> str | None:
