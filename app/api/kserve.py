@@ -8,7 +8,6 @@ Request ``parameters.timeout`` (microseconds, as in Triton) shortens the request
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import RepositoryDep, model_from_path
+from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large, readiness_reasons
 from app.codec import dumps, json_response, loads_object
 from app.config import Settings
 from app.errors import InvalidInputError
@@ -113,10 +112,8 @@ async def live() -> Response:
 
 
 @router.get("/health/ready", summary="Readiness: every model loaded and warmed up")
-async def ready(request: Request, repository: RepositoryDep) -> Response:
-    reasons = repository.not_ready_reasons()
-    if request.app.state.server.draining:
-        reasons.insert(0, "the server is shutting down")
+async def ready(request: Request) -> Response:
+    reasons = readiness_reasons(request)
     if not reasons:
         return json_response({"ready": True})
     return json_response({"ready": False, "reasons": reasons}, 503)
@@ -212,11 +209,9 @@ async def _infer(model: ServedModel, request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await request.body()
     header_length = request.headers.get(BINARY_HEADER)
-    if len(body) > settings.inline_parse_bytes:  # a big body must not stall the event loop
-        decoded = await asyncio.to_thread(_decode_request, model, body, header_length, settings)
-    else:
-        decoded = _decode_request(model, body, header_length, settings)
-    payload, arrays, size, requested, timeout_s = decoded
+    payload, arrays, size, requested, timeout_s = await off_loop_if_large(
+        request, len(body), _decode_request, model, body, header_length, settings
+    )
 
     outputs = await model.run(arrays, size, timeout_s=timeout_s)
 

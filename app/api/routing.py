@@ -5,7 +5,6 @@ handler runs; this gives it a request whose ``json()`` does so off the event loo
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -15,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api.deps import off_loop_if_large
 from app.codec import check_depth
 from app.errors import InvalidInputError
 
@@ -23,11 +23,8 @@ class _OffloadingRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            settings = self.app.state.settings
-            if len(body) > settings.inline_parse_bytes:
-                self._json = await asyncio.to_thread(_parse, body, settings.max_json_depth)
-            else:
-                self._json = _parse(body, settings.max_json_depth)
+            max_depth = self.app.state.settings.max_json_depth
+            self._json = await off_loop_if_large(self, len(body), _parse, body, max_depth)
         return self._json
 
 

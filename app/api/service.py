@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import metrics
-from app.api.deps import RepositoryDep
+from app.api.deps import RepositoryDep, readiness_reasons
 from app.codec import json_response
 
 router = APIRouter(tags=["service"])
@@ -35,9 +35,7 @@ async def list_models(repository: RepositoryDep) -> Response:
 
 @router.get("/healthz", summary="Liveness and readiness in one reply")
 async def healthz(request: Request, repository: RepositoryDep) -> Response:
-    reasons = repository.not_ready_reasons()
-    if request.app.state.server.draining:
-        reasons.insert(0, "the server is shutting down")
+    reasons = readiness_reasons(request)
     body = {
         "live": True,
         "ready": not reasons,

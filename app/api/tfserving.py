@@ -10,14 +10,13 @@ and answers an orjson-encoded response: no per-element validation models.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import RepositoryDep, model_from_path
+from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large
 from app.codec import (
     decode_b64,
     is_b64,
@@ -195,10 +194,9 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
     model.admit()  # 503 / 429 before the body is read
     settings: Settings = request.app.state.settings
     raw = await request.body()
-    if len(raw) > settings.inline_parse_bytes:  # a big body must not stall the event loop
-        columnar, arrays, size = await asyncio.to_thread(_decode, model, raw, settings)
-    else:
-        columnar, arrays, size = _decode(model, raw, settings)
+    columnar, arrays, size = await off_loop_if_large(
+        request, len(raw), _decode, model, raw, settings
+    )
     outputs = await model.run(arrays, size)
     if not columnar:
         return _predictions(outputs)

@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.admission import deadline_after
-from app.api.deps import RepositoryDep, SettingsDep
+from app.api.deps import RepositoryDep, SettingsDep, off_loop_if_large
 from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import (
     IMAGE_CLASSIFICATION,
@@ -306,10 +306,7 @@ async def _read_multipart(request: Request, settings: Settings) -> list[Upload]:
 async def _read_json(request: Request, settings: Settings) -> list[Upload]:
     raw = await request.body()
     try:
-        if len(raw) > settings.inline_parse_bytes:  # megabytes of base64: off the event loop
-            body = await asyncio.to_thread(ImagesRequest.model_validate_json, raw)
-        else:
-            body = ImagesRequest.model_validate_json(raw)
+        body = await off_loop_if_large(request, len(raw), ImagesRequest.model_validate_json, raw)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
