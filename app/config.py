@@ -255,17 +255,20 @@ class Settings(BaseSettings):
         description='Origins browsers may call from (JSON list; ["*"] for any); empty: no CORS.',
     )
 
-    def batching_for(self, model_name: str) -> BatchingConfig:
-        """Global batching defaults with the model's overrides applied."""
+    def batching_for(
+        self, model_name: str, model_config: BatchingOverride | None = None
+    ) -> BatchingConfig:
+        """Global batching defaults with the model's overrides applied: ``model_overrides``,
+        then the batching block of the model's ``config.json`` (``model_config``)."""
         base = {
             "max_batch_size": self.max_batch_size,
             "max_wait_ms": self.max_wait_ms,
             "max_queue_size": self.max_queue_size,
             "request_timeout_ms": self.request_timeout_ms,
         }
-        override = self.model_overrides.get(model_name)
-        if override is not None:
-            base.update(override.model_dump(exclude_none=True))
+        for override in (self.model_overrides.get(model_name), model_config):
+            if override is not None:
+                base.update(override.model_dump(exclude_none=True))
         return BatchingConfig(**base)
 
 

@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import Path
 
-from app.config import BatchingConfig, Settings
+from app.config import Settings
 from app.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
 from app.model_config import ModelConfig, VersionPolicy, read_model_config
 from app.servable import ServedModel
@@ -124,7 +124,7 @@ class ModelRepository:
         self.unloaded: set[str] = set()  # unloaded through the API: not reloaded by polling
         self.loaded = False  # True once the first load has tried every version
         self._runtime_ready = False
-        self._lock: asyncio.Lock | None = None
+        self._lock = asyncio.Lock()  # one reconcile or unload at a time
 
     # ---- lifecycle
     def discover(self) -> None:
@@ -164,8 +164,8 @@ class ModelRepository:
             await asyncio.to_thread(
                 sync, self.source, self.settings.model_cache_dir, self.settings.storage_options
             )
-        if first:
-            self._scan_or_fail()
+            if first:
+                self._scan_or_fail()  # a local folder was checked by discover()
         await self.reconcile(first=first)
 
     async def poll(self, interval_s: float) -> None:
@@ -181,8 +181,6 @@ class ModelRepository:
 
     async def reconcile(self, *, first: bool = False) -> None:
         """Bring the served versions to what the folder and the version policies say."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         async with self._lock:
             if not self._runtime_ready:
                 configure_threads(self.settings.intra_op_threads, self.settings.inter_op_threads)
@@ -239,7 +237,7 @@ class ModelRepository:
             version,
             path,
             device=self.device,
-            batching=self._batching(name),
+            batching=self.settings.batching_for(name, self._configs[name].batching),
             max_instances=self.settings.max_instances_per_request,
         )
         model.fingerprint = print_
@@ -267,13 +265,6 @@ class ModelRepository:
             self._reload_errors[(name, version)] = (print_, model.error or "load failed")
         elif current is not None:
             self._models[name][version] = model
-
-    def _batching(self, name: str) -> BatchingConfig:
-        config = self._configs.get(name)
-        batching = self.settings.batching_for(name)
-        if config is not None and config.batching is not None:
-            batching = batching.model_copy(update=config.batching.model_dump(exclude_none=True))
-        return batching
 
     def _retire(self, name: str, version: int) -> None:
         model = self._models[name].pop(version)
@@ -311,8 +302,6 @@ class ModelRepository:
         if name not in self._available and name not in self._models:
             raise ModelNotFoundError(f"model '{name}' is not in the repository")
         self.unloaded.add(name)
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         async with self._lock:
             for version in list(self._models.get(name, {})):
                 self._retire(name, version)
