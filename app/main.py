@@ -45,23 +45,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repository = ModelRepository(settings)
         app.state.repository = repository
         repository.discover()  # a missing or empty models folder stops start-up here
-        background: list[asyncio.Task] = []
-        if settings.load_in_background:
-            background.append(asyncio.create_task(_load_then_freeze(repository)))
-        else:
-            await repository.load()
-            _freeze_startup_objects()
-        if settings.repository_poll_seconds > 0:
-            background.append(
-                asyncio.create_task(_poll_after_load(repository, settings.repository_poll_seconds))
-            )
+        if not settings.load_in_background:
+            await _load_then_freeze(repository)
+        # What runs beside the requests: the loading (if in the background), then the polling.
+        background = asyncio.create_task(
+            _background(repository, settings.load_in_background, settings.repository_poll_seconds)
+        )
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
             # The server has stopped taking requests: let the queued ones finish.
             await repository.drain(settings.graceful_timeout_seconds)
             await repository.close()
@@ -122,10 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _poll_after_load(repository: ModelRepository, interval_s: float) -> None:
-    while not repository.loaded:
-        await asyncio.sleep(0.1)
-    await repository.poll(interval_s)
+async def _background(repository: ModelRepository, load: bool, poll_s: float) -> None:
+    if load:
+        await _load_then_freeze(repository)
+    if poll_s > 0:
+        await repository.poll(poll_s)
 
 
 async def _load_then_freeze(repository: ModelRepository) -> None:
