@@ -388,15 +388,9 @@ class DynamicBatcher:
             }
         total = sum(item.size for item in batch)
         try:
-            started = time.monotonic()
-            outputs = await loop.run_in_executor(self._executor, self._timed_call, inputs, total)
-            elapsed = time.monotonic() - started
-            stats = self.stats
-            stats.compute_infer.add(elapsed, len(batch))
-            stats.inference_count += total
-            stats.execution_count += 1
-            stats.last_inference_ms = int(time.time() * 1000)
-            stats.batches.setdefault(total, Duration()).add(elapsed)
+            outputs, elapsed = await loop.run_in_executor(
+                self._executor, self._timed_call, inputs, total
+            )
         except Exception as exc:
             if len(batch) > 1:
                 # Isolate the culprit: each request of the failed batch runs on its own.
@@ -406,6 +400,12 @@ class DynamicBatcher:
                 return
             self._fail(batch[0], exc)
             return
+        stats = self.stats
+        stats.compute_infer.add(elapsed, len(batch))
+        stats.inference_count += total
+        stats.execution_count += 1
+        stats.last_inference_ms = int(time.time() * 1000)
+        stats.batches.setdefault(total, Duration()).add(elapsed)
         offset = 0
         for item in batch:
             part = {k: _slice(v, offset, item.size, total) for k, v in outputs.items()}
@@ -413,14 +413,16 @@ class DynamicBatcher:
             if not item.future.done():
                 item.future.set_result(part)
 
-    def _timed_call(self, inputs: Arrays, total: int) -> Mapping[str, np.ndarray]:
+    def _timed_call(self, inputs: Arrays, total: int) -> tuple[Mapping[str, np.ndarray], float]:
+        """The model's outputs and the seconds the call took (one measurement for the moving
+        average, the Prometheus histogram and the Triton statistics)."""
         start = time.perf_counter()
         outputs = self.call(inputs)
         elapsed = time.perf_counter() - start
         self._call_time_s += (elapsed - self._call_time_s) * 0.2
         self._inference_time.observe(elapsed)
         self._batch_size.observe(total)
-        return outputs
+        return outputs, elapsed
 
     def _fail(self, item: _Pending, exc: Exception) -> None:
         if item.future.done():
