@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -32,7 +33,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,16 +68,11 @@ class Replica:
         self.url = f"http://{HOST}:{self.port}"
         self.process: subprocess.Popen | None = None
         self.log = logs / f"replica-{name}.log"
-        options = {
-            "key": "test",
-            "secret": "test",
-            "client_kwargs": {"endpoint_url": s3_url, "region_name": "us-east-1"},
-        }
         self.env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "SERVING_MODELS_DIR": "s3://models/repo",
-            "SERVING_STORAGE_OPTIONS": json.dumps(options),
+            "SERVING_STORAGE_OPTIONS": json.dumps(storage_options(s3_url)),
             "SERVING_MODEL_CACHE_DIR": str(cache / name),
             "SERVING_REPOSITORY_POLL_SECONDS": "1",
             "SERVING_UNLOAD_GRACE_SECONDS": "1",
@@ -187,6 +185,43 @@ async def load(url: str, stop: asyncio.Event, concurrency: int, record: list) ->
         await client.close()
 
 
+@contextlib.contextmanager
+def moto_s3() -> Iterator[tuple[str, Any]]:
+    """A real S3 API on 127.0.0.1 (moto's server, stopped on exit) holding an empty bucket
+    ``models``: ``(endpoint URL, boto3 client)``."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        client.create_bucket(Bucket="models")
+        yield url, client
+    finally:
+        server.stop()
+
+
+def storage_options(s3_url: str) -> dict[str, Any]:
+    """``SERVING_STORAGE_OPTIONS`` for the bucket of :func:`moto_s3`."""
+    return {
+        "key": "test",
+        "secret": "test",
+        "client_kwargs": {"endpoint_url": s3_url, "region_name": "us-east-1"},
+    }
+
+
 def upload(s3, local: Path, prefix: str) -> None:
     for file in local.rglob("*"):
         if file.is_file():
@@ -297,32 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("haproxy") is None:
         print("haproxy not found: apt-get install -y haproxy", file=sys.stderr)
         return 2
-    import logging
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
-
-    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        s3_url = f"http://{host}:{port}"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=s3_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        s3.create_bucket(Bucket="models")
-        with tempfile.TemporaryDirectory() as tmp:
-            logs = REPO_ROOT / "bench" / "results"
-            logs.mkdir(parents=True, exist_ok=True)
-            result = asyncio.run(scenario(args, s3, s3_url, Path(tmp), logs))
-    finally:
-        server.stop()
+    with moto_s3() as (s3_url, s3), tempfile.TemporaryDirectory() as tmp:
+        logs = REPO_ROOT / "bench" / "results"
+        logs.mkdir(parents=True, exist_ok=True)
+        result = asyncio.run(scenario(args, s3, s3_url, Path(tmp), logs))
     print(json.dumps(result, indent=2))
     (REPO_ROOT / "bench" / "results" / "scaleout.json").write_text(json.dumps(result, indent=2))
     return 0 if result["failures"] == 0 else 1

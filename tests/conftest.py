@@ -146,3 +146,15 @@ def mnist_test_digits():
         pytest.skip(f"MNIST not found at {path} (set TRAINING_DATA_DIR)")
     with np.load(path) as f:
         return f["x_test"], f["y_test"]
+
+
+@pytest.fixture
+def moto_s3():
+    """``(endpoint URL, boto3 client)`` of a real S3 API on 127.0.0.1 (moto's server) with an
+    empty bucket ``models``; skip without moto[server] and boto3."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("boto3")
+    from deploy.scaleout import moto_s3
+
+    with moto_s3() as server:
+        yield server

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.model_config import ModelConfig, VersionPolicy
+from deploy.scaleout import storage_options, upload
 from tests.app.conftest import make_settings
 from tests.app.serving_process import start_server, stop_server
 
@@ -242,42 +243,10 @@ def test_tritonclient_repository_config_and_statistics(tiny_models_dir, tmp_path
 
 
 # ---- a repository in S3 ----------------------------------------------------------------------
-@pytest.fixture
-def s3_server():
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def _upload(s3, local: Path, prefix: str) -> None:
-    for file in local.rglob("*"):
-        if file.is_file():
-            s3.upload_file(str(file), "models", f"{prefix}/{file.relative_to(local)}")
-
-
-def test_models_served_from_s3_and_new_versions_picked_up(s3_server, tiny_models_dir, tmp_path):
-    boto3 = pytest.importorskip("boto3")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    s3.create_bucket(Bucket="models")
-    _upload(s3, tiny_models_dir / "tiny_image" / "1", "repo/tiny_image/1")
-    options = json.dumps(
-        {
-            "key": "test",
-            "secret": "test",
-            "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"},
-        }
-    )
+def test_models_served_from_s3_and_new_versions_picked_up(moto_s3, tiny_models_dir, tmp_path):
+    s3_url, s3 = moto_s3
+    upload(s3, tiny_models_dir / "tiny_image" / "1", "repo/tiny_image/1")
+    options = json.dumps(storage_options(s3_url))
     process, url = start_server(
         Path("unused"),
         models_dir="s3://models/repo",
@@ -290,7 +259,7 @@ def test_models_served_from_s3_and_new_versions_picked_up(s3_server, tiny_models
     try:
         reply = httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY)
         assert reply.status_code == 200 and reply.json()["model_version"] == "1"
-        _upload(s3, tiny_models_dir / "tiny_image" / "2", "repo/tiny_image/2")
+        upload(s3, tiny_models_dir / "tiny_image" / "2", "repo/tiny_image/2")
         _wait(
             lambda: (
                 httpx.post(f"{url}/v2/models/tiny_image/infer", json=V2_BODY).json()[

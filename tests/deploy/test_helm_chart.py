@@ -6,7 +6,6 @@ properties the deployment relies on (rolling update, probes, drain, security).""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import subprocess
 
@@ -14,22 +13,17 @@ import jsonschema
 import pytest
 import yaml
 
+from deploy.helm.helm_binary import helm_binary
 from tests.paths import REPO_ROOT
 
 CHART = REPO_ROOT / "deploy" / "helm" / "tf-model-serving"
 SCHEMAS = REPO_ROOT / "deploy" / "helm" / "schemas"
 KSERVE_SCHEMA = SCHEMAS / "kserve-inferenceservice-v1beta1.schema.json.gz"
 
-spec = importlib.util.spec_from_file_location(
-    "helm_binary", REPO_ROOT / "deploy" / "helm" / "helm_binary.py"
-)
-helm_binary = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(helm_binary)
-
 
 @pytest.fixture(scope="module")
 def helm() -> str:
-    return str(helm_binary.helm_binary())
+    return str(helm_binary())
 
 
 def render(helm: str, *args: str) -> list[dict]:
