@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __doc__ as app_doc
 from app.admission import AdmissionMiddleware, ServerState
-from app.api import kserve, model_control, service, tfserving
+from app.api import kserve, model_control, protocol_route, service, tfserving
 from app.api.tasks import router as tasks_router
 from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
@@ -112,8 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model_control.router)  # before kserve: /v2/models/stats is not a model
     app.include_router(kserve.router)
     app.include_router(tasks_router)
-    # The hot inference paths first, as plain Starlette routes (see tfserving.fast_routes).
-    app.router.routes[0:0] = [*tfserving.fast_routes(), *kserve.fast_routes()]
+    protocol_route.install(app, [*tfserving.inference_routes, *kserve.inference_routes])
     return app
 
 

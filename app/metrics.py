@@ -22,7 +22,6 @@ from prometheus_client import (
 from prometheus_client import (
     REGISTRY as DEFAULT_REGISTRY,
 )
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -117,15 +116,6 @@ def _is_served(scope: Scope, model: str) -> bool:
     app = scope.get("app")
     repository = getattr(getattr(app, "state", None), "repository", None)
     return repository is not None and repository.has(model)
-
-
-class MeasuredRoute(Route):
-    """A plain Starlette route that records itself in the scope (FastAPI's router does so only
-    for its own routes), so that the metrics get its path template as the endpoint label."""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["route"] = self
-        await super().handle(scope, receive, send)
 
 
 class MetricsMiddleware:

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large, readiness_reasons
+from app.api.protocol_route import ProtocolRoute
 from app.codec import dumps, json_response, loads_object
 from app.config import Settings
 from app.errors import InvalidInputError
-from app.metrics import MeasuredRoute
 from app.servable import ServedModel, as_class_probabilities, coerce_numeric
 
 router = APIRouter(prefix="/v2", tags=["KServe v2"])
@@ -171,37 +171,25 @@ async def model_version_ready(name: str, version: str, repository: RepositoryDep
 
 
 # ---- inference ----------------------------------------------------------------------------
-@router.post(
-    "/models/{name}/infer", summary="Inference", openapi_extra={"requestBody": _INFER_BODY}
-)
-async def infer(name: str, request: Request, repository: RepositoryDep) -> Response:
-    return await _infer(repository.get(name), request)
-
-
-@router.post(
-    "/models/{name}/versions/{version}/infer",
-    summary="Inference (one version)",
-    openapi_extra={"requestBody": _INFER_BODY},
-)
-async def infer_version(
-    name: str, version: str, request: Request, repository: RepositoryDep
-) -> Response:
-    return await _infer(repository.get(name, version), request)
-
-
-async def _infer_endpoint(request: Request) -> Response:
+async def infer(request: Request) -> Response:
+    """``/infer`` of the model (and version) the path names."""
     return await _infer(model_from_path(request), request)
 
 
-def fast_routes() -> list[MeasuredRoute]:
-    """``/infer`` as plain Starlette routes for the front of the route list (see
-    ``app.api.tfserving.fast_routes``); the FastAPI routes above document them."""
-    return [
-        MeasuredRoute("/v2/models/{name}/infer", _infer_endpoint, methods=["POST"]),
-        MeasuredRoute(
-            "/v2/models/{name}/versions/{version}/infer", _infer_endpoint, methods=["POST"]
-        ),
-    ]
+inference_routes = [
+    ProtocolRoute(
+        path,
+        infer,
+        methods=["POST"],
+        summary=summary,
+        tags=router.tags,
+        request_body=_INFER_BODY,
+    )
+    for path, summary in (
+        ("/v2/models/{name}/infer", "Inference"),
+        ("/v2/models/{name}/versions/{version}/infer", "Inference (one version)"),
+    )
+]
 
 
 async def _infer(model: ServedModel, request: Request) -> Response:

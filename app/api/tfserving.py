@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large
+from app.api.protocol_route import ProtocolRoute
 from app.codec import (
     decode_b64,
     is_b64,
@@ -26,7 +27,6 @@ from app.codec import (
 )
 from app.config import Settings
 from app.errors import InvalidInputError
-from app.metrics import MeasuredRoute
 from app.servable import SIGNATURE, ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"])
@@ -142,50 +142,30 @@ async def model_version_metadata(name: str, version: str, repository: Repository
 
 
 # ---- predict ------------------------------------------------------------------------------
-@router.post("/{name}:{method}", summary="Predict", openapi_extra={"requestBody": _PREDICT_BODY})
-async def predict(name: str, method: str, request: Request, repository: RepositoryDep) -> Response:
-    return await _predict(repository.get(name), method, request)
-
-
-@router.post(
-    "/{name}/versions/{version}:{method}",
-    summary="Predict (one version)",
-    openapi_extra={"requestBody": _PREDICT_BODY},
-)
-async def predict_version(
-    name: str, version: str, method: str, request: Request, repository: RepositoryDep
-) -> Response:
-    return await _predict(repository.get(name, version), method, request)
-
-
-@router.post(
-    "/{name}/labels/{label}:{method}",
-    summary="Predict (the version a label names, e.g. stable or canary)",
-    openapi_extra={"requestBody": _PREDICT_BODY},
-)
-async def predict_label(
-    name: str, label: str, method: str, request: Request, repository: RepositoryDep
-) -> Response:
-    return await _predict(repository.get(name, label), method, request)
-
-
-async def _predict_endpoint(request: Request) -> Response:
+async def predict(request: Request) -> Response:
+    """``:predict`` of the model (and version or label) the path names."""
     return await _predict(model_from_path(request), request.path_params["method"], request)
 
 
-def fast_routes() -> list[MeasuredRoute]:
-    """The two ``:predict`` routes as plain Starlette routes, for the front of the app's route
-    list: FastAPI's per-request machinery (route context, dependency solving) costs about as much
-    CPU as the rest of a single-image request. The FastAPI routes above stay for OpenAPI."""
-    return [
-        MeasuredRoute("/v1/models/{name}:{method}", _predict_endpoint, methods=["POST"]),
-        MeasuredRoute(
-            "/v1/models/{name}/versions/{version}:{method}", _predict_endpoint, methods=["POST"]
-        ),
-        MeasuredRoute(
-            "/v1/models/{name}/labels/{label}:{method}", _predict_endpoint, methods=["POST"]
-        ),
-    ]
+def _predict_route(path: str, summary: str) -> ProtocolRoute:
+    return ProtocolRoute(
+        path,
+        predict,
+        methods=["POST"],
+        summary=summary,
+        tags=router.tags,
+        request_body=_PREDICT_BODY,
+    )
+
+
+inference_routes = [
+    _predict_route("/v1/models/{name}:{method}", "Predict"),
+    _predict_route("/v1/models/{name}/versions/{version}:{method}", "Predict (one version)"),
+    _predict_route(
+        "/v1/models/{name}/labels/{label}:{method}",
+        "Predict (the version a label names, e.g. stable or canary)",
+    ),
+]
 
 
 async def _predict(model: ServedModel, method: str, request: Request) -> Response:

@@ -24,3 +24,17 @@ def test_healthz_lists_every_model_state(tiny_client):
     assert body["live"] and not body["ready"] and body["device"] == "/CPU:0"
     assert body["models"]["broken/1"] == "FAILED"
     assert body["models"]["tiny_image/2"] == "AVAILABLE"
+
+
+def test_each_route_is_registered_once(tiny_client):
+    """One route per path and method: the one that is documented is the one that serves."""
+    seen: dict[tuple[str, str], int] = {}
+    for route in tiny_client.app.routes:
+        for method in getattr(route, "methods", None) or ():
+            key = (route.path, method)
+            seen[key] = seen.get(key, 0) + 1
+    assert {key: n for key, n in seen.items() if n > 1} == {}
+    operations = tiny_client.get("/openapi.json").json()["paths"]
+    assert "post" in operations["/v1/models/{name}/labels/{label}:{method}"]
+    infer = operations["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
