@@ -12,19 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large
 from app.api.protocol_route import ProtocolRoute
-from app.codec import (
-    decode_b64,
-    is_b64,
-    json_response,
-    loads_object,
-    numeric_instances,
-)
+from app.api.tfserving_codec import decode_request, encode_predictions
+from app.codec import json_response
 from app.config import Settings
 from app.errors import InvalidInputError
 from app.servable import SIGNATURE, ServedModel
@@ -175,104 +169,11 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
     settings: Settings = request.app.state.settings
     raw = await request.body()
     columnar, arrays, size = await off_loop_if_large(
-        request, len(raw), _decode, model, raw, settings
+        request, len(raw), decode_request, model, raw, settings
     )
     outputs = await model.run(arrays, size)
     if not columnar:
-        return _predictions(outputs)
+        return encode_predictions(outputs)
     if len(outputs) == 1:
         return json_response({"outputs": next(iter(outputs.values()))})
     return json_response({"outputs": outputs})
-
-
-def _decode(
-    model: ServedModel, raw: bytes, settings: Settings
-) -> tuple[bool, dict[str, np.ndarray], int]:
-    """A ``:predict`` body as validated input arrays: ``(columnar?, arrays, batch size)``."""
-    if len(model.inputs) == 1:
-        ((name, spec),) = model.inputs.items()
-        # The common single-tensor body, parsed lean.
-        instances = (
-            numeric_instances(
-                raw,
-                max_rank=settings.max_tensor_rank,
-                max_instances=settings.max_instances_per_request,
-            )
-            if spec.dtype != "string"
-            else None
-        )
-        if instances is not None:
-            return (False, *model.validate({name: instances}))
-    body = loads_object(raw, max_depth=settings.max_json_depth)
-    signature = body.get("signature_name")
-    if signature not in (None, "", SIGNATURE):
-        raise InvalidInputError(
-            f"signature '{signature}' not found; model '{model.name}' serves '{SIGNATURE}'"
-        )
-    has_instances, has_inputs = "instances" in body, "inputs" in body
-    if has_instances == has_inputs:
-        raise InvalidInputError(
-            "the request must have exactly one of 'instances' (row format) or 'inputs' "
-            "(columnar format)"
-        )
-    if has_instances:
-        return (False, *model.validate(_rows_to_columns(model, body["instances"])))
-    return (True, *model.validate(_columnar(model, body["inputs"])))
-
-
-def _predictions(outputs: dict[str, Any]) -> Response:
-    """Row format reply: the only output's rows, or one object per row naming the outputs."""
-    if len(outputs) == 1:
-        return json_response({"predictions": next(iter(outputs.values()))})
-    size = len(next(iter(outputs.values())))
-    return json_response(
-        {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(size)]}
-    )
-
-
-def _rows_to_columns(model: ServedModel, instances: Any) -> dict[str, Any]:
-    """Row format: a list of instances, each the input value or an object naming the inputs."""
-    if not isinstance(instances, list):
-        raise InvalidInputError("'instances' must be a list")
-    if not instances:
-        raise InvalidInputError("empty batch: 'instances' has no instance")
-    model.check_instances(len(instances), "instances")
-    names = list(model.inputs)
-    first = instances[0]
-    if isinstance(first, dict) and not (is_b64(first) and "b64" not in model.inputs):
-        keys = set(first)
-        if not all(isinstance(row, dict) and set(row) == keys for row in instances):
-            raise InvalidInputError("every instance must be an object with the same input names")
-        columns = {k: [row[k] for row in instances] for k in first}
-    elif len(names) == 1:
-        columns = {names[0]: instances}
-    else:
-        raise InvalidInputError(
-            f"model '{model.name}' has several inputs {names}: each instance must be an object "
-            "naming them"
-        )
-    return _decode_strings(model, columns)
-
-
-def _columnar(model: ServedModel, inputs: Any) -> dict[str, Any]:
-    """Columnar format: the value of the only input, or an object naming every input."""
-    names = list(model.inputs)
-    if isinstance(inputs, dict) and not (is_b64(inputs) and "b64" not in model.inputs):
-        columns = inputs
-    elif len(names) == 1:
-        columns = {names[0]: inputs}
-    else:
-        raise InvalidInputError(
-            f"model '{model.name}' has several inputs {names}: 'inputs' must be an object "
-            "naming them"
-        )
-    return _decode_strings(model, columns)
-
-
-def _decode_strings(model: ServedModel, columns: dict[str, Any]) -> dict[str, Any]:
-    """``{"b64": ...}`` values become bytes for string inputs."""
-    for name, value in columns.items():
-        spec = model.inputs.get(name)
-        if spec is not None and spec.dtype == "string":
-            columns[name] = decode_b64(value)
-    return columns

@@ -9,9 +9,10 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import metrics
+from app.classification import as_class_probabilities, class_names
 from app.errors import InvalidInputError, ModelNotFoundError, PayloadTooLargeError
 from app.repository import ModelRepository
-from app.servable import ServedModel, as_class_probabilities
+from app.servable import ServedModel
 
 IMAGE_CLASSIFICATION = "image_classification"
 TEXT_CLASSIFICATION = "text_classification"
@@ -91,11 +92,15 @@ class BinaryReply(TaskReply):
     predictions: list[BinaryPrediction]
 
 
-def binary_predictions(probabilities: np.ndarray, labels: list[str]) -> list[BinaryPrediction]:
-    """``labels[1]`` is the positive class (docs/CONTRACTS.md); the label is the likelier one."""
-    return [
-        BinaryPrediction(label=labels[int(p[1] >= 0.5)], score=float(p[1])) for p in probabilities
+def binary_reply(model: ServedModel, outputs: dict[str, np.ndarray]) -> BinaryReply:
+    """A binary classifier's outputs as the reply: ``labels[1]`` is the positive class
+    (docs/CONTRACTS.md); each prediction's label is the likelier one."""
+    labels = class_names(model.labels, 2)
+    predictions = [
+        BinaryPrediction(label=labels[int(p[1] >= 0.5)], score=float(p[1]))
+        for p in class_probabilities(outputs, model)
     ]
+    return BinaryReply(model=model.name, version=model.version, predictions=predictions)
 
 
 # ---- problem documentation (app/errors.py writes the bodies) -----------------------------------

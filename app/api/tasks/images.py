@@ -33,6 +33,7 @@ from app.api.tasks.common import (
     problem_responses,
     task_model,
 )
+from app.classification import class_names, rank_classes
 from app.config import Settings
 from app.errors import (
     DeadlineExceededError,
@@ -189,11 +190,10 @@ async def classify_images(
     )
     outputs = await served.infer({next(iter(served.inputs)): pixels})
     probabilities = class_probabilities(outputs, served)
-    labels = served.labels or [str(i) for i in range(probabilities.shape[1])]
-    k = min(top_k, len(labels))
+    labels = class_names(served.labels, probabilities.shape[1])
     predictions = []
-    for upload, row in zip(files, probabilities, strict=True):
-        best = np.argsort(-row, kind="stable")[:k]
+    ranks = rank_classes(probabilities, top_k)
+    for upload, row, best in zip(files, probabilities, ranks, strict=True):
         ranked = [LabelProbability(label=labels[i], probability=float(row[i])) for i in best]
         predictions.append(
             ImagePrediction(

@@ -16,9 +16,8 @@ import numpy as np
 from app.api.tasks.common import (
     TABULAR_CLASSIFICATION,
     BinaryReply,
-    binary_predictions,
+    binary_reply,
     check_count,
-    class_probabilities,
     task_model,
 )
 from app.config import Settings
@@ -74,9 +73,4 @@ async def classify_rows(
     check_count(len(rows), settings.max_items_per_request, field, field)
     model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
     outputs = await model.infer(tabular_inputs(model, rows, field))
-    probabilities = class_probabilities(outputs, model)
-    return BinaryReply(
-        model=model.name,
-        version=model.version,
-        predictions=binary_predictions(probabilities, model.labels or ["0", "1"]),
-    )
+    return binary_reply(model, outputs)

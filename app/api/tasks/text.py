@@ -9,10 +9,9 @@ from pydantic import Field, StringConstraints
 from app.api.tasks.common import (
     TEXT_CLASSIFICATION,
     BinaryReply,
-    binary_predictions,
+    binary_reply,
     check_count,
     check_text_length,
-    class_probabilities,
     task_model,
 )
 from app.config import Settings
@@ -41,9 +40,4 @@ async def classify_texts(
     model = task_model(repository, model_name, TEXT_CLASSIFICATION, version)
     input_name = next(iter(model.inputs))
     outputs = await model.infer({input_name: list(texts)})
-    probabilities = class_probabilities(outputs, model)
-    return BinaryReply(
-        model=model.name,
-        version=model.version,
-        predictions=binary_predictions(probabilities, model.labels or ["0", "1"]),
-    )
+    return binary_reply(model, outputs)

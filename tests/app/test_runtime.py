@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from app.repository import select_device
+from app.runtime import select_device
 
 
 def test_gpu_is_used_with_memory_growth_when_visible(monkeypatch):
