@@ -14,31 +14,55 @@ from typing import Any, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
+    RootModel,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class BatchingOverride(BaseModel):
-    """Per-model values replacing the global batching defaults (unset fields keep them)."""
-
-    max_batch_size: PositiveInt | None = None
-    max_wait_ms: float | None = Field(default=None, ge=0)
-    max_queue_size: PositiveInt | None = None
-    request_timeout_ms: PositiveFloat | None = None
-
-
 class BatchingConfig(BaseModel):
-    """The batching knobs in force for one model."""
+    """The batching knobs of one model, declared once: their defaults are the global settings
+    (``SERVING_MAX_BATCH_SIZE``, ... : :class:`Settings` inherits these fields), and a model's
+    overrides (:class:`BatchingOverride`) are checked by the same rules."""
 
-    max_batch_size: PositiveInt
-    max_wait_ms: float = Field(ge=0)
-    max_queue_size: PositiveInt
-    request_timeout_ms: PositiveFloat
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: PositiveInt = Field(
+        default=32, description="Instances in one model call (dynamic batching)."
+    )
+    max_wait_ms: float = Field(
+        default=3.0, ge=0, description="How long a batch waits for more requests once started."
+    )
+    max_queue_size: PositiveInt = Field(
+        default=1024,
+        description="Requests waiting per model version before 429 (a request is also refused "
+        "when the queued work would outlast its deadline).",
+    )
+    request_timeout_ms: PositiveFloat = Field(
+        default=5000.0, description="Deadline per request: queueing plus inference."
+    )
+
+    def merged(self, override: BatchingOverride | None) -> BatchingConfig:
+        if override is None or not override.root:
+            return self
+        return BatchingConfig.model_validate({**self.model_dump(), **override.root})
+
+
+class BatchingOverride(RootModel[dict[str, Any]]):
+    """Some of :class:`BatchingConfig`'s fields, for one model (``model_overrides``, a
+    ``config.json``'s ``batching``): unset ones keep the global values; unknown names and bad
+    values are refused by BatchingConfig's own rules."""
+
+    @model_validator(mode="after")
+    def _check(self) -> BatchingOverride:
+        BatchingConfig.model_validate(self.root)  # the fields not given take valid defaults
+        return self
 
 
 def available_cores() -> int:
@@ -53,7 +77,7 @@ def available_cores() -> int:
 VersionPolicyDefault = dict[str, Any]
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, BatchingConfig):
     model_config = SettingsConfigDict(
         env_prefix="SERVING_", env_file=".env", extra="ignore", populate_by_name=True
     )
@@ -173,17 +197,7 @@ class Settings(BaseSettings):
         "OpenTelemetry lookups.",
     )
 
-    # ---- dynamic batching (global defaults; per-model overrides below)
-    max_batch_size: PositiveInt = 32
-    max_wait_ms: float = Field(default=3.0, ge=0)
-    max_queue_size: PositiveInt = Field(
-        default=1024,
-        description="Requests waiting per model version before 429 (a request is also refused "
-        "when the queued work would outlast its deadline).",
-    )
-    request_timeout_ms: PositiveFloat = Field(
-        default=5000.0, description="Deadline per request: queueing plus inference."
-    )
+    # ---- dynamic batching: the global defaults are BatchingConfig's fields (inherited)
     model_overrides: dict[str, BatchingOverride] = Field(default_factory=dict)
 
     refusal_delay_ms: float = Field(
@@ -258,18 +272,12 @@ class Settings(BaseSettings):
     def batching_for(
         self, model_name: str, model_config: BatchingOverride | None = None
     ) -> BatchingConfig:
-        """Global batching defaults with the model's overrides applied: ``model_overrides``,
+        """The global batching values with the model's overrides applied: ``model_overrides``,
         then the batching block of the model's ``config.json`` (``model_config``)."""
-        base = {
-            "max_batch_size": self.max_batch_size,
-            "max_wait_ms": self.max_wait_ms,
-            "max_queue_size": self.max_queue_size,
-            "request_timeout_ms": self.request_timeout_ms,
-        }
-        for override in (self.model_overrides.get(model_name), model_config):
-            if override is not None:
-                base.update(override.model_dump(exclude_none=True))
-        return BatchingConfig(**base)
+        defaults = BatchingConfig.model_validate(
+            {name: getattr(self, name) for name in BatchingConfig.model_fields}
+        )
+        return defaults.merged(self.model_overrides.get(model_name)).merged(model_config)
 
 
 @lru_cache

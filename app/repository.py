@@ -23,7 +23,7 @@ from app.config import Settings
 from app.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
 from app.model_config import ModelConfig, VersionPolicy, read_model_config
 from app.runtime import configure_threads, select_device
-from app.servable import ServedModel
+from app.servable import ModelState, ServedModel
 from app.storage import is_remote, local_root, sync
 
 logger = logging.getLogger(__name__)
@@ -166,8 +166,8 @@ class ModelRepository:
             for name, versions in list(self._models.items()):
                 wanted = desired.get(name, {})
                 wanted_ready = any(m.ready for v, m in versions.items() if v in wanted)
-                ready = sorted(v for v, m in versions.items() if m.ready)
-                keep = ready[-1] if ready and not wanted_ready and name in desired else None
+                default = self.default_version(name)
+                keep = default.version if default and not wanted_ready and name in desired else None
                 for version in list(versions):
                     if version not in wanted and version != keep:
                         self._retire(name, version)
@@ -250,11 +250,12 @@ class ModelRepository:
         task.add_done_callback(self._retiring.discard)
 
     async def _drain_and_stop(self, model: ServedModel) -> None:
-        model.state = "UNLOADING"
+        if model.ready:
+            model.state = ModelState.UNLOADING  # still serves the requests that chose it
         await asyncio.sleep(self.settings.unload_grace_seconds)
         await model.batcher.drain(self.settings.request_timeout_ms / 1000)
         await model.stop()
-        model.state = "END"
+        model.state = ModelState.END
 
     async def load_model(self, name: str) -> None:
         """Triton's ``load``: serve ``name`` again (after an unload) and reload changed files."""
@@ -339,28 +340,32 @@ class ModelRepository:
         config = self._configs.get(name)
         return (config.version_policy if config else None) or self.default_policy
 
-    def get(self, name: str, version: int | str | None = None) -> ServedModel:
-        """The requested version (a number or a label), or the highest ready one.
+    def default_version(self, name: str) -> ServedModel | None:
+        """The version that answers when none is named: the highest ready one (None if none)."""
+        ready = [m for m in self.versions(name) if m.ready]
+        return ready[-1] if ready else None
 
-        Raises :class:`ModelNotFoundError` (unknown name, version or label) or
-        :class:`ModelNotReadyError` (known but not loaded/warm, or none ready).
+    def get(
+        self, name: str, version: int | str | None = None, *, ready: bool = True
+    ) -> ServedModel:
+        """The requested version (a number or a label), or the default one.
+
+        Raises :class:`ModelNotFoundError` (unknown name, version or label), and with ``ready``
+        (what inference needs) :class:`ModelNotReadyError` for a version that is not loaded
+        and warm or a model with no ready version. ``ready=False`` (status pages) returns any
+        version, the highest one when none is ready.
         """
-        model = self.find(name, version)
-        if not model.ready:
-            if version is None or version == "":
-                raise ModelNotReadyError(
-                    f"model '{name}' has no ready version: "
-                    + "; ".join(f"{m.version}: {m.error or m.state}" for m in self.versions(name))
-                )
-            raise ModelNotReadyError(model.not_ready_reason())
-        return model
-
-    def find(self, name: str, version: int | str | None = None) -> ServedModel:
-        """Like :meth:`get` but also returns a version that is not ready (for status pages)."""
         versions = self.versions(name)
         if version is None or version == "":
-            ready = [m for m in versions if m.ready]
-            return (ready or versions)[-1]
+            model = self.default_version(name)
+            if model is not None:
+                return model
+            if ready:
+                raise ModelNotReadyError(
+                    f"model '{name}' has no ready version: "
+                    + "; ".join(f"{m.version}: {m.error or m.state}" for m in versions)
+                )
+            return versions[-1]
         number = self.resolve_version(name, version)
         model = self._models[name].get(number)
         if model is None:
@@ -368,6 +373,8 @@ class ModelRepository:
                 f"model '{name}' has no version {version}; versions: "
                 f"{[m.version for m in versions]}"
             )
+        if ready and not model.ready:
+            raise ModelNotReadyError(model.not_ready_reason())
         return model
 
     def resolve_version(self, name: str, version: int | str) -> int:

@@ -1,4 +1,5 @@
-"""One served model version (KServe-style: load, preprocess, predict, postprocess, ``ready``).
+"""One served model version, KServe-style: ``load``, ``validate`` (the inputs against the
+signature), ``predict`` (one batched call), and a ``state`` from which ``ready`` follows.
 
 ``ServedModel.infer`` is what every endpoint calls: it validates and converts the inputs against
 the ``serving_default`` signature, then goes through the model's dynamic batcher.
@@ -10,6 +11,7 @@ import json
 import logging
 import re
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,22 @@ from app.tensors import TensorSpec, coerce, leading_size
 logger = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
+
+
+class ModelState(StrEnum):
+    """A version's life (TF Serving's names): START -> LOADING -> AVAILABLE | FAILED; a
+    version leaving the repository goes UNLOADING (it finishes what it took) -> END."""
+
+    START = "START"
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    FAILED = "FAILED"
+    UNLOADING = "UNLOADING"
+    END = "END"
+
+
+# The states in which a version answers requests: a draining one finishes those that chose it.
+_SERVING = frozenset({ModelState.AVAILABLE, ModelState.UNLOADING})
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)*[\w.+-]+")
 
 Arrays = dict[str, np.ndarray]
@@ -61,8 +79,7 @@ class ServedModel:
         self.metadata: dict[str, Any] = {}
         self.inputs: dict[str, TensorSpec] = {}
         self.outputs: dict[str, TensorSpec] = {}
-        self.ready = False
-        self.state = "START"  # START -> LOADING -> AVAILABLE | FAILED -> END
+        self.state = ModelState.START
         self.error: str | None = None
         self.load_seconds: float | None = None
         self.fingerprint: tuple = ()  # the files it was loaded from (see repository.fingerprint)
@@ -82,6 +99,11 @@ class ServedModel:
         return f"ServedModel({self.name!r}, version={self.version}, state={self.state})"
 
     @property
+    def ready(self) -> bool:
+        """Loaded and warm: takes requests."""
+        return self.state in _SERVING
+
+    @property
     def task(self) -> str | None:
         return self.metadata.get("task")
 
@@ -95,7 +117,7 @@ class ServedModel:
         a failure leaves the model not ready with its ``error``."""
         import tensorflow as tf
 
-        self.state = "LOADING"
+        self.state = ModelState.LOADING
         start = time.perf_counter()
         try:
             meta_path = self.path / "metadata.json"
@@ -112,13 +134,11 @@ class ServedModel:
             if warmup:
                 self.warmup()
         except Exception as exc:
-            self.ready = False
-            self.state = "FAILED"
+            self.state = ModelState.FAILED
             logger.error("model %s/%s failed to load: %s", self.name, self.version, exc)
             self.error = self._public_error(exc)
         else:
-            self.ready = True
-            self.state = "AVAILABLE"
+            self.state = ModelState.AVAILABLE
             self.error = None
         self.load_seconds = time.perf_counter() - start
         metrics.MODEL_READY.labels(self.name, str(self.version), self.device).set(int(self.ready))
@@ -156,8 +176,8 @@ class ServedModel:
 
     async def stop(self) -> None:
         await self.batcher.stop()
-        self.state = "END" if self.ready else self.state
-        self.ready = False
+        if self.ready:
+            self.state = ModelState.END
 
     # ---- inference --------------------------------------------------------------------------
     def admit(self) -> None:
@@ -241,7 +261,7 @@ class ServedModel:
 
     # ---- status -----------------------------------------------------------------------------
     def not_ready_reason(self) -> str:
-        if self.state == "FAILED":
+        if self.state is ModelState.FAILED:
             return f"model '{self.name}' version {self.version} failed to load: {self.error}"
         return f"model '{self.name}' version {self.version} is not ready ({self.state})"
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from app.config import Settings
+from training.config import DEFAULT_DATA_DIR as DATASETS_DIR  # noqa: F401  (one default)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# $TRAINING_DATA_DIR, else the shared datasets beside the repository (what CI has).
-DATASETS_DIR = Path(os.environ.get("TRAINING_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 
 
 def make_settings(**values) -> Settings:

@@ -6,7 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_DATA_DIR = Path(os.environ.get("TRAINING_DATA_DIR", "data"))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The one default for the datasets folder (the CLI, the tests): $TRAINING_DATA_DIR, else the
+# shared datasets beside the repository, wherever the command runs from.
+DEFAULT_DATA_DIR = Path(
+    os.environ.get("TRAINING_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets")
+)
 DEFAULT_OUT_DIR = Path(os.environ.get("TRAINING_OUT_DIR", "models"))
 DEFAULT_SEED = 42
 

@@ -141,12 +141,12 @@ def _ready_reply(model: ServedModel) -> Response:
 
 @router.get("/models/{name}/ready", summary="Model readiness")
 async def model_ready(name: str, repository: RepositoryDep) -> Response:
-    return _ready_reply(repository.find(name))
+    return _ready_reply(repository.get(name, ready=False))
 
 
 @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (one version)")
 async def model_version_ready(name: str, version: str, repository: RepositoryDep) -> Response:
-    return _ready_reply(repository.find(name, version))
+    return _ready_reply(repository.get(name, version, ready=False))
 
 
 # ---- inference ----------------------------------------------------------------------------

@@ -126,12 +126,12 @@ def _config(model: ServedModel, repository) -> dict[str, Any]:
 
 @router.get("/models/{name}/config", summary="Model configuration (Triton)")
 async def model_config(name: str, repository: RepositoryDep) -> Response:
-    return json_response(_config(repository.find(name), repository))
+    return json_response(_config(repository.get(name, ready=False), repository))
 
 
 @router.get("/models/{name}/versions/{version}/config", summary="Model configuration (Triton)")
 async def model_version_config(name: str, version: str, repository: RepositoryDep) -> Response:
-    return json_response(_config(repository.find(name, version), repository))
+    return json_response(_config(repository.get(name, version, ready=False), repository))
 
 
 def _stats(model: ServedModel) -> dict[str, Any]:
@@ -177,4 +177,4 @@ async def model_stats(name: str, repository: RepositoryDep) -> Response:
 
 @router.get("/models/{name}/versions/{version}/stats", summary="Inference statistics (Triton)")
 async def model_version_stats(name: str, version: str, repository: RepositoryDep) -> Response:
-    return json_response({"model_stats": [_stats(repository.find(name, version))]})
+    return json_response({"model_stats": [_stats(repository.get(name, version, ready=False))]})

@@ -17,16 +17,16 @@ async def list_models(repository: RepositoryDep) -> Response:
     models = []
     for name in repository.names():
         versions = repository.versions(name)
-        ready = [m for m in versions if m.ready]
-        default = ready[-1] if ready else versions[-1]
+        default = repository.default_version(name)
+        shown = default or versions[-1]
         models.append(
             {
                 "name": name,
-                "default_version": default.version if ready else None,
-                "ready": bool(ready),
-                "device": default.device,
-                "task": default.task,
-                "labels": default.labels,
+                "default_version": default.version if default else None,
+                "ready": default is not None,
+                "device": shown.device,
+                "task": shown.task,
+                "labels": shown.labels,
                 "versions": [m.status() for m in versions],
             }
         )

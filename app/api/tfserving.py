@@ -83,7 +83,7 @@ async def model_status(name: str, repository: RepositoryDep) -> Response:
 
 @router.get("/{name}/versions/{version}", summary="Model version status (one version)")
 async def model_version_status(name: str, version: str, repository: RepositoryDep) -> Response:
-    status = _version_status(repository.find(name, version))
+    status = _version_status(repository.get(name, version, ready=False))
     return json_response({"model_version_status": [status]})
 
 
@@ -116,7 +116,7 @@ def _metadata(model: ServedModel) -> dict[str, Any]:
 
 @router.get("/{name}/labels/{label}", summary="Model version status (by version label)")
 async def model_label_status(name: str, label: str, repository: RepositoryDep) -> Response:
-    status = _version_status(repository.find(name, label))
+    status = _version_status(repository.get(name, label, ready=False))
     return json_response({"model_version_status": [status]})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import BatchingConfig, Settings
 
 
 def test_environment_and_per_model_overrides(monkeypatch):
@@ -26,3 +26,14 @@ def test_invalid_values_are_refused(monkeypatch):
     monkeypatch.setenv("SERVING_MAX_BATCH_SIZE", "0")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_overrides_follow_the_batching_rules(monkeypatch):
+    """One declaration: an override is checked like the global value (names and bounds)."""
+    for bad in ('{"mnist": {"max_batch": 64}}', '{"mnist": {"max_batch_size": 0}}'):
+        monkeypatch.setenv("SERVING_MODEL_OVERRIDES", bad)
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None)
+    monkeypatch.delenv("SERVING_MODEL_OVERRIDES")
+    assert set(BatchingConfig.model_fields) <= set(Settings.model_fields)
+    assert BatchingConfig().max_batch_size == Settings(_env_file=None).max_batch_size == 32
