@@ -21,9 +21,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.common.data import require_path, set_seed, stratified_split
-from training.common.evaluate import classification_metrics, predict_probabilities
-from training.common.export import export_model
+from training.common.data import limit_rows, require_path, set_seed, stratified_split
+from training.common.evaluate import score_test_split
+from training.common.export import export_model, split_sizes
 from training.common.images import image_dataset, labelled_images
 from training.config import TrainConfig
 
@@ -78,14 +78,6 @@ def load_splits(data_dir: Path, seed: int) -> dict[str, tuple[np.ndarray, np.nda
 
 def official_test(data_dir: Path) -> bool:
     return (data_dir / DATASET / "test").is_dir()
-
-
-def limited(x: np.ndarray, y: np.ndarray, limit: int, seed: int):
-    """A seeded, stratified slice of at most ``limit`` examples (smoke runs keep both classes)."""
-    if len(y) <= limit:
-        return x, y
-    x_part, _, y_part, _ = stratified_split(x, y, test_size=len(y) - limit, seed=seed, stratify=y)
-    return x_part, y_part
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
@@ -145,8 +137,9 @@ def make_model() -> keras.Model:
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     splits = load_splits(cfg.data_dir, cfg.seed)
-    if cfg.limit is not None:  # smoke runs: a small slice of every split, both classes kept
-        splits = {k: limited(x, y, cfg.limit, cfg.seed) for k, (x, y) in splits.items()}
+    splits = {  # smoke runs (--limit): a small slice of every split, both classes kept
+        k: limit_rows(cfg.limit, x, y, strata=y, seed=cfg.seed) for k, (x, y) in splits.items()
+    }
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
         splits["train"],
         splits["validation"],
@@ -172,16 +165,23 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     test_ds = image_dataset(test_x, test_y, **data)
-    metrics = classification_metrics(test_y, predict_probabilities(model, test_ds), LABELS)
-    print(f"{NAME}: test accuracy {metrics['accuracy']:.4f}, ROC-AUC {metrics.get('roc_auc')}")
+    metrics = score_test_split(NAME, model, test_ds, test_y, LABELS)
     return export_model(
         model,
         name=NAME,
         cfg=cfg,
         history=history.history,
+        task="image_classification",
+        labels=LABELS,
+        data={
+            **DATA_NOTE,
+            "test_split": "official Kaggle test/"
+            if official_test(cfg.data_dir)
+            else f"stratified {TEST_FRACTION:.0%} of train/ (seeded), never tuned on",
+        },
+        splits=split_sizes(train=train_x, validation=val_x, test=test_x),
+        metrics=metrics,
         metadata={
-            "task": "image_classification",
-            "labels": LABELS,
             "architecture": ARCHITECTURE,
             "image": {
                 "height": IMAGE_SIZE[0],
@@ -191,15 +191,7 @@ def train(cfg: TrainConfig) -> Path:
                 "note": "128x128 grayscale instead of the course's 150x150x3: X-rays are gray, and "
                 "the smaller input keeps training to minutes per epoch on 2 CPU cores",
             },
-            "data": {
-                **DATA_NOTE,
-                "test_split": "official Kaggle test/"
-                if official_test(cfg.data_dir)
-                else f"stratified {TEST_FRACTION:.0%} of train/ (seeded), never tuned on",
-            },
-            "splits": {"train": len(train_x), "validation": len(val_x), "test": len(test_x)},
             "class_weights": class_weights(train_y),
-            "metrics": metrics,
             "course_baseline": {
                 "accuracy": None,
                 "note": "course 000 ex.3 (CNN 150x150x3, augmentation) reports no test figure",

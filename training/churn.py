@@ -36,9 +36,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 
-from training.common.data import require_path, set_seed, stratified_split, take
-from training.common.evaluate import classification_metrics, predict_probabilities
-from training.common.export import export_model
+from training.common.data import (
+    limit_rows,
+    require_path,
+    set_seed,
+    stratified_split,
+    validation_split,
+)
+from training.common.evaluate import predict_probabilities, score_test_split
+from training.common.export import export_model, split_sizes
 from training.common.tabular import (
     categorical_column,
     encode_columns,
@@ -277,31 +283,26 @@ def train(cfg: TrainConfig) -> Path:
     x_train, x_test, y_train, y_test = stratified_split(
         frame, labels, test_size=TEST_FRACTION, seed=cfg.seed, stratify=labels
     )
-    x_train, y_train = take(cfg.limit, x_train, y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train,
-        y_train,
-        test_size=VALIDATION_FRACTION,
-        seed=cfg.seed,
-        stratify=y_train if cfg.limit is None else None,
+    x_train, y_train = limit_rows(cfg.limit, x_train, y_train, strata=y_train, seed=cfg.seed)
+    (x_tr, y_tr), (x_val, y_val) = validation_split(
+        x_train, y_train, validation_size=VALIDATION_FRACTION, seed=cfg.seed, limit=cfg.limit
     )
     model, columns, history, weights = fit_model(x_tr, y_tr, x_val, y_val, cfg)
     x_tr, x_val, x_test = (fill_defaults(x, columns) for x in (x_tr, x_val, x_test))
 
     test_ds = to_dataset(to_inputs(x_test, columns), batch_size=256)
-    metrics = classification_metrics(y_test, predict_probabilities(model, test_ds), LABELS)
-    print(
-        f"{NAME}: test ROC-AUC {metrics.get('roc_auc', float('nan')):.4f}, "
-        f"accuracy {metrics['accuracy']:.4f}"
-    )
+    metrics = score_test_split(NAME, model, test_ds, y_test, LABELS)
     return export_model(
         model,
         name=NAME,
         cfg=cfg,
         history=history,
+        task="tabular_classification",
+        labels=LABELS,
+        data={**DATA_NOTE, "note": "TotalCharges blank (tenure 0) read as 0"},
+        splits=split_sizes(train=x_tr, validation=x_val, test=x_test),
+        metrics=metrics,
         metadata={
-            "task": "tabular_classification",
-            "labels": LABELS,
             "columns": columns,
             "architecture": "MLP on one-hot / standardized raw columns (log1p tenure and "
             "TotalCharges) plus in-graph billing features (average monthly charge, current / "
@@ -309,11 +310,8 @@ def train(cfg: TrainConfig) -> Path:
             "sigmoid (course 000 ex.6), balanced class weights, EarlyStopping on validation "
             "ROC-AUC",
             "selection": SELECTION,
-            "data": {**DATA_NOTE, "note": "TotalCharges blank (tenure 0) read as 0"},
-            "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_test)},
             "class_weight": {LABELS[0]: float(weights[0]), LABELS[1]: float(weights[1])},
             "decision_threshold": 0.5,
-            "metrics": metrics,
             "cross_validation": cross_validated_auc(x_train, y_train, cfg)
             if cfg.limit is None
             else None,

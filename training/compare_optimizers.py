@@ -17,23 +17,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import matplotlib
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-matplotlib.use("Agg")  # headless
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from training import churn  # noqa: E402
-from training.common.data import holdout_splits, set_seed  # noqa: E402
-from training.common.tabular import (  # noqa: E402
+from training import churn
+from training.common.data import holdout_splits, set_seed
+from training.common.plots import plot_optimizer_comparison
+from training.common.tabular import (
     encode_columns,
     fill_defaults,
     make_inputs,
     to_inputs,
 )
-from training.config import TrainConfig  # noqa: E402
+from training.config import TrainConfig
 
 REPORT_DIR = Path("reports/compare_optimizers")
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
@@ -146,38 +143,6 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index().fillna(0.0)
 
 
-def plot(summary: pd.DataFrame, path: Path, title: str) -> Path:
-    """Grouped bars per optimizer, one bar per loss: final validation accuracy and loss."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    width = 0.8 / len(LOSSES)
-    positions = np.arange(len(OPTIMIZERS))
-    for ax, metric, label in (
-        (axes[0], "val_accuracy", "final validation accuracy"),
-        (axes[1], "val_loss", "final validation loss (its own loss)"),
-    ):
-        for i, loss in enumerate(LOSSES):
-            part = summary[summary["loss"] == loss].set_index("optimizer").loc[OPTIMIZERS]
-            ax.bar(
-                positions + (i - (len(LOSSES) - 1) / 2) * width,
-                part[f"{metric}_mean"],
-                width,
-                yerr=part[f"{metric}_std"],
-                capsize=3,
-                label=loss,
-            )
-        ax.set_xticks(positions, OPTIMIZERS)
-        ax.set_title(label)
-        ax.set_xlabel("optimizer")
-        if metric == "val_accuracy":
-            ax.set_ylim(0, 1)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 def to_markdown(summary: pd.DataFrame, header: str) -> str:
     lines = [
         header,
@@ -223,8 +188,10 @@ def train(cfg: TrainConfig) -> Path:
         f"loss on the validation split, so compare it only within a loss; val BCE compares all."
     )
     (out / "results.md").write_text(to_markdown(summary, header))
-    plot(
+    plot_optimizer_comparison(
         summary,
+        OPTIMIZERS,
+        LOSSES,
         out / "comparison.png",
         title=f"Optimizer x loss, churn validation split ({epochs} epochs, {repeats} seeds)",
     )

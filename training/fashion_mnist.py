@@ -25,10 +25,10 @@ import numpy as np
 
 from training.common.data import (
     MissingTrainingInputError,
+    limit_rows,
     require_path,
     set_seed,
-    stratified_split,
-    take,
+    validation_split,
 )
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
@@ -234,14 +234,13 @@ def fit(cfg: TrainConfig):
     set_seed(cfg.seed)
     model = make_model(variant)  # first: an unavailable variant fails before loading data
     (x_train, y_train), (x_test, _) = load_data(cfg.data_dir)
-    x_test = take(cfg.limit, x_test)
-    x_train, y_train = take(cfg.limit, x_train[..., None], y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train,
+    x_test = limit_rows(cfg.limit, x_test, seed=cfg.seed)
+    (x_tr, y_tr), (x_val, y_val) = validation_split(
+        x_train[..., None],
         y_train,
-        test_size=VALIDATION_FRACTION,
+        validation_size=VALIDATION_FRACTION,
         seed=cfg.seed,
-        stratify=y_train if cfg.limit is None else None,
+        limit=cfg.limit,
     )
     history = model.fit(
         x_tr,
@@ -273,8 +272,7 @@ def export_trained(
     in the metadata (the served variant is the one with the best validation accuracy)."""
     variant = cfg.variant or DEFAULT_VARIANT
     (_, _), (x_test, y_test) = load_data(cfg.data_dir)
-    if cfg.limit is not None:  # smoke runs: a slice of the test set too, to stay fast
-        x_test, y_test = x_test[: cfg.limit], y_test[: cfg.limit]
+    x_test, y_test = limit_rows(cfg.limit, x_test, y_test, strata=y_test, seed=cfg.seed)
     probabilities = predict_probabilities(model, x_test[..., None])
     metrics = classification_metrics(y_test, probabilities, LABELS)
     print(f"{NAME} [{variant}]: test accuracy {metrics['accuracy']:.4f}")
@@ -286,15 +284,15 @@ def export_trained(
         name=NAME,
         cfg=cfg,
         history=history,
+        task="image_classification",
+        labels=LABELS,
+        data=DATA_NOTE,
+        splits=splits,
+        metrics=metrics,
         metadata={
-            "task": "image_classification",
-            "labels": LABELS,
             "variant": variant,
             "architecture": ARCHITECTURES[variant],
             "image": {"height": 28, "width": 28, "channels": 1, "background": "dark"},
-            "data": DATA_NOTE,
-            "splits": splits,
-            "metrics": metrics,
             "course_baseline": {
                 **COURSE_BASELINE,
                 "note": "test accuracy of the course's four networks (course 004); "

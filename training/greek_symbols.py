@@ -36,7 +36,7 @@ from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.class_weight import compute_sample_weight
 
-from training.common.data import require_path, set_seed
+from training.common.data import require_path, set_seed, smoke_indices
 from training.common.evaluate import classification_metrics, predict_probabilities
 from training.common.export import export_model
 from training.config import TrainConfig
@@ -172,14 +172,6 @@ ARCHITECTURES = {
 
 
 # ---- Train, evaluate, export ------------------------------------------------------------------
-def _limit_per_class(limit: int | None, labels: np.ndarray) -> np.ndarray:
-    """Indices of at most ``limit`` examples, spread over the classes (smoke runs)."""
-    if limit is None:
-        return np.arange(len(labels))
-    per_class = max(1, limit // len(LABELS))
-    return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(len(LABELS))])
-
-
 @dataclass
 class Prepared:
     """Real symbols with their writer-disjoint split, and the training set with rendered glyphs."""
@@ -206,7 +198,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     rest, test = grouped_split(labels, groups, TEST_FOLDS, cfg.seed)
     fit_idx, val_idx = grouped_split(labels[rest], groups[rest], VALIDATION_FOLDS, cfg.seed)
     fit_idx, val_idx = rest[fit_idx], rest[val_idx]
-    fit_idx = fit_idx[_limit_per_class(cfg.limit, labels[fit_idx])]
+    fit_idx = fit_idx[smoke_indices(cfg.limit, len(fit_idx), strata=labels[fit_idx], seed=cfg.seed)]
 
     real_counts = np.bincount(labels[fit_idx], minlength=len(LABELS))
     target = EXAMPLES_PER_CLASS if cfg.limit is None else max(cfg.limit // len(LABELS), 2)
@@ -275,20 +267,21 @@ def export_best(
         name=NAME,
         cfg=cfg,
         history=history,
+        task="image_classification",
+        labels=LABELS,
+        data=DATA_NOTE,
+        splits={
+            "train": len(data.x_fit),
+            "validation": len(data.val_idx),
+            "test": len(data.test_idx),
+        },
+        metrics=metrics,
         metadata={
-            "task": "image_classification",
-            "labels": LABELS,
             "variant": chosen,
             "architecture": ARCHITECTURES[chosen],
             "image": {"height": SIZE, "width": SIZE, "channels": 1, "background": "light"},
             "input_size_note": "32x32: HASY's native size, so real symbols are not resampled "
             "(the course used 28x28 for its own photos)",
-            "data": DATA_NOTE,
-            "splits": {
-                "train": len(data.x_fit),
-                "validation": len(data.val_idx),
-                "test": len(data.test_idx),
-            },
             "training_data": {
                 "real_per_class": data.per_class(data.fit_idx),
                 "rendered_per_class": data.rendered.counts,
@@ -312,7 +305,6 @@ def export_best(
                 "zoom": ZOOM,
                 "horizontal_flip": False,
             },
-            "metrics": metrics,
             "variant_comparison": {
                 v: {
                     "validation_balanced_accuracy": val_metrics[v]["balanced_accuracy"],

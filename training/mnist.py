@@ -26,10 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.common.data import require_path, set_seed, stratified_split, take
+from training.common.data import require_path, set_seed, validation_split
 from training.common.distill import Distiller
 from training.common.ensemble import fused_average
-from training.common.evaluate import accuracy, classification_metrics, predict_probabilities
+from training.common.evaluate import (
+    accuracy,
+    score_test_split,
+)
 from training.common.export import export_model
 from training.config import TrainConfig
 
@@ -182,13 +185,12 @@ def fit(cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]], dict]:
     net = "course" if variant == "course" else "convnet"
     set_seed(cfg.seed)
     (x_train, y_train), _ = load_data(cfg.data_dir)
-    x_train, y_train = take(cfg.limit, x_train[..., None], y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train,
+    (x_tr, y_tr), (x_val, y_val) = validation_split(
+        x_train[..., None],
         y_train,
-        test_size=VALIDATION_FRACTION,
+        validation_size=VALIDATION_FRACTION,
         seed=cfg.seed,
-        stratify=y_train if cfg.limit is None else None,
+        limit=cfg.limit,
     )
     teachers, histories = [], []
     for i in range(ENSEMBLE_SIZE if net == "convnet" and cfg.limit is None else 1):
@@ -251,10 +253,7 @@ def evaluate_and_export(model: keras.Model, cfg: TrainConfig, history: dict, inf
     """Score the official test digits (never seen in training or selection) and export."""
     variant = cfg.variant or DEFAULT_VARIANT
     _, (x_test, y_test) = load_data(cfg.data_dir)
-    metrics = classification_metrics(
-        y_test, predict_probabilities(model, x_test[..., None]), LABELS
-    )
-    print(f"{NAME}: test accuracy {metrics['accuracy']:.4f}")
+    metrics = score_test_split(NAME, model, x_test[..., None], y_test, LABELS)
     validation = {
         "accuracy": info["validation_accuracy"],
         "members_best_accuracy": info["members_best_validation_accuracy"],
@@ -266,15 +265,15 @@ def evaluate_and_export(model: keras.Model, cfg: TrainConfig, history: dict, inf
         name=NAME,
         cfg=cfg,
         history=history,
+        task="image_classification",
+        labels=LABELS,
+        data=DATA_NOTE,
+        splits={k: info[k] for k in ("train", "validation")} | {"test": len(x_test)},
+        metrics=metrics,
         metadata={
-            "task": "image_classification",
-            "labels": LABELS,
             "architecture": describe(variant, info),
             "variant": variant,
             "image": {"height": 28, "width": 28, "channels": 1, "background": "dark"},
-            "data": DATA_NOTE,
-            "splits": {k: info[k] for k in ("train", "validation")} | {"test": len(x_test)},
-            "metrics": metrics,
             "validation": validation,
             "course_baseline": {"accuracy": None, "note": "course 000 ex.2 reports no figure"},
         },

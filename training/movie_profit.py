@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from training.common.data import holdout_splits, require_path, set_seed
-from training.common.evaluate import classification_metrics, predict_probabilities
-from training.common.export import export_model
+from training.common.evaluate import classification_metrics, predict_probabilities, score_test_split
+from training.common.export import export_model, split_sizes
 from training.common.tabular import (
     categorical_column,
     encode_columns,
@@ -188,36 +188,31 @@ def train(cfg: TrainConfig) -> Path:
     model, history, _ = runs[best]
 
     test_ds = to_dataset(to_inputs(x_test, columns), batch_size=256)
-    metrics = classification_metrics(y_test, predict_probabilities(model, test_ds), LABELS)
+    metrics = score_test_split(f"{NAME} [{best}]", model, test_ds, y_test, LABELS)
     majority = float(max(y_test.mean(), 1 - y_test.mean()))
-    auc = metrics.get("roc_auc", float("nan"))
-    print(
-        f"{NAME}: served variant {best}; test ROC-AUC {auc:.4f}, "
-        f"accuracy {metrics['accuracy']:.4f} (majority class {majority:.4f})"
-    )
     return export_model(
         model,
         name=NAME,
         cfg=cfg,
         history=history,
+        task="tabular_classification",
+        labels=LABELS,
+        data={
+            **DATA_NOTE,
+            "note": "rows without gross and budget dropped; profitable = gross > budget",
+        },
+        splits=split_sizes(train=x_tr, validation=x_val, test=x_test),
+        metrics={
+            **metrics,
+            "majority_class_rate": majority,
+            "train_profitable_rate": float(np.mean(np.concatenate([y_tr, y_val]))),
+        },
         metadata={
-            "task": "tabular_classification",
-            "labels": LABELS,
             "columns": columns,
             "architecture": f"course 003 MLP variant '{best}' on multi-hot genres, one-hot "
             "director/country/language/rating/color and log1p-standardized numbers, softmax 2",
             "variant": best,
             "variants_validation": {v: runs[v][2] for v in runs},
-            "data": {
-                **DATA_NOTE,
-                "note": "rows without gross and budget dropped; profitable = gross > budget",
-            },
-            "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_test)},
-            "metrics": {
-                **metrics,
-                "majority_class_rate": majority,
-                "train_profitable_rate": float(np.mean(np.concatenate([y_tr, y_val]))),
-            },
             "course_baseline": {
                 "accuracy": 0.72,
                 "per_variant_test_accuracy": {"batchnorm": 0.7203, "dropout": 0.718, "l2": 0.718},

@@ -27,16 +27,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from training.common.data import require_path, set_seed  # noqa: E402
-from training.common.export import add_plot, export_model  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
+from training.common.data import limit_rows, require_path, set_seed
+from training.common.export import add_plot, export_model
+from training.common.plots import plot_forecasts
+from training.config import TrainConfig
 
 NAME = "sales"
 LAYOUT = """
@@ -227,25 +224,6 @@ def evaluate(model: keras.Model, series: dict[str, np.ndarray]) -> tuple[dict, d
     return metrics, forecasts
 
 
-def plot_forecasts(forecasts: dict, path: Path) -> Path:
-    fig, axes = plt.subplots(len(forecasts), 1, figsize=(8, 2.6 * len(forecasts)), squeeze=False)
-    for ax, (name, f) in zip(axes[:, 0], forecasts.items(), strict=True):
-        n_train, h = len(f["train"]), len(f["actual"])
-        shown = min(n_train, 36)
-        t_train = np.arange(n_train - shown, n_train)
-        t_eval = np.arange(n_train, n_train + h)
-        ax.plot(t_train, f["train"][-shown:], color="black", label="history")
-        ax.plot(t_eval, f["actual"], color="black", linestyle="--", label="actual (held out)")
-        for key, style in [("model", "-o"), ("seasonal_naive", ":"), ("naive", ":")]:
-            ax.plot(t_eval, f[key], style, markersize=3, label=key)
-        ax.set_title(name)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 # ---- Train, evaluate, export ------------------------------------------------------------------
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
@@ -257,9 +235,7 @@ def train(cfg: TrainConfig) -> Path:
         *synthetic_monthly_series(n_synthetic, SYNTHETIC_LENGTH, cfg.seed),
     ]
     (x_tr, y_tr), (x_val, y_val) = training_windows(train_parts, synthetic)
-    if cfg.limit is not None:
-        keep = np.random.default_rng(cfg.seed).permutation(len(x_tr))[: cfg.limit]
-        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    x_tr, y_tr = limit_rows(cfg.limit, x_tr, y_tr, seed=cfg.seed)
 
     model = make_model()
     history = model.fit(
@@ -285,22 +261,22 @@ def train(cfg: TrainConfig) -> Path:
         name=NAME,
         cfg=cfg,
         history=history.history,
+        task="forecasting",
+        data=DATA_NOTE,
+        splits={
+            "train": len(x_tr),
+            "validation": len(x_val),
+            "test": sum(EVAL_HORIZON.values()),
+            "units": "train/validation: windows; test: forecast months over the 5 series",
+            "real_series_training_months": {k: len(v) for k, v in train_parts.items()},
+            "synthetic_series": len(synthetic),
+        },
+        metrics=metrics,
         metadata={
-            "task": "forecasting",
             "forecast": {"window": WINDOW, "min_history": WINDOW, "max_horizon": MAX_HORIZON},
             "architecture": f"per-window standardisation in graph -> LSTM({LSTM_UNITS}) -> "
             f"Dense({MAX_HORIZON}) correction added to the seasonal-naive forecast -> raw scale "
             f"(direct multi-output, window {WINDOW})",
-            "data": DATA_NOTE,
-            "splits": {
-                "train": len(x_tr),
-                "validation": len(x_val),
-                "test": sum(EVAL_HORIZON.values()),
-                "units": "train/validation: windows; test: forecast months over the 5 series",
-                "real_series_training_months": {k: len(v) for k, v in train_parts.items()},
-                "synthetic_series": len(synthetic),
-            },
-            "metrics": metrics,
             "course_baseline": {
                 "architecture": "LSTM(50) -> Dense(1), window 10, one step, MinMaxScaler",
                 "mae": None,

@@ -28,21 +28,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import matplotlib
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
 
-matplotlib.use("Agg")  # headless
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from scipy import sparse  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import balanced_accuracy_score  # noqa: E402
-
-from training.common.data import require_path, set_seed, stratified_split  # noqa: E402
-from training.common.evaluate import classification_metrics, predict_probabilities  # noqa: E402
-from training.common.export import add_plot, export_model  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
+from training.common.data import limit_rows, require_path, set_seed, stratified_split
+from training.common.evaluate import classification_metrics, predict_probabilities
+from training.common.export import add_plot, export_model
+from training.common.plots import plot_regularization_path
+from training.config import TrainConfig
 
 NAME = "sentiment"
 LABELS = ["negative", "positive"]
@@ -206,15 +203,6 @@ def balanced_weights(df: pd.DataFrame) -> np.ndarray:
     counts = groups.map(groups.value_counts())
     weights = len(df) / (groups.nunique() * counts)
     return weights.to_numpy(dtype="float32")
-
-
-def limited(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
-    """A small sample with both languages and classes (smoke runs); the whole frame otherwise."""
-    if limit is None:
-        return df
-    per_group = max(1, limit // 4)
-    shuffled = df.sample(frac=1.0, random_state=seed)
-    return shuffled.groupby(["language", "label"]).head(per_group).reset_index(drop=True)
 
 
 # ---- Model ------------------------------------------------------------------------------------
@@ -397,31 +385,6 @@ def fit_linear_head(model: keras.Model, tr: pd.DataFrame, val: pd.DataFrame) -> 
     }
 
 
-def plot_regularization_path(fit: dict, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 4))
-    # One curve per language at the chosen character-bag scale.
-    chosen = fit.get("chosen_char_weight", 1.0)
-    points = [p for p in fit["path"] if p.get("char_weight", 1.0) == chosen]
-    cs = [p["C"] for p in points]
-    for lang in LANGUAGES:
-        ax.plot(
-            cs,
-            [p["validation_balanced_accuracy"].get(lang) for p in points],
-            "-o",
-            label=f"validation balanced accuracy ({lang})",
-        )
-    ax.plot(cs, [p["train_accuracy"] for p in points], "--", label="train accuracy")
-    ax.axvline(fit["chosen_C"], color="grey", linestyle=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("C (inverse L2 strength)")
-    ax.legend(fontsize=7)
-    ax.set_title("sentiment: logistic head, regularisation path")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 # ---- Evaluate ---------------------------------------------------------------------------------
 def evaluate(model: keras.Model, test: pd.DataFrame) -> dict:
     """Overall metrics plus the same figures per language and per source (all on the test split)."""
@@ -453,8 +416,12 @@ def split_sizes(train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFram
 def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     train_all, test = split_per_language(load_data(cfg.data_dir), cfg.seed)
-    train_all = limited(train_all, cfg.limit, cfg.seed)
-    test = limited(test, cfg.limit, cfg.seed)
+    train_all, test = (  # smoke runs (--limit): both languages and classes kept
+        limit_rows(
+            cfg.limit, df, strata=df["language"] + "/" + df["label"].astype(str), seed=cfg.seed
+        )
+        for df in (train_all, test)
+    )
     strata = train_all["language"] + "/" + train_all["label"].astype(str)
     tr, val = stratified_split(
         train_all,
@@ -502,16 +469,16 @@ def train(cfg: TrainConfig) -> Path:
         name=NAME,
         cfg=cfg,
         history=history,
+        task="text_classification",
+        labels=LABELS,
+        data=DATA_NOTE,
+        splits=split_sizes(tr, val, test),
+        metrics=metrics,
         metadata={
-            "task": "text_classification",
-            "labels": LABELS,
             "languages": LANGUAGES,
             "architecture": ARCHITECTURES[variant],
             "variant": variant,
-            "data": DATA_NOTE,
-            "splits": split_sizes(tr, val, test),
             "class_weighting": "sample weights equalising each (language, class) group",
-            "metrics": metrics,
             "course_baseline": COURSE_BASELINE,
             "training": {"head_fit": head_fit} if head_fit else {},
         },
@@ -520,6 +487,6 @@ def train(cfg: TrainConfig) -> Path:
         add_plot(
             version_dir,
             "regularization_path",
-            plot_regularization_path(head_fit, version_dir / "regularization_path.png"),
+            plot_regularization_path(head_fit, LANGUAGES, version_dir / "regularization_path.png"),
         )
     return version_dir

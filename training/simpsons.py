@@ -41,10 +41,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from training.common.data import require_path, set_seed, stratified_split
+from training.common.data import limit_rows, require_path, set_seed, stratified_split
 from training.common.ensemble import average
 from training.common.evaluate import accuracy, classification_metrics, predict_probabilities
-from training.common.export import export_model
+from training.common.export import export_model, split_sizes
 from training.common.images import list_images
 from training.config import TrainConfig
 
@@ -358,18 +358,15 @@ def train(cfg: TrainConfig) -> Path:
     train_idx, val_idx, test_idx = split_pictures(
         pool, labels, cfg.seed, official_test=bool(official.paths)
     )
-    if cfg.limit is not None:  # smoke runs: a seeded random slice of each split
-        rng = np.random.default_rng(cfg.seed)
-        train_idx, val_idx, test_idx = (
-            rng.permutation(i)[: cfg.limit] for i in (train_idx, val_idx, test_idx)
-        )
+    train_idx, val_idx, test_idx = (  # smoke runs (--limit): a seeded slice of each split
+        limit_rows(cfg.limit, i, seed=cfg.seed) for i in (train_idx, val_idx, test_idx)
+    )
     y_all = np.array([labels.index(c) for c in pool.characters])
     x_tr, x_val, x_te = (load_pixels(pool, i) for i in (train_idx, val_idx, test_idx))
     y_tr, y_val, y_te = y_all[train_idx], y_all[val_idx], y_all[test_idx]
     test_sources = np.array(pool.sources)[test_idx]
     official_idx = np.flatnonzero(np.isin(official.characters, labels))
-    if cfg.limit is not None:
-        official_idx = official_idx[: cfg.limit]
+    official_idx = limit_rows(cfg.limit, official_idx, seed=cfg.seed)
     if len(official_idx):
         x_te = np.concatenate([x_te, load_pixels(official, official_idx)])
         y_te = np.concatenate([y_te, [labels.index(official.characters[i]) for i in official_idx]])
@@ -404,9 +401,22 @@ def train(cfg: TrainConfig) -> Path:
         name=NAME,
         cfg=cfg,
         history=histories[0],
+        task="image_classification",
+        labels=labels,
+        data={
+            **DATA_NOTE,
+            "images_per_source": sources,
+            "source_handling": NOTE_SOURCES,
+            "test_split": (
+                "Kaggle test set + held-out Simpsons-MNIST pictures"
+                if len(official_idx)
+                else f"stratified {TEST_FRACTION:.0%} of pictures (seeded, grouped by "
+                "picture), never tuned on"
+            ),
+        },
+        splits=split_sizes(train=x_tr, validation=x_val, test=x_te),
+        metrics=metrics,
         metadata={
-            "task": "image_classification",
-            "labels": labels,
             "architecture": served_architecture(variant, validation["served"], len(members)),
             "variant": variant,
             "image": {
@@ -416,19 +426,6 @@ def train(cfg: TrainConfig) -> Path:
                 "background": "natural",
                 "note": NOTE_IMAGE,
             },
-            "data": {
-                **DATA_NOTE,
-                "images_per_source": sources,
-                "source_handling": NOTE_SOURCES,
-                "test_split": (
-                    "Kaggle test set + held-out Simpsons-MNIST pictures"
-                    if len(official_idx)
-                    else f"stratified {TEST_FRACTION:.0%} of pictures (seeded, grouped by "
-                    "picture), never tuned on"
-                ),
-            },
-            "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_te)},
-            "metrics": metrics,
             "validation": validation,
             "course_baseline": {
                 "accuracy": 0.9011,

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from training.common.data import holdout_splits, require_path, set_seed
-from training.common.evaluate import classification_metrics, predict_probabilities
-from training.common.export import export_model
+from training.common.evaluate import score_test_split
+from training.common.export import export_model, split_sizes
 from training.config import TrainConfig
 
 NAME = "spam"
@@ -120,25 +120,20 @@ def train(cfg: TrainConfig) -> Path:
         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)],
     )
 
-    probabilities = predict_probabilities(model, to_dataset(x_test, batch_size=256))
-    metrics = classification_metrics(y_test, probabilities, LABELS)
-    print(
-        f"{NAME}: test accuracy {metrics['accuracy']:.4f}, "
-        f"spam F1 {metrics['per_class']['spam']['f1']:.4f}"
-    )
+    metrics = score_test_split(NAME, model, to_dataset(x_test, batch_size=256), y_test, LABELS)
     return export_model(
         model,
         name=NAME,
         cfg=cfg,
         history=history.history,
+        task="text_classification",
+        labels=LABELS,
+        data=DATA_NOTE,
+        splits=split_sizes(train=x_tr, validation=x_val, test=x_test),
+        metrics=metrics,
         metadata={
-            "task": "text_classification",
-            "labels": LABELS,
             "architecture": f"TextVectorization (TF-IDF, 1-{NGRAMS}-grams, {MAX_TOKENS} tokens) "
             f"-> Dropout {DROPOUT} -> Dense16-Dense8-sigmoid (course 000 ex.1 MLP)",
-            "data": DATA_NOTE,
-            "splits": {"train": len(x_tr), "validation": len(x_val), "test": len(x_test)},
-            "metrics": metrics,
             "course_baseline": {
                 "accuracy": None,
                 "note": "course 000 ex.1 trains on simulated data "

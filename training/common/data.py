@@ -40,32 +40,50 @@ def stratified_split(*arrays, test_size: float, seed: int, stratify=None):
     return train_test_split(*arrays, test_size=test_size, random_state=seed, stratify=stratify)
 
 
+def validation_split(x, y, *, validation_size: float, seed: int, limit: int | None = None):
+    """The training pool cut for a smoke run (``limit``), then split into train / validation,
+    stratified by class (not when limited: a tiny slice may hold a class once). Returns
+    ``(x_tr, y_tr), (x_val, y_val)``."""
+    x, y = limit_rows(limit, x, y, strata=y, seed=seed)
+    x_tr, x_val, y_tr, y_val = stratified_split(
+        x, y, test_size=validation_size, seed=seed, stratify=y if limit is None else None
+    )
+    return (x_tr, y_tr), (x_val, y_val)
+
+
 def holdout_splits(
     x, y, *, test_size: float, validation_size: float, seed: int, limit: int | None = None
 ):
-    """Stratified test split of all rows, then a train / validation split of the rest.
-
-    ``limit`` caps the training pool (smoke runs) before the validation split, which is then not
-    stratified (a tiny slice may lack a class). Returns ``(x_tr, y_tr), (x_val, y_val),
-    (x_test, y_test)``.
-    """
+    """Stratified test split of all rows, then :func:`validation_split` of the rest.
+    Returns ``(x_tr, y_tr), (x_val, y_val), (x_test, y_test)``."""
     x_train, x_test, y_train, y_test = stratified_split(
         x, y, test_size=test_size, seed=seed, stratify=y
     )
-    x_train, y_train = take(limit, x_train, y_train)
-    x_tr, x_val, y_tr, y_val = stratified_split(
-        x_train,
-        y_train,
-        test_size=validation_size,
-        seed=seed,
-        stratify=y_train if limit is None else None,
+    train, validation = validation_split(
+        x_train, y_train, validation_size=validation_size, seed=seed, limit=limit
     )
-    return (x_tr, y_tr), (x_val, y_val), (x_test, y_test)
+    return train, validation, (x_test, y_test)
 
 
-def take(limit: int | None, *arrays):
-    """The first ``limit`` rows of each array (all of them when ``limit`` is None)."""
-    if limit is None:
-        return arrays if len(arrays) > 1 else arrays[0]
-    cut = tuple(a[:limit] for a in arrays)
+def smoke_indices(limit: int | None, n: int, *, strata=None, seed: int = 0) -> np.ndarray:
+    """The rows a smoke run (``--limit``) keeps of ``n``: all of them when ``limit`` is None,
+    else at most ``limit`` (at least one per stratum), drawn with ``seed`` and spread evenly
+    over the values of ``strata`` (class labels, language and class, ...) so that every class
+    is trained and scored. The one rule for "a small slice" in every training module."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(rng.permutation(n)[:limit])
+    strata = np.asarray(strata)
+    values = np.unique(strata)
+    per_stratum = max(1, limit // len(values))
+    picked = [rng.permutation(np.flatnonzero(strata == v))[:per_stratum] for v in values]
+    return np.sort(np.concatenate(picked))
+
+
+def limit_rows(limit: int | None, *arrays, strata=None, seed: int = 0):
+    """Each array (NumPy or pandas) cut to the rows :func:`smoke_indices` keeps."""
+    keep = smoke_indices(limit, len(arrays[0]), strata=strata, seed=seed)
+    cut = tuple(a.iloc[keep] if hasattr(a, "iloc") else a[keep] for a in arrays)
     return cut if len(cut) > 1 else cut[0]

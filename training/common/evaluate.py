@@ -62,3 +62,15 @@ def predict_probabilities(model, inputs, batch_size: int = 256) -> np.ndarray:
 def accuracy(model, inputs, y_true: np.ndarray) -> float:
     """Share of ``inputs`` whose most probable class is ``y_true`` (to choose on validation)."""
     return float(np.mean(predict_probabilities(model, inputs).argmax(axis=1) == y_true))
+
+
+def score_test_split(name: str, model, inputs, y_true: np.ndarray, labels: list[str]) -> dict:
+    """:func:`classification_metrics` of ``model`` on the held-out test split, with the
+    headline figures printed (accuracy, balanced accuracy, ROC-AUC when defined)."""
+    metrics = classification_metrics(y_true, predict_probabilities(model, inputs), labels)
+    figures = [f"accuracy {metrics['accuracy']:.4f}"]
+    figures.append(f"balanced accuracy {metrics['balanced_accuracy']:.4f}")
+    if metrics.get("roc_auc") is not None:
+        figures.append(f"ROC-AUC {metrics['roc_auc']:.4f}")
+    print(f"{name}: test " + ", ".join(figures))
+    return metrics

@@ -102,14 +102,29 @@ def export_model(
     *,
     name: str,
     cfg: TrainConfig,
-    metadata: dict,
+    task: str,
+    data: dict,
+    splits: dict,
+    metrics: dict,
+    labels: list[str] | None = None,
+    metadata: dict | None = None,
     history: dict[str, list[float]] | None = None,
 ) -> Path:
     """Write the SavedModel, the plots and ``metadata.json``; return the version folder.
 
-    ``metadata`` carries the module's own fields (task, labels, architecture, data, splits,
-    metrics, ...); this adds name, version, input/output specs, the date, the seed and the epochs.
+    The keywords are what every model's metadata must say (docs/CONTRACTS.md): its task and
+    labels, the data it learnt from, the split sizes and the held-out metrics. ``metadata``
+    carries the module's own fields (architecture, columns, course baseline, ...); this adds
+    name, version, input/output specs, the date, the seed and the epochs.
     """
+    metadata = {
+        "task": task,
+        **({"labels": labels} if labels is not None else {}),
+        **(metadata or {}),
+        "data": data,
+        "splits": splits,
+        "metrics": metrics,
+    }
     version = cfg.version or next_version(cfg.out_dir / name)
     path = cfg.out_dir / name / str(version)
     if path.exists():
@@ -149,6 +164,11 @@ def export_model(
     }
     write_metadata(path, full)
     return path
+
+
+def split_sizes(**splits) -> dict[str, int]:
+    """``{"train": len(x_tr), ...}`` for ``train=x_tr, ...``."""
+    return {name: len(rows) for name, rows in splits.items()}
 
 
 def write_metadata(version_dir: Path, metadata: dict) -> None:
