@@ -21,7 +21,7 @@ from app.api.kserve_codec import (
     decode_request,
     encode_reply,
 )
-from app.api.protocol_route import ProtocolRoute
+from app.api.protocol_route import post_routes
 from app.codec import dumps, json_response
 from app.config import Settings
 from app.servable import ServedModel
@@ -155,20 +155,15 @@ async def infer(request: Request) -> Response:
     return await _infer(model_from_path(request), request)
 
 
-inference_routes = [
-    ProtocolRoute(
-        path,
-        infer,
-        methods=["POST"],
-        summary=summary,
-        tags=router.tags,
-        request_body=_INFER_BODY,
-    )
-    for path, summary in (
-        ("/v2/models/{name}/infer", "Inference"),
-        ("/v2/models/{name}/versions/{version}/infer", "Inference (one version)"),
-    )
-]
+inference_routes = post_routes(
+    infer,
+    {
+        "/v2/models/{name}/infer": "Inference",
+        "/v2/models/{name}/versions/{version}/infer": "Inference (one version)",
+    },
+    tags=router.tags,
+    request_body=_INFER_BODY,
+)
 
 
 async def _infer(model: ServedModel, request: Request) -> Response:

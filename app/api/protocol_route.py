@@ -67,6 +67,27 @@ class ProtocolRoute(Route):
         await super().handle(scope, receive, send)
 
 
+def post_routes(
+    endpoint: Callable[[Request], Awaitable[Response]],
+    paths: dict[str, str],
+    *,
+    tags: list[str],
+    request_body: dict[str, Any],
+) -> list[ProtocolRoute]:
+    """One ``POST`` route per ``path: summary`` of ``paths``, all served by ``endpoint``."""
+    return [
+        ProtocolRoute(
+            path,
+            endpoint,
+            methods=["POST"],
+            summary=summary,
+            tags=tags,
+            request_body=request_body,
+        )
+        for path, summary in paths.items()
+    ]
+
+
 def install(app: FastAPI, routes: Sequence[ProtocolRoute]) -> None:
     """Serve ``routes`` ahead of every other route (the hot paths match first) and add their
     operations to the app's OpenAPI schema."""

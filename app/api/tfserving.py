@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large
-from app.api.protocol_route import ProtocolRoute
+from app.api.protocol_route import post_routes
 from app.api.tfserving_codec import decode_request, encode_predictions
 from app.codec import json_response
 from app.config import Settings
@@ -141,25 +141,17 @@ async def predict(request: Request) -> Response:
     return await _predict(model_from_path(request), request.path_params["method"], request)
 
 
-def _predict_route(path: str, summary: str) -> ProtocolRoute:
-    return ProtocolRoute(
-        path,
-        predict,
-        methods=["POST"],
-        summary=summary,
-        tags=router.tags,
-        request_body=_PREDICT_BODY,
-    )
-
-
-inference_routes = [
-    _predict_route("/v1/models/{name}:{method}", "Predict"),
-    _predict_route("/v1/models/{name}/versions/{version}:{method}", "Predict (one version)"),
-    _predict_route(
-        "/v1/models/{name}/labels/{label}:{method}",
-        "Predict (the version a label names, e.g. stable or canary)",
-    ),
-]
+inference_routes = post_routes(
+    predict,
+    {
+        "/v1/models/{name}:{method}": "Predict",
+        "/v1/models/{name}/versions/{version}:{method}": "Predict (one version)",
+        "/v1/models/{name}/labels/{label}:{method}": "Predict (the version a label names, "
+        "e.g. stable or canary)",
+    },
+    tags=router.tags,
+    request_body=_PREDICT_BODY,
+)
 
 
 async def _predict(model: ServedModel, method: str, request: Request) -> Response:

@@ -68,36 +68,35 @@ def _rows_to_columns(model: ServedModel, instances: Any) -> dict[str, Any]:
     if not instances:
         raise InvalidInputError("empty batch: 'instances' has no instance")
     model.check_instances(len(instances), "instances")
-    names = list(model.inputs)
     first = instances[0]
-    if isinstance(first, dict) and not (is_b64(first) and "b64" not in model.inputs):
-        keys = set(first)
-        if not all(isinstance(row, dict) and set(row) == keys for row in instances):
-            raise InvalidInputError("every instance must be an object with the same input names")
-        columns = {k: [row[k] for row in instances] for k in first}
-    elif len(names) == 1:
-        columns = {names[0]: instances}
-    else:
-        raise InvalidInputError(
-            f"model '{model.name}' has several inputs {names}: each instance must be an object "
-            "naming them"
-        )
-    return _decode_strings(model, columns)
+    if not _names_inputs(model, first):
+        return _decode_strings(model, _only_input(model, instances, "each instance"))
+    keys = set(first)
+    if not all(isinstance(row, dict) and set(row) == keys for row in instances):
+        raise InvalidInputError("every instance must be an object with the same input names")
+    return _decode_strings(model, {k: [row[k] for row in instances] for k in first})
 
 
 def _columnar(model: ServedModel, inputs: Any) -> dict[str, Any]:
     """Columnar format: the value of the only input, or an object naming every input."""
+    if _names_inputs(model, inputs):
+        return _decode_strings(model, inputs)
+    return _decode_strings(model, _only_input(model, inputs, "'inputs'"))
+
+
+def _names_inputs(model: ServedModel, value: Any) -> bool:
+    """An object naming the inputs, not a ``{"b64": ...}`` value of the only input."""
+    return isinstance(value, dict) and not (is_b64(value) and "b64" not in model.inputs)
+
+
+def _only_input(model: ServedModel, value: Any, what: str) -> dict[str, Any]:
+    """``value`` as the model's only input; a model with several needs them named."""
     names = list(model.inputs)
-    if isinstance(inputs, dict) and not (is_b64(inputs) and "b64" not in model.inputs):
-        columns = inputs
-    elif len(names) == 1:
-        columns = {names[0]: inputs}
-    else:
+    if len(names) != 1:
         raise InvalidInputError(
-            f"model '{model.name}' has several inputs {names}: 'inputs' must be an object "
-            "naming them"
+            f"model '{model.name}' has several inputs {names}: {what} must be an object naming them"
         )
-    return _decode_strings(model, columns)
+    return {names[0]: value}
 
 
 def _decode_strings(model: ServedModel, columns: dict[str, Any]) -> dict[str, Any]:
