@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 
+from training.common import manifest
 from training.common.plots import plot_confusion_matrix, plot_history
 from training.config import TrainConfig
 
@@ -127,7 +128,12 @@ def export_model(
     }
     version = cfg.version or next_version(cfg.out_dir / name)
     path = cfg.out_dir / name / str(version)
-    if path.exists():
+    if manifest.is_recorded(cfg.out_dir, name, version):
+        raise manifest.ImmutableVersionError(
+            f"{name} version {version} is recorded in {cfg.out_dir / manifest.MANIFEST}: a "
+            "committed version never changes; export a new version (leave out --version)"
+        )
+    if path.exists():  # an unrecorded, half-written export of this run's version
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_saved_model(serving_model(model), path)
@@ -163,6 +169,7 @@ def export_model(
         },
     }
     write_metadata(path, full)
+    manifest.record(cfg.out_dir, name, version)
     return path
 
 
@@ -182,3 +189,4 @@ def add_plot(version_dir: Path, key: str, plot: Path) -> None:
     metadata = json.loads((version_dir / "metadata.json").read_text())
     metadata.setdefault("plots", {})[key] = plot.name
     write_metadata(version_dir, metadata)
+    manifest.record(version_dir.parent.parent, version_dir.parent.name, version_dir.name)
