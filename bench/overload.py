@@ -53,14 +53,16 @@ RANDOM_NAMES_LUA = Path(__file__).with_name("random_names.lua")
 class Server:
     """``python -m app`` with the given settings; stopped by its PID."""
 
-    def __init__(self, models_dir: Path, model: str, log_dir: Path, **settings: str) -> None:
+    def __init__(
+        self, models_dir: Path, model: str | list[str], log_dir: Path, **settings: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "SERVING_MODELS_DIR": str(models_dir),
-            "SERVING_MODEL_NAMES": json.dumps([model]),
+            "SERVING_MODEL_NAMES": json.dumps([model] if isinstance(model, str) else model),
             "SERVING_HOST": HOST,
             "SERVING_PORT": str(self.port),
             "SERVING_LOG_LEVEL": "warning",
@@ -139,6 +141,7 @@ def wrk(
     body_file: Path,
     script: Path = LUA_SCRIPT,
     timeout_s: float = 30,
+    content_type: str = "application/json",
 ) -> dict:
     threads = min(connections, 2)
     done = subprocess.run(
@@ -153,7 +156,7 @@ def wrk(
             str(script),
             url,
         ],
-        env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
+        env={**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_CONTENT_TYPE": content_type},
         capture_output=True,
         text=True,
         timeout=duration_s + 90,

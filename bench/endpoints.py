@@ -1,0 +1,137 @@
+"""Typed endpoints against the protocol path, in one run: ``python -m bench.endpoints``.
+
+One ``python -m app`` serves every model; wrk sends single-item requests to each endpoint in
+turn, ``:predict`` (one digit, JSON) first and last, so that a drift of the machine shows. Each
+line gives req/s, p50 / p99, failures and the ratio to ``:predict``'s throughput (the mean of its
+two runs). The typed endpoints' goal: >= 70 % of ``:predict``'s req/s, p99 <= 2x its p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import tempfile
+from pathlib import Path
+
+from bench.overload import Server, digit_body, multipart, wrk
+from bench.run import REPO_ROOT, machine_description
+
+MODELS = ["mnist", "sentiment", "spam", "churn", "movie_profit", "sales"]
+
+
+def digit_png(data_dir: Path) -> bytes:
+    """The first MNIST test digit as a PNG (a drawn stroke without the datasets)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(json.loads(digit_body(data_dir))["instances"][0], dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0]).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def cases(data_dir: Path) -> list[tuple[str, str, bytes, str]]:
+    """(label, path, body, content type) of each single-item request."""
+    from app.api.tasks.churn import EXAMPLE_CUSTOMER
+    from app.api.tasks.movies import EXAMPLE_MOVIE
+    from app.api.tasks.sales import EXAMPLE_HISTORY
+
+    png = digit_png(data_dir)
+    upload, upload_type = multipart(png, "digit.png")
+    as_json = "application/json"
+    return [
+        ("predict", "/v1/models/mnist:predict", digit_body(data_dir), as_json),
+        ("image upload", "/v1/images/mnist:classify", upload, upload_type),
+        (
+            "image base64",
+            "/v1/images/mnist:classify",
+            json.dumps({"images": [base64.b64encode(png).decode()]}).encode(),
+            as_json,
+        ),
+        (
+            "sentiment",
+            "/v1/sentiment:predict",
+            json.dumps({"texts": ["The food was cold and the waiter was rude."]}).encode(),
+            as_json,
+        ),
+        (
+            "spam",
+            "/v1/spam:predict",
+            json.dumps({"messages": ["Are we still meeting for lunch tomorrow at 1?"]}).encode(),
+            as_json,
+        ),
+        (
+            "churn",
+            "/v1/churn:predict",
+            json.dumps({"customers": [EXAMPLE_CUSTOMER]}).encode(),
+            as_json,
+        ),
+        ("movies", "/v1/movies:predict", json.dumps({"movies": [EXAMPLE_MOVIE]}).encode(), as_json),
+        (
+            "sales",
+            "/v1/sales:forecast",
+            json.dumps({"history": EXAMPLE_HISTORY, "horizon": 12}).encode(),
+            as_json,
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", "-c", type=int, default=64)
+    parser.add_argument("--duration", "-d", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+    parser.add_argument("--only", default="", help="comma-separated labels to run (and predict)")
+    args = parser.parse_args(argv)
+
+    runs = cases(args.data_dir)
+    if args.only:
+        wanted = set(args.only.split(",")) | {"predict"}
+        runs = [case for case in runs if case[0] in wanted]
+    runs.append(runs[0])  # :predict again at the end
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(args.models_dir, MODELS, Path(tmp))
+        try:
+            server.wait_ready()
+            rows = []
+            for label, path, body, content_type in runs:
+                body_file = Path(tmp) / "body"
+                body_file.write_bytes(body)
+                wrk(server.url + path, args.connections, 2, body_file, content_type=content_type)
+                result = wrk(
+                    server.url + path,
+                    args.connections,
+                    args.duration,
+                    body_file,
+                    content_type=content_type,
+                )
+                rows.append((label, result))
+                print(
+                    f"{label:13s} {result['ok_per_s']:8.0f} req/s  p50 "
+                    f"{result['latency_us']['p50'] / 1000:6.1f} ms  p99 "
+                    f"{result['latency_us']['p99'] / 1000:6.1f} ms  failed {result['failed']}",
+                    flush=True,
+                )
+        finally:
+            server.stop()
+    base = [r for label, r in rows if label == "predict"]
+    base_rate = sum(r["ok_per_s"] for r in base) / len(base)
+    base_p99 = sum(r["latency_us"]["p99"] for r in base) / len(base)
+    print(f"\n{machine_description()}; {args.connections} connections, {args.duration:g} s each")
+    print("| endpoint | req/s | p50 ms | p99 ms | failed | req/s vs :predict | p99 vs :predict |")
+    print("|---|---|---|---|---|---|---|")
+    for label, r in rows:
+        print(
+            f"| {label} | {r['ok_per_s']:,.0f} | {r['latency_us']['p50'] / 1000:.1f} | "
+            f"{r['latency_us']['p99'] / 1000:.1f} | {r['failed']} | "
+            f"{r['ok_per_s'] / base_rate:.2f} | {r['latency_us']['p99'] / base_p99:.2f}× |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
