@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __doc__ as app_doc
 from app.admission import AdmissionMiddleware, ServerState
-from app.api import kserve, model_control, protocol_route, service, tfserving
+from app.api import docs, kserve, model_control, protocol_route, service, tfserving
 from app.api.tasks import router as tasks_router
 from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=app_doc or "",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by app.api.docs
+        redoc_url=None,
         telemetry={
             "tracing": settings.opentelemetry,
             "metrics": settings.opentelemetry,
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         AdmissionMiddleware, state=app.state.server, max_inflight=settings.max_inflight_requests
     )
     app.add_middleware(MetricsMiddleware)
+    app.include_router(docs.router)
     app.include_router(service.router)
     app.include_router(tfserving.router)
     app.include_router(model_control.router)  # before kserve: /v2/models/stats is not a model

@@ -12,10 +12,11 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.admission import UNLIMITED_PATHS
+from app.api import docs
 from app.config import Settings
 from app.errors import UnauthorizedError, serving_error_response
 
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS_PATHS = frozenset({*docs.PATHS, "/openapi.json"})
 
 
 def open_paths(settings: Settings) -> frozenset[str]:

@@ -48,7 +48,9 @@ def cases(data_dir: Path) -> list[tuple[str, str, bytes, str]]:
         (
             "image base64",
             "/v1/images/mnist:classify",
-            json.dumps({"images": [base64.b64encode(png).decode()]}).encode(),
+            json.dumps(
+                {"images": [{"b64": base64.b64encode(png).decode(), "name": "d.png"}]}
+            ).encode(),
             as_json,
         ),
         (

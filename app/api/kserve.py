@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -24,6 +25,7 @@ from app.api.kserve_codec import (
 from app.api.protocol_route import post_routes
 from app.codec import dumps, json_response
 from app.config import Settings
+from app.examples import SEVEN_PIXELS
 from app.servable import ServedModel
 
 router = APIRouter(prefix="/v2", tags=["KServe v2"])
@@ -64,7 +66,7 @@ _INFER_BODY = {
                         "name": "pixels",
                         "shape": [1, 28, 28, 1],
                         "datatype": "UINT8",
-                        "data": [0] * 784,
+                        "data": np.ravel(SEVEN_PIXELS).tolist(),  # mnist: a handwritten 7
                     }
                 ]
             },

@@ -21,6 +21,7 @@ from app.api.tfserving_codec import decode_request, encode_predictions
 from app.codec import json_response
 from app.config import Settings
 from app.errors import InvalidInputError
+from app.examples import SEVEN_PIXELS
 from app.servable import SIGNATURE, ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"])
@@ -55,7 +56,7 @@ _PREDICT_BODY = {
                     "inputs": {},
                 },
             },
-            "example": {"instances": [[[[0]] * 28] * 28]},
+            "example": {"instances": [SEVEN_PIXELS]},  # mnist: a handwritten 7
         }
     },
 }

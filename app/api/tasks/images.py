@@ -42,19 +42,12 @@ from app.errors import (
     ServingError,
     UnsupportedMediaTypeError,
 )
+from app.examples import SEVEN_B64
 from app.imaging import ImageSpec, Invert, prepare_image
 from app.servable import ServedModel
 
 router = APIRouter(route_class=JsonOffloadingRoute)
 
-# A real MNIST test digit (a 5), 28x28 PNG: the JSON example Swagger's "Try it out" sends.
-EXAMPLE_DIGIT_B64 = (
-    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAA6ElEQVR42mNgGPxARK3+zP9/v24qYEp57Ljz9+/fk6"
-    "226BIcbffuffr79163CheGJpfjf//+/XIpBatle//+/fv3OHaHRH0/9vfvYRvsktNP5/59a4VdjvV6/Ju/ITi8xygU"
-    "9PcUK4oQE5z1/50Lw/TfOINm798TYlglWOwYGAI//T3ry4FFUm0jAwOD7vO/fxdjsVOLgYGB4bLPKwZLUUxJM04W"
-    "BgaGs25fFf2xGPsXEkMv/5phSoo/vKbFwMBQ+usCJxYXqdx7kcCg9fjvTqyeUXn4dPPDv1eksYdB+KO/f1fJ0CEdAg"
-    "CaFFbJL+qQtAAAAABJRU5ErkJggg=="
-)
 IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
 IMAGE_MODELS = ("mnist", "fashion_mnist", "greek_symbols", "simpsons", "chest_xray")
 
@@ -131,10 +124,9 @@ REQUEST_BODY = {
                     "files": {
                         "type": "array",
                         "minItems": 1,
-                        "items": {
-                            "type": "string",
-                            "contentMediaType": "application/octet-stream",
-                        },
+                        # format: binary, so that Swagger UI shows a file picker (with OpenAPI
+                        # 3.1's contentMediaType alone it shows text boxes: swagger-ui#10825).
+                        "items": {"type": "string", "format": "binary"},
                         "description": "Images: PNG, JPEG, BMP, GIF (first frame), WebP.",
                     }
                 },
@@ -142,7 +134,7 @@ REQUEST_BODY = {
         },
         "application/json": {
             "schema": _inline(ImagesRequest.model_json_schema()),
-            "example": {"images": [{"b64": EXAMPLE_DIGIT_B64, "name": "five.png"}]},
+            "example": {"images": [{"b64": SEVEN_B64, "name": "seven.png"}]},
         },
     },
 }
