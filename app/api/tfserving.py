@@ -112,6 +112,9 @@ def _metadata(model: ServedModel) -> dict[str, Any]:
         "device": model.device,
         "task": model.task,
         "labels": model.labels,
+        # What a client needs to build inputs (the demo page's forms): tabular columns with
+        # their types, values and defaults; image size; forecast window.
+        **{k: model.metadata[k] for k in ("columns", "image", "forecast") if k in model.metadata},
     }
 
 

@@ -78,3 +78,17 @@ def test_accuracy_counts_the_most_probable_class():
             return np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
 
     assert accuracy(Fixed(), np.zeros((4, 1)), np.array([0, 1, 1, 1])) == 0.75
+
+
+def test_binary_metrics_record_a_bounded_roc_curve():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 5000)
+    score = np.clip(y * 0.3 + rng.random(5000) * 0.7, 0, 1)
+    m = classification_metrics(y, score[:, None], ["no", "yes"])
+    curve = m["roc_curve"]
+    assert 2 < len(curve["fpr"]) <= 101 and len(curve["fpr"]) == len(curve["tpr"])
+    assert (curve["fpr"][0], curve["tpr"][0]) == (0.0, 0.0)
+    assert (curve["fpr"][-1], curve["tpr"][-1]) == (1.0, 1.0)
+    assert np.all(np.diff(curve["fpr"]) >= 0) and np.all(np.diff(curve["tpr"]) >= 0)
+    # The area under the recorded points stays close to the exact ROC-AUC.
+    assert np.trapezoid(curve["tpr"], curve["fpr"]) == pytest.approx(m["roc_auc"], abs=0.01)

@@ -47,11 +47,25 @@ def classification_metrics(
     present = np.unique(y_true)
     if len(labels) == 2 and len(present) == 2:
         result["roc_auc"] = float(metrics.roc_auc_score(y_true, p[:, 1]))
+        result["roc_curve"] = roc_points(y_true, p[:, 1])
     elif len(labels) > 2 and len(present) == len(labels):
         result["roc_auc_ovr_macro"] = float(
             metrics.roc_auc_score(y_true, p, multi_class="ovr", average="macro", labels=indices)
         )
     return result
+
+
+def roc_points(y_true: np.ndarray, score: np.ndarray, most: int = 101) -> dict:
+    """The ROC curve of the positive class (``labels[1]``) as at most ``most`` points (false and
+    true positive rates with their thresholds), for the report and ``roc.png``."""
+    fpr, tpr, thresholds = metrics.roc_curve(y_true, score, drop_intermediate=True)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(most, len(fpr))).round().astype(int))
+    finite = np.where(np.isfinite(thresholds[keep]), thresholds[keep], 1.0)
+    return {
+        "fpr": [round(float(v), 5) for v in fpr[keep]],
+        "tpr": [round(float(v), 5) for v in tpr[keep]],
+        "thresholds": [round(float(v), 5) for v in finite],
+    }
 
 
 def predict_probabilities(model, inputs, batch_size: int = 256) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 
 from training.common import manifest
-from training.common.plots import plot_confusion_matrix, plot_history
+from training.common.plots import plot_confusion_matrix, plot_history, plot_roc
 from training.config import TrainConfig
 
 
@@ -148,6 +148,13 @@ def export_model(
             metadata["labels"],
             path / "confusion_matrix.png",
             title=f"{name}: confusion matrix (test split)",
+        ).name
+    if "roc_curve" in metrics:
+        plots["roc"] = plot_roc(
+            metrics["roc_curve"],
+            metrics["roc_auc"],
+            path / "roc.png",
+            title=f"{name}: ROC (test split)",
         ).name
 
     full = {

@@ -139,3 +139,18 @@ def plot_optimizer_comparison(
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     return path
+
+
+def plot_roc(curve: dict, auc: float, path: Path, title: str = "") -> Path:
+    """The ROC curve recorded by ``evaluate.roc_points``, with the chance diagonal."""
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
+    ax.plot(curve["fpr"], curve["tpr"], label=f"ROC-AUC {auc:.3f}")
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title or "ROC (test split)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return path

@@ -1,0 +1,108 @@
+"""Model reports: the evaluation a version was exported with (course 000, exercise 9), as JSON
+and as the plots its folder holds.
+
+- ``GET /v1/models/{name}[/versions/{v}]/report``: task, the data and split it was measured on,
+  the metrics, per-class precision / recall / F1, the confusion matrix, the ROC points of binary
+  models (where the export recorded them) and the URLs of its plots.
+- ``GET /v1/models/{name}[/versions/{v}]/report/{plot}.png``: one plot that ``metadata.json``
+  lists (``history``, ``confusion_matrix``, ``roc``, ...). Only those: the file name comes from
+  the metadata, never from the client, and must be a plain name inside the version folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, Response
+
+from app.api.deps import RepositoryDep
+from app.codec import json_response
+from app.errors import ModelNotFoundError
+from app.servable import ServedModel
+
+router = APIRouter(prefix="/v1/models", tags=["model reports"])
+
+_SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "roc_auc_ovr_macro")
+
+
+def _report(model: ServedModel, base_url: str) -> dict[str, Any]:
+    metadata = model.metadata
+    metrics = dict(metadata.get("metrics") or {})
+    labels = metadata.get("labels") or []
+    report: dict[str, Any] = {
+        "model": model.name,
+        "version": model.version,
+        "task": model.task,
+        "measured_on": {
+            "split": "test: held out, never used for training or model selection",
+            "splits": metadata.get("splits"),
+            "data": metadata.get("data"),
+        },
+        "metrics": {k: metrics.pop(k) for k in _SUMMARY_METRICS if k in metrics},
+        "per_class": metrics.pop("per_class", None),
+        "confusion_matrix": (
+            {"labels": labels, "rows_true_columns_predicted": metrics.pop("confusion_matrix")}
+            if "confusion_matrix" in metrics
+            else None
+        ),
+        "roc": metrics.pop("roc_curve", None),
+        "plots": {key: f"{base_url}/report/{key}.png" for key in _plots(model)},
+    }
+    if report["roc"] is None and len(labels) == 2:
+        report["roc_note"] = "this version's export did not record ROC points (see roc_auc)"
+    metrics.pop("n", None)
+    if metrics:
+        report["other_metrics"] = metrics  # task-specific figures (forecast errors, ...)
+    return report
+
+
+def _plots(model: ServedModel) -> dict[str, Path]:
+    """The plot files ``metadata.json`` lists that are plain PNG names in the version folder."""
+    found = {}
+    for key, name in (model.metadata.get("plots") or {}).items():
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".png"):
+            continue
+        path = model.path / name
+        if path.is_file():
+            found[key] = path
+    return found
+
+
+def _plot(model: ServedModel, plot: str) -> Response:
+    path = _plots(model).get(plot.removesuffix(".png")) if plot.endswith(".png") else None
+    if path is None:
+        raise ModelNotFoundError(
+            f"model '{model.name}' version {model.version} has no plot '{plot}'; it has "
+            f"{sorted(f'{k}.png' for k in _plots(model))}"
+        )
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/{name}/report", summary="Evaluation report of the default version")
+async def report(name: str, request: Request, repository: RepositoryDep) -> Response:
+    model = repository.get(name, ready=False)
+    base = f"{request.scope.get('root_path', '')}/v1/models/{name}/versions/{model.version}"
+    return json_response(_report(model, base))
+
+
+@router.get("/{name}/versions/{version}/report", summary="Evaluation report (one version)")
+async def version_report(
+    name: str, version: str, request: Request, repository: RepositoryDep
+) -> Response:
+    model = repository.get(name, version, ready=False)
+    base = f"{request.scope.get('root_path', '')}/v1/models/{name}/versions/{model.version}"
+    return json_response(_report(model, base))
+
+
+@router.get("/{name}/report/{plot}", summary="A plot of the default version's report")
+async def report_plot(name: str, plot: str, repository: RepositoryDep) -> Response:
+    return _plot(repository.get(name, ready=False), plot)
+
+
+@router.get("/{name}/versions/{version}/report/{plot}", summary="A plot of a version's report")
+async def version_report_plot(
+    name: str, version: str, plot: str, repository: RepositoryDep
+) -> Response:
+    return _plot(repository.get(name, version, ready=False), plot)

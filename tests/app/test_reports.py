@@ -1,0 +1,92 @@
+"""Model reports: the exported evaluation as JSON and its plots, with safe file serving."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.paths import make_settings
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+
+
+@pytest.fixture(scope="module")
+def report_client(tiny_models_dir, tmp_path_factory):
+    """tiny_text/1 with a binary classifier's metrics, a ROC curve, two real plots and three
+    plot entries that try to leave the folder."""
+    root = tmp_path_factory.mktemp("reported")
+    version = root / "tiny_text" / "1"
+    shutil.copytree(tiny_models_dir / "tiny_text" / "1", version)
+    (root / "secret.png").write_bytes(PNG)
+    (version / "history.png").write_bytes(PNG)
+    (version / "roc.png").write_bytes(PNG)
+    metadata = json.loads((version / "metadata.json").read_text())
+    metadata.update(
+        labels=["neg", "pos"],
+        splits={"train": 80, "validation": 10, "test": 10},
+        data={"source": "hand-made"},
+        metrics={
+            "accuracy": 0.9,
+            "balanced_accuracy": 0.875,
+            "macro_f1": 0.88,
+            "per_class": {"neg": {"precision": 1.0, "recall": 0.75, "f1": 0.86, "support": 4}},
+            "confusion_matrix": [[3, 1], [0, 6]],
+            "n": 10,
+            "roc_auc": 0.95,
+            "roc_curve": {"fpr": [0, 0.25, 1], "tpr": [0, 0.9, 1], "thresholds": [1, 0.5, 0]},
+        },
+        plots={
+            "history": "history.png",
+            "roc": "roc.png",
+            "escape": "../../secret.png",
+            "absolute": str(root / "secret.png"),
+            "missing": "confusion_matrix.png",
+        },
+    )
+    (version / "metadata.json").write_text(json.dumps(metadata))
+    app = create_app(make_settings(models_dir=root, log_level="warning"))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_report_has_the_evaluation(report_client):
+    report = report_client.get("/v1/models/tiny_text/report").json()
+    assert report["version"] == 1 and report["task"] == "text_classification"
+    assert report["metrics"] == {
+        "accuracy": 0.9,
+        "balanced_accuracy": 0.875,
+        "macro_f1": 0.88,
+        "roc_auc": 0.95,
+    }
+    assert report["confusion_matrix"]["labels"] == ["neg", "pos"]
+    assert report["confusion_matrix"]["rows_true_columns_predicted"] == [[3, 1], [0, 6]]
+    assert report["roc"]["tpr"] == [0, 0.9, 1]
+    assert report["measured_on"]["splits"]["test"] == 10
+    # Only the plots that are plain names in the version folder and exist.
+    assert set(report["plots"]) == {"history", "roc"}
+    assert report == report_client.get("/v1/models/tiny_text/versions/1/report").json()
+
+
+def test_plots_are_served_and_nothing_else(report_client):
+    reply = report_client.get("/v1/models/tiny_text/report/roc.png")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+    assert reply.content == PNG
+    assert (
+        report_client.get("/v1/models/tiny_text/versions/1/report/history.png").status_code == 200
+    )
+    for plot in ("escape.png", "absolute.png", "missing.png", "metadata.json", "..%2Fsecret.png"):
+        reply = report_client.get(f"/v1/models/tiny_text/report/{plot}")
+        assert reply.status_code == 404, plot
+    assert report_client.get("/v1/models/nope/report").status_code == 404
+
+
+def test_the_served_mnist_reports_its_test_split(mnist_client):
+    report = mnist_client.get("/v1/models/mnist/report").json()
+    assert report["measured_on"]["splits"]["test"] == 10_000
+    assert report["metrics"]["accuracy"] >= 0.993
+    assert len(report["confusion_matrix"]["rows_true_columns_predicted"]) == 10
+    assert mnist_client.get(report["plots"]["confusion_matrix"]).status_code == 200
