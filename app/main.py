@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __doc__ as app_doc
 from app.admission import AdmissionMiddleware, ServerState
-from app.api import docs, kserve, model_control, protocol_route, reports, service, tfserving
+from app.api import demo, docs, kserve, model_control, protocol_route, reports, service, tfserving
 from app.api.tasks import router as tasks_router
 from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware)
     app.include_router(docs.router)
+    app.include_router(demo.router)
     app.include_router(service.router)
     app.include_router(reports.router)  # before tfserving: /report is not a version label
     app.include_router(tfserving.router)

@@ -12,7 +12,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.admission import UNLIMITED_PATHS
-from app.api import docs
+from app.api import demo, docs
 from app.config import Settings
 from app.errors import UnauthorizedError, serving_error_response
 
@@ -21,7 +21,7 @@ DOCS_PATHS = frozenset({*docs.PATHS, "/openapi.json"})
 
 def open_paths(settings: Settings) -> frozenset[str]:
     """Paths served without a key."""
-    paths = set(UNLIMITED_PATHS) - {"/metrics"}
+    paths = (set(UNLIMITED_PATHS) - {"/metrics"}) | demo.PATHS  # the page asks for a key itself
     if not settings.auth_metrics:
         paths.add("/metrics")
     if not settings.auth_docs:

@@ -1,0 +1,28 @@
+"""The demo page at ``/``: plain HTML, CSS and JavaScript from ``app/static/demo/`` (no build
+step, no CDN). It only calls the public REST API, with the API key a person types in, so the
+page itself is served without one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.responses import FileResponse
+
+STATIC = Path(__file__).resolve().parents[1] / "static" / "demo"
+FILES = {"/": "index.html", "/demo/demo.js": "demo.js", "/demo/demo.css": "demo.css"}
+PATHS = frozenset(FILES)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _file_route(path: str, name: str) -> None:
+    async def serve() -> FileResponse:
+        # Revalidated each time: a new release's page never runs with the old script.
+        return FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+    router.add_api_route(path, serve, methods=["GET"], name=f"demo_{name}")
+
+
+for _path, _name in FILES.items():
+    _file_route(_path, _name)

@@ -1,0 +1,403 @@
+// The demo page: plain JavaScript over the service's own REST API (no build step, no CDN).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+// Typed endpoints by model name (docs/api.md): path and the field that holds the items.
+const TEXT_ENDPOINTS = {
+  sentiment: ["/v1/sentiment:predict", "texts"],
+  spam: ["/v1/spam:predict", "messages"],
+};
+const TABULAR_ENDPOINTS = { churn: ["/v1/churn:predict", "customers"], movie_profit: ["/v1/movies:predict", "movies"] };
+const TEXT_EXAMPLES = {
+  sentiment: "Me encantó el producto, llegó rápido y funciona perfecto.\nThe food was cold and the waiter was rude.",
+  spam: "WINNER!! You have been selected to receive a £900 prize. Call 09061701461 to claim.\nAre we still meeting for lunch tomorrow at 1?",
+};
+
+const state = { models: [], model: null, metadata: null, file: null, drawn: false };
+
+// ---- API ----------------------------------------------------------------------------------
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const key = $("api-key").value.trim();
+  if (key) headers.set("Authorization", `Bearer ${key}`);
+  const reply = await fetch(path, { ...options, headers });
+  const type = reply.headers.get("content-type") || "";
+  const body = type.includes("json") ? await reply.json() : await reply.text();
+  if (!reply.ok) {
+    const detail = body && (body.detail || body.error) ? (body.detail || body.error) : reply.statusText;
+    throw new Error(`${reply.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+  }
+  return body;
+}
+
+function postJson(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+function showError(error) {
+  $("error").hidden = false;
+  $("error").textContent = String(error.message || error);
+}
+
+function clearResult() {
+  $("error").hidden = true;
+  $("result").replaceChildren();
+  $("chart").hidden = true;
+}
+
+// ---- models -------------------------------------------------------------------------------
+async function loadModels() {
+  try {
+    const { models } = await api("/v1/models");
+    state.models = models.filter((m) => m.ready && m.task);
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  const select = $("model");
+  select.replaceChildren(...state.models.map((m) => new Option(`${m.name} (${m.task.replace("_", " ")})`, m.name)));
+  const wanted = new URLSearchParams(location.search).get("model");
+  if (wanted && state.models.some((m) => m.name === wanted)) select.value = wanted;
+  await chooseModel();
+}
+
+async function chooseModel() {
+  clearResult();
+  const model = state.models.find((m) => m.name === $("model").value);
+  state.model = model;
+  state.metadata = await api(`/v1/models/${encodeURIComponent(model.name)}/metadata`);
+  $("model-info").textContent = `version ${model.default_version}` + (model.labels ? `, classes: ${model.labels.join(", ")}` : "");
+  for (const form of document.querySelectorAll("form.task")) form.hidden = true;
+  const show = { image_classification: showImage, text_classification: showText, tabular_classification: showTabular, forecasting: showSales }[model.task];
+  if (show) await show(model);
+  loadReport(model);
+}
+
+// ---- images -------------------------------------------------------------------------------
+function drawable(meta) {
+  const image = meta.image || {};
+  return image.channels === 1 && (image.height || 0) <= 64;  // digits, glyphs: draw them
+}
+
+function showImage() {
+  $("image-form").hidden = false;
+  const canDraw = drawable(state.metadata);
+  $("draw-box").hidden = !canDraw;
+  state.file = null;
+  $("preview").hidden = true;
+  resetCanvas();
+}
+
+function resetCanvas() {
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  const light = (state.metadata.image || {}).background === "light";
+  ctx.fillStyle = light ? "#ffffff" : "#000000";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.strokeStyle = light ? "#000000" : "#ffffff";
+  ctx.lineWidth = 22;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  state.drawn = false;
+}
+
+function setupCanvas() {
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  let drawing = false;
+  const point = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * (canvas.width / box.width), (event.clientY - box.top) * (canvas.height / box.height)];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    drawing = true;
+    canvas.setPointerCapture(event.pointerId);
+    ctx.beginPath();
+    ctx.moveTo(...point(event));
+    ctx.lineTo(...point(event));
+    ctx.stroke();
+    state.drawn = true;
+    state.file = null;
+    $("preview").hidden = true;
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    ctx.lineTo(...point(event));
+    ctx.stroke();
+  });
+  const stop = () => { drawing = false; };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointerleave", stop);
+  $("clear").addEventListener("click", resetCanvas);
+}
+
+function setFile(file) {
+  if (!file) return;
+  state.file = file;
+  state.drawn = false;
+  const preview = $("preview");
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+}
+
+function setupDrop() {
+  const zone = $("drop-zone");
+  $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("file").click(); }
+  });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    setFile(event.dataTransfer.files[0]);
+  });
+}
+
+async function classifyImage(event) {
+  event.preventDefault();
+  clearResult();
+  let blob = state.file;
+  let name = state.file ? state.file.name : "drawing.png";
+  if (!blob) {
+    if (!state.drawn) return showError(new Error("draw something or choose a picture first"));
+    blob = await new Promise((resolve) => $("canvas").toBlob(resolve, "image/png"));
+  }
+  const form = new FormData();
+  form.append("files", blob, name);
+  try {
+    const reply = await api(`/v1/images/${encodeURIComponent(state.model.name)}:classify?top_k=5`, { method: "POST", body: form });
+    const prediction = reply.predictions[0];
+    answer(prediction.label, `probability ${(prediction.probability * 100).toFixed(1)} %`);
+    bars(prediction.top_k.map((c) => [c.label, c.probability]));
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// ---- text ---------------------------------------------------------------------------------
+function showText(model) {
+  $("text-form").hidden = false;
+  $("text").value = TEXT_EXAMPLES[model.name] || "";
+}
+
+async function predictText(event) {
+  event.preventDefault();
+  clearResult();
+  const [path, field] = TEXT_ENDPOINTS[state.model.name] || [];
+  if (!path) return showError(new Error(`no typed endpoint for ${state.model.name}`));
+  const texts = $("text").value.split("\n").map((t) => t.trim()).filter(Boolean);
+  if (!texts.length) return showError(new Error("type at least one text"));
+  try {
+    const reply = await postJson(path, { [field]: texts });
+    binaryAnswers(texts, reply.predictions, state.model.labels);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function binaryAnswers(items, predictions, labels) {
+  predictions.forEach((p, i) => {
+    const row = document.createElement("div");
+    row.className = "answer-row";
+    const title = document.createElement("p");
+    title.className = "answer";
+    title.textContent = p.label;
+    const what = document.createElement("p");
+    what.className = "muted";
+    what.textContent = items[i];
+    row.append(title, what);
+    $("result").append(row);
+    bars([[`P(${labels ? labels[1] : "1"})`, p.score]]);
+  });
+}
+
+// ---- tabular ------------------------------------------------------------------------------
+function showTabular(model) {
+  $("tabular-form").hidden = false;
+  const fields = $("fields");
+  fields.replaceChildren();
+  const columns = state.metadata.columns || {};
+  for (const [name, spec] of Object.entries(columns)) {
+    const wrap = document.createElement("div");
+    const label = document.createElement("label");
+    label.htmlFor = `col-${name}`;
+    label.textContent = name;
+    let input;
+    if (spec.type === "categorical" && spec.values && !spec.open) {
+      input = document.createElement("select");
+      for (const value of spec.values) input.append(new Option(value, value));
+    } else {
+      input = document.createElement("input");
+      input.type = spec.type === "numeric" ? "number" : "text";
+      if (spec.type === "numeric") input.step = "any";
+      if (spec.values) {
+        const list = document.createElement("datalist");
+        list.id = `values-${name}`;
+        for (const value of spec.values) list.append(new Option(value));
+        wrap.append(list);
+        input.setAttribute("list", list.id);
+      }
+    }
+    input.id = `col-${name}`;
+    input.name = name;
+    input.dataset.kind = spec.type;
+    if (spec.default !== undefined && spec.default !== null) input.value = spec.default;
+    wrap.prepend(label, input);
+    fields.append(wrap);
+  }
+}
+
+async function predictTabular(event) {
+  event.preventDefault();
+  clearResult();
+  const [path, field] = TABULAR_ENDPOINTS[state.model.name] || [];
+  if (!path) return showError(new Error(`no typed endpoint for ${state.model.name}`));
+  const row = {};
+  for (const input of $("fields").querySelectorAll("input, select")) {
+    if (input.value === "") continue;
+    row[input.name] = input.dataset.kind === "numeric" ? Number(input.value) : input.value;
+  }
+  try {
+    const reply = await postJson(path, { [field]: [row] });
+    binaryAnswers([`${state.model.name}: one ${field.replace(/s$/, "")}`], reply.predictions, state.model.labels);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// ---- sales --------------------------------------------------------------------------------
+async function showSales() {
+  $("sales-form").hidden = false;
+  if ($("history").value) return;
+  try {  // the API's own example history (OpenAPI schema)
+    const openapi = await api("/openapi.json");
+    const history = openapi.components.schemas.ForecastRequest.properties.history.examples[0];
+    $("history").value = history.join(", ");
+  } catch (error) { /* leave it empty */ }
+}
+
+async function forecast(event) {
+  event.preventDefault();
+  clearResult();
+  const history = $("history").value.split(/[\s,;]+/).filter(Boolean).map(Number);
+  if (history.some(Number.isNaN)) return showError(new Error("the history must be numbers"));
+  try {
+    const reply = await postJson("/v1/sales:forecast", { history, horizon: Number($("horizon").value) });
+    answer(`${reply.forecast.length} months forecast`, reply.forecast.map((v) => v.toFixed(1)).join(", "));
+    chart(history, reply.forecast);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function chart(history, forecastValues) {
+  const canvas = $("chart");
+  canvas.hidden = false;
+  const ctx = canvas.getContext("2d");
+  const all = history.concat(forecastValues);
+  const [low, high] = [Math.min(...all), Math.max(...all)];
+  const x = (i) => 40 + (i * (canvas.width - 60)) / Math.max(all.length - 1, 1);
+  const y = (v) => canvas.height - 30 - ((v - low) / (high - low || 1)) * (canvas.height - 50);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "12px system-ui";
+  ctx.fillStyle = "#5b6475";
+  ctx.fillText(high.toFixed(0), 2, y(high) + 4);
+  ctx.fillText(low.toFixed(0), 2, y(low) + 4);
+  const line = (values, offset, color) => {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    values.forEach((v, i) => (i ? ctx.lineTo(x(i + offset), y(v)) : ctx.moveTo(x(i + offset), y(v))));
+    ctx.stroke();
+  };
+  line(history, 0, "#1d2433");
+  line([history[history.length - 1], ...forecastValues], history.length - 1, "#1f6feb");
+  ctx.fillStyle = "#1d2433";
+  ctx.fillText("history", 44, 14);
+  ctx.fillStyle = "#1f6feb";
+  ctx.fillText("forecast", 110, 14);
+}
+
+// ---- results ------------------------------------------------------------------------------
+function answer(text, detail) {
+  const title = document.createElement("p");
+  title.className = "answer";
+  title.id = "answer";
+  title.textContent = text;
+  const more = document.createElement("p");
+  more.className = "muted";
+  more.textContent = detail;
+  $("result").append(title, more);
+}
+
+function bars(pairs) {
+  for (const [label, value] of pairs) {
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.setAttribute("role", "img");
+    row.setAttribute("aria-label", `${label}: ${(value * 100).toFixed(1)} %`);
+    const name = document.createElement("span");
+    name.textContent = label;
+    const track = document.createElement("div");
+    track.className = "track";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
+    track.append(fill);
+    const number = document.createElement("span");
+    number.textContent = `${(value * 100).toFixed(1)} %`;
+    row.append(name, track, number);
+    $("result").append(row);
+  }
+}
+
+// ---- report -------------------------------------------------------------------------------
+async function loadReport(model) {
+  const box = $("report");
+  box.replaceChildren();
+  let report;
+  try {
+    report = await api(`/v1/models/${encodeURIComponent(model.name)}/report`);
+  } catch (error) {
+    box.textContent = `No report: ${error.message}`;
+    return;
+  }
+  const splits = report.measured_on.splits || {};
+  const note = document.createElement("p");
+  note.className = "muted";
+  note.textContent = `Version ${report.version}, measured on ${splits.test ?? "?"} held-out test items (train ${splits.train ?? "?"}, validation ${splits.validation ?? "?"}).`;
+  const table = document.createElement("table");
+  table.id = "report-metrics";
+  const metrics = Object.entries(report.metrics).concat(Object.entries(report.other_metrics || {}).filter(([, v]) => typeof v === "number"));
+  for (const [name, value] of metrics) {
+    const row = table.insertRow();
+    row.insertCell().textContent = name.replaceAll("_", " ");
+    row.insertCell().textContent = typeof value === "number" ? value.toFixed(4) : String(value);
+  }
+  const plots = document.createElement("div");
+  plots.className = "plots";
+  for (const [key, url] of Object.entries(report.plots)) {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = `${model.name}: ${key.replaceAll("_", " ")} plot`;
+    img.loading = "lazy";
+    plots.append(img);
+  }
+  box.append(note, table, plots);
+}
+
+// ---- start --------------------------------------------------------------------------------
+window.addEventListener("DOMContentLoaded", () => {
+  $("api-key").value = sessionStorage.getItem("apiKey") || "";
+  $("api-key").addEventListener("change", () => { sessionStorage.setItem("apiKey", $("api-key").value); loadModels(); });
+  $("model").addEventListener("change", () => chooseModel().catch(showError));
+  $("image-form").addEventListener("submit", classifyImage);
+  $("text-form").addEventListener("submit", predictText);
+  $("tabular-form").addEventListener("submit", predictTabular);
+  $("sales-form").addEventListener("submit", forecast);
+  setupCanvas();
+  setupDrop();
+  loadModels();
+});

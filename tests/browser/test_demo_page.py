@@ -1,0 +1,77 @@
+"""The demo page at ``/`` in a real browser: draw a digit, upload an X-ray, type a review,
+submit a customer; every control labelled and the model's report shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.paths import DATASETS_DIR
+
+
+def open_demo(page, url: str, model: str):
+    page.goto(f"{url}/?model={model}")
+    page.wait_for_function(
+        f"document.getElementById('model').value === '{model}' && "
+        "document.querySelector('#report table') !== null"
+    )
+
+
+def answer(page) -> str:
+    page.locator("#result .answer").first.wait_for(timeout=30_000)
+    return page.locator("#result .answer").first.inner_text()
+
+
+def test_draw_a_seven_and_read_7(page, served_url):
+    open_demo(page, served_url, "mnist")
+    box = page.locator("#canvas").bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 70, y + 60)
+    page.mouse.down()
+    for px, py in [(140, 58), (215, 60), (180, 130), (150, 190), (125, 245)]:
+        page.mouse.move(x + px, y + py, steps=8)
+    page.mouse.up()
+    page.get_by_role("button", name="Classify").click()
+    assert answer(page) == "7"
+    assert page.locator("#result .bar").count() == 5  # top-5 bars
+
+
+def test_upload_an_x_ray(page, served_url):
+    folder = DATASETS_DIR / "chest-xray-pneumonia" / "chest_xray" / "train" / "NORMAL"
+    if not folder.is_dir():
+        pytest.skip(f"no chest X-rays at {folder}")
+    open_demo(page, served_url, "chest_xray")
+    assert page.locator("#draw-box").is_hidden()  # photos are uploaded, not drawn
+    page.set_input_files("#file", str(sorted(folder.iterdir())[0]))
+    page.get_by_role("button", name="Classify").click()
+    assert answer(page) in {"NORMAL", "PNEUMONIA"}
+    assert page.locator("#report img").count() >= 1  # the confusion matrix, the history
+
+
+def test_type_a_review(page, served_url):
+    open_demo(page, served_url, "sentiment")
+    page.get_by_label("Text (one per line)").fill("Absolutely wonderful, I loved every minute.")
+    page.get_by_role("button", name="Predict").click()
+    assert answer(page) == "positive"
+
+
+def test_submit_a_churn_customer(page, served_url):
+    open_demo(page, served_url, "churn")
+    page.get_by_label("Contract").select_option("Month-to-month")
+    page.get_by_label("tenure").fill("2")
+    page.get_by_role("button", name="Predict").click()
+    assert answer(page) in {"churn", "stay"}
+    assert page.locator("#error").is_hidden()
+
+
+def test_every_control_is_labelled_and_reachable_by_keyboard(page, served_url):
+    open_demo(page, served_url, "churn")
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter((el) => el.type !== 'file' && el.offsetParent !== null)
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map((el) => el.id)"""
+    )
+    assert unlabelled == []
+    page.locator("#model").focus()
+    page.keyboard.press("Tab")  # on to the next control, not stuck in the page
+    assert page.evaluate("document.activeElement.id") != "model"
