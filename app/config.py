@@ -250,6 +250,22 @@ class Settings(BaseSettings, BatchingConfig):
     max_items_per_request: PositiveInt = 256
     max_history_length: PositiveInt = 1_000
 
+    # ---- explanations (:explain): heavier than predictions, kept apart from them
+    explain_concurrency: PositiveInt = Field(
+        default=1,
+        description="Explanation calls run at once, in their own threads (never in a model's "
+        "batcher), so that they cannot take the predictions' turn.",
+    )
+    explain_max_waiting: int = Field(
+        default=8, ge=0, description="Explanation requests waiting for a slot; one more: 429."
+    )
+    max_explain_instances: PositiveInt = Field(
+        default=16, description="Images, texts or rows in one explanation request."
+    )
+    max_explain_tokens: PositiveInt = Field(
+        default=200, description="Tokens of one text to explain (each costs one model input)."
+    )
+
     # ---- response compression, access control, browsers
     gzip_min_bytes: int = Field(
         default=1024,

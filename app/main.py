@@ -23,6 +23,7 @@ from app.api.tasks import router as tasks_router
 from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
+from app.explain import Explainer
 from app.limits import RequestBodyMiddleware
 from app.metrics import MetricsMiddleware
 from app.repository import ModelRepository
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Uploaded images are decoded here, a few at a time: bounded memory under any load.
         image_pool = ThreadPoolExecutor(settings.image_workers, thread_name_prefix="image")
         app.state.image_pool = image_pool
+        explainer = Explainer(settings.explain_concurrency, settings.explain_max_waiting)
+        app.state.explainer = explainer
         repository = ModelRepository(settings)
         app.state.repository = repository
         repository.discover()  # a missing or empty models folder stops start-up here
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await repository.drain(settings.graceful_timeout_seconds)
             await repository.close()
             image_pool.shutdown(wait=False, cancel_futures=True)
+            explainer.close()
 
     app = FastAPI(
         title="tf-model-serving",

@@ -27,6 +27,7 @@ from app.tensors import TensorSpec, coerce, leading_size
 logger = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
+EXTRA_SIGNATURES = frozenset({"activations", "gradcam"})
 
 
 class ModelState(StrEnum):
@@ -83,6 +84,7 @@ class ServedModel:
         self.error: str | None = None
         self.load_seconds: float | None = None
         self.fingerprint: tuple = ()  # the files it was loaded from (see repository.fingerprint)
+        self.signatures: dict[str, Any] = {}
         self._loaded = None  # keeps the loaded object (and its variables) alive
         self._fn = None
         self.batcher = DynamicBatcher(
@@ -128,6 +130,10 @@ class ServedModel:
             if SIGNATURE not in self._loaded.signatures:
                 raise ValueError(f"SavedModel has no '{SIGNATURE}' signature")
             self._fn = self._loaded.signatures[SIGNATURE]
+            # Other signatures a client may ask for by name (training/explain.py's).
+            self.signatures = {
+                name: fn for name, fn in self._loaded.signatures.items() if name in EXTRA_SIGNATURES
+            }
             _, kwargs = self._fn.structured_input_signature
             self.inputs = {k: _spec(v) for k, v in kwargs.items()}
             self.outputs = {k: _spec(v) for k, v in self._fn.structured_outputs.items()}
@@ -257,6 +263,16 @@ class ServedModel:
 
         with tf.device(self.device):
             result = self._fn(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in result.items()}
+
+    def call_signature(self, name: str, inputs: Arrays) -> Arrays:
+        """Run another signature of the SavedModel (``signatures``) outside the batcher."""
+        import tensorflow as tf
+
+        with tf.device(self.device):
+            result = self.signatures[name](
+                **{k: tf.convert_to_tensor(v) for k, v in inputs.items()}
+            )
         return {k: v.numpy() for k, v in result.items()}
 
     # ---- status -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.explain import Explainer
 from app.repository import ModelRepository
 from app.servable import ServedModel
 
@@ -32,7 +33,12 @@ def model_from_path(request: Request) -> ServedModel:
     return request.app.state.repository.get(params["name"], version)
 
 
+async def get_explainer(request: Request) -> Explainer:
+    return request.app.state.explainer
+
+
 RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+ExplainerDep = Annotated[Explainer, Depends(get_explainer)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

@@ -20,8 +20,9 @@ from app.api.protocol_route import post_routes
 from app.api.tfserving_codec import decode_request, encode_predictions
 from app.codec import json_response
 from app.config import Settings
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, PayloadTooLargeError
 from app.examples import SEVEN_PIXELS
+from app.explain import explain_images, require_signatures
 from app.servable import SIGNATURE, ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"])
@@ -148,7 +149,7 @@ async def predict(request: Request) -> Response:
 inference_routes = post_routes(
     predict,
     {
-        "/v1/models/{name}:{method}": "Predict",
+        "/v1/models/{name}:{method}": "Predict (:predict), or explain (:explain)",
         "/v1/models/{name}/versions/{version}:{method}": "Predict (one version)",
         "/v1/models/{name}/labels/{label}:{method}": "Predict (the version a label names, "
         "e.g. stable or canary)",
@@ -159,8 +160,12 @@ inference_routes = post_routes(
 
 
 async def _predict(model: ServedModel, method: str, request: Request) -> Response:
+    if method == "explain":
+        return await _explain(model, request)
     if method != "predict":
-        raise InvalidInputError(f"unsupported method ':{method}': this server implements :predict")
+        raise InvalidInputError(
+            f"unsupported method ':{method}': this server implements :predict and :explain"
+        )
     model.admit()  # 503 / 429 before the body is read
     settings: Settings = request.app.state.settings
     raw = await request.body()
@@ -173,3 +178,26 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
     if len(outputs) == 1:
         return json_response({"outputs": next(iter(outputs.values()))})
     return json_response({"outputs": outputs})
+
+
+async def _explain(model: ServedModel, request: Request) -> Response:
+    """KServe v1's ``:explain`` verb, for image CNNs exported with explanation signatures: the
+    ``:predict`` body in; per instance the predicted class, its Grad-CAM heat map and each
+    block's activations (``?values=false`` leaves their numbers out, keeping the PNG grids)."""
+    require_signatures(model)
+    settings: Settings = request.app.state.settings
+    raw = await request.body()
+    _, arrays, size = await off_loop_if_large(
+        request, len(raw), decode_request, model, raw, settings
+    )
+    if size > settings.max_explain_instances:
+        raise PayloadTooLargeError(
+            f"{size} instances to explain, more than the limit of "
+            f"{settings.max_explain_instances} (max_explain_instances)"
+        )
+    values = request.query_params.get("values", "true").lower() not in ("false", "0", "no")
+    ((_, pixels),) = arrays.items()
+    explained = await request.app.state.explainer.run(
+        model.batcher.timeout_s, explain_images, model, pixels, values
+    )
+    return json_response({"explanations": explained})

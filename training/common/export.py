@@ -48,7 +48,7 @@ def serving_model(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, model(inputs, training=False), name=f"{model.name}_serving")
 
 
-def write_saved_model(model: keras.Model, path: Path) -> None:
+def write_saved_model(model: keras.Model, path: Path, extra_endpoints: dict | None = None) -> None:
     """``model.export(path)`` (signature ``serving_default``: inputs by name, ``output_0``, ...)
     with each weight stored once.
 
@@ -68,6 +68,10 @@ def write_saved_model(model: keras.Model, path: Path) -> None:
     for layer in _weightless_layers(model):
         archive.track(layer)
     archive.add_endpoint("serve", model.__call__, input_signature=[signature])
+    # More signatures over the same variables (e.g. training/explain.py's activations, gradcam):
+    # name -> a tf.function with its input signature.
+    for name, function in (extra_endpoints or {}).items():
+        archive.add_endpoint(name, function)
     archive.add_variable_collection("variables", [v.value for v in model.variables])
     archive.write_out(str(path), verbose=False)
 

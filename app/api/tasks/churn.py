@@ -13,11 +13,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
+from starlette.responses import Response
 
-from app.api.deps import RepositoryDep, SettingsDep
+from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
-from app.api.tasks.tabular import classify_rows
+from app.api.tasks.tabular import classify_rows, explain_rows_reply
+from app.codec import json_response
 
 MODEL_NAME = "churn"
 router = APIRouter(route_class=JsonOffloadingRoute)
@@ -125,4 +127,32 @@ async def predict_churn(
         rows=[c.model_dump(exclude={"customerID"}) for c in body.customers],
         field="customers",
         version=version,
+    )
+
+
+@router.post(
+    "/v1/churn:explain",
+    responses=problem_responses(*COMMON_PROBLEMS),
+    summary="Why a customer is likely to churn",
+    description="Per customer: the prediction and each column's contribution to P(churn) "
+    "(occlusion: the column at its default, the training data's most common value or "
+    "median), largest first.",
+)
+async def explain_churn(
+    body: ChurnRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
+    explainer: ExplainerDep,
+    version: VersionQuery = None,
+) -> Response:
+    return json_response(
+        await explain_rows_reply(
+            repository,
+            settings,
+            explainer,
+            model_name=MODEL_NAME,
+            rows=[c.model_dump(exclude={"customerID"}) for c in body.customers],
+            field="customers",
+            version=version,
+        )
     )

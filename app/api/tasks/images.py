@@ -20,9 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from app.admission import deadline_after
-from app.api.deps import RepositoryDep, SettingsDep, off_loop_if_large
+from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep, off_loop_if_large
 from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import (
     IMAGE_CLASSIFICATION,
@@ -34,6 +35,7 @@ from app.api.tasks.common import (
     task_model,
 )
 from app.classification import class_names, rank_classes
+from app.codec import json_response
 from app.config import Settings
 from app.errors import (
     DeadlineExceededError,
@@ -43,6 +45,7 @@ from app.errors import (
     UnsupportedMediaTypeError,
 )
 from app.examples import SEVEN_B64
+from app.explain import explain_images, require_signatures
 from app.imaging import ImageSpec, Invert, prepare_image
 from app.servable import ServedModel
 
@@ -196,6 +199,58 @@ async def classify_images(
             )
         )
     return ImageReply(model=served.name, version=served.version, predictions=predictions)
+
+
+ModelPath = Annotated[
+    str,
+    Path(
+        description="Image model name.",
+        openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
+    ),
+]
+InvertQuery = Annotated[
+    Invert, Query(description="As for :classify: invert the gray levels of digits and glyphs.")
+]
+
+
+@router.post(
+    "/v1/images/{model}:explain",
+    responses=problem_responses(400, 404, 413, 415, 422, 429, 503, 504),
+    openapi_extra={"requestBody": REQUEST_BODY},
+    summary="Explain image predictions: Grad-CAM and activations",
+    description="The same uploads as :classify. Per image: the predicted class, the Grad-CAM "
+    "heat map of that class at the last convolution block (`gradcam.heatmap`, in [0, 1]) and "
+    "drawn over the image (`gradcam.png`, base64 PNG), and every convolution block's feature "
+    "maps as a PNG grid (`activations[].png`; their numbers too with `values=true`). Needs a "
+    "model version exported with explanation signatures (training/explain.py): `mnist`, "
+    "`fashion_mnist`, `greek_symbols`, `chest_xray`.",
+)
+async def explain_images_endpoint(
+    request: Request,
+    repository: RepositoryDep,
+    settings: SettingsDep,
+    explainer: ExplainerDep,
+    model: ModelPath,
+    invert: InvertQuery = Invert.auto,
+    values: Annotated[bool, Query(description="Include the activations' numbers.")] = False,
+    version: VersionQuery = None,
+) -> Response:
+    served = task_model(repository, model, IMAGE_CLASSIFICATION, version)
+    require_signatures(served)
+    files = await _read_images(request, settings)
+    check_count(len(files), settings.max_explain_instances, "files", "images")
+    spec = ImageSpec.from_metadata(served.metadata)
+    pixels = await _decode_within_deadline(
+        request.app.state.image_pool, served, files, spec, invert, settings.max_image_pixels
+    )
+    explained = await explainer.run(
+        served.batcher.timeout_s, explain_images, served, pixels, values
+    )
+    for upload, item in zip(files, explained, strict=True):
+        item["file"] = upload.name
+    return json_response(
+        {"model": served.name, "version": served.version, "explanations": explained}
+    )
 
 
 async def _decode_within_deadline(

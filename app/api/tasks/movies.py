@@ -13,11 +13,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
+from starlette.responses import Response
 
-from app.api.deps import RepositoryDep, SettingsDep
+from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
-from app.api.tasks.tabular import classify_rows
+from app.api.tasks.tabular import classify_rows, explain_rows_reply
+from app.codec import json_response
 
 MODEL_NAME = "movie_profit"
 router = APIRouter(route_class=JsonOffloadingRoute)
@@ -173,4 +175,31 @@ async def predict_movies(
         rows=[m.model_dump() for m in body.movies],
         field="movies",
         version=version,
+    )
+
+
+@router.post(
+    "/v1/movies:explain",
+    responses=problem_responses(*COMMON_PROBLEMS),
+    summary="Why a film is likely to be profitable",
+    description="Per movie: the prediction and each column's contribution to P(profitable) "
+    "(occlusion: the column at its default), largest first.",
+)
+async def explain_movies(
+    body: MoviesRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
+    explainer: ExplainerDep,
+    version: VersionQuery = None,
+) -> Response:
+    return json_response(
+        await explain_rows_reply(
+            repository,
+            settings,
+            explainer,
+            model_name=MODEL_NAME,
+            rows=[m.model_dump() for m in body.movies],
+            field="movies",
+            version=version,
+        )
     )

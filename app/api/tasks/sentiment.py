@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
-from app.api.deps import RepositoryDep, SettingsDep
+from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
-from app.api.tasks.text import Text, classify_texts, texts_field
+from app.api.tasks.text import Text, classify_texts, explain_texts_reply, texts_field
+from app.codec import json_response
 
 MODEL_NAME = "sentiment"
 router = APIRouter(route_class=JsonOffloadingRoute)
@@ -49,4 +51,31 @@ async def predict_sentiment(
         texts=body.texts,
         field="texts",
         version=version,
+    )
+
+
+@router.post(
+    "/v1/sentiment:explain",
+    responses=problem_responses(*COMMON_PROBLEMS),
+    summary="Why a review is positive or negative",
+    description="Per text: the prediction and each token's contribution to P(positive) "
+    "(occlusion: the text without that token).",
+)
+async def explain_sentiment(
+    body: SentimentRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
+    explainer: ExplainerDep,
+    version: VersionQuery = None,
+) -> Response:
+    return json_response(
+        await explain_texts_reply(
+            repository,
+            settings,
+            explainer,
+            model_name=MODEL_NAME,
+            texts=body.texts,
+            field="texts",
+            version=version,
+        )
     )

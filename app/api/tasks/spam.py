@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
-from app.api.deps import RepositoryDep, SettingsDep
+from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import JsonOffloadingRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
-from app.api.tasks.text import Text, classify_texts, texts_field
+from app.api.tasks.text import Text, classify_texts, explain_texts_reply, texts_field
+from app.codec import json_response
 
 MODEL_NAME = "spam"
 router = APIRouter(route_class=JsonOffloadingRoute)
@@ -50,4 +52,31 @@ async def predict_spam(
         texts=body.messages,
         field="messages",
         version=version,
+    )
+
+
+@router.post(
+    "/v1/spam:explain",
+    responses=problem_responses(*COMMON_PROBLEMS),
+    summary="Why a message is spam or ham",
+    description="Per message: the prediction and each token's contribution to P(spam) (occlusion: "
+    "the message without that token).",
+)
+async def explain_spam(
+    body: SpamRequest,
+    repository: RepositoryDep,
+    settings: SettingsDep,
+    explainer: ExplainerDep,
+    version: VersionQuery = None,
+) -> Response:
+    return json_response(
+        await explain_texts_reply(
+            repository,
+            settings,
+            explainer,
+            model_name=MODEL_NAME,
+            texts=body.messages,
+            field="messages",
+            version=version,
+        )
     )

@@ -20,8 +20,10 @@ from app.api.tasks.common import (
     check_count,
     task_model,
 )
+from app.classification import class_names
 from app.config import Settings
 from app.errors import InvalidInputError
+from app.explain import Explainer, explain_rows
 from app.repository import ModelRepository
 from app.servable import ServedModel
 
@@ -74,3 +76,30 @@ async def classify_rows(
     model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
     outputs = await model.infer(tabular_inputs(model, rows, field))
     return binary_reply(model, outputs)
+
+
+async def explain_rows_reply(
+    repository: ModelRepository,
+    settings: Settings,
+    explainer: Explainer,
+    *,
+    model_name: str,
+    rows: list[dict[str, Any]],
+    field: str,
+    version: int | None,
+) -> dict[str, Any]:
+    """Per row: the prediction and each column's occlusion contribution (``app.explain``)."""
+    check_count(len(rows), settings.max_explain_instances, field, field)
+    model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
+    inputs = tabular_inputs(model, rows, field)
+    explained = await explainer.run(model.batcher.timeout_s, explain_rows, model, inputs, len(rows))
+    labels = class_names(model.labels, 2)
+    for item in explained:
+        item["label"] = labels[int(item["score"] >= 0.5)]
+    return {
+        "model": model.name,
+        "version": model.version,
+        "method": "occlusion: P(positive) minus P(positive) with the column at its default",
+        "positive_class": labels[1],
+        "explanations": explained,
+    }

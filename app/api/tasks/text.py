@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -14,7 +14,9 @@ from app.api.tasks.common import (
     check_text_length,
     task_model,
 )
+from app.classification import class_names
 from app.config import Settings
+from app.explain import Explainer, explain_texts
 from app.repository import ModelRepository
 
 # At least one non-blank character; the length limit is a setting (checked per request).
@@ -41,3 +43,32 @@ async def classify_texts(
     input_name = next(iter(model.inputs))
     outputs = await model.infer({input_name: list(texts)})
     return binary_reply(model, outputs)
+
+
+async def explain_texts_reply(
+    repository: ModelRepository,
+    settings: Settings,
+    explainer: Explainer,
+    *,
+    model_name: str,
+    texts: list[str],
+    field: str,
+    version: int | None,
+) -> dict[str, Any]:
+    """Per text: the prediction and each token's occlusion contribution (``app.explain``)."""
+    check_count(len(texts), settings.max_explain_instances, field, field)
+    check_text_length(texts, settings.max_text_chars, field)
+    model = task_model(repository, model_name, TEXT_CLASSIFICATION, version)
+    explained = await explainer.run(
+        model.batcher.timeout_s, explain_texts, model, list(texts), settings.max_explain_tokens
+    )
+    labels = class_names(model.labels, 2)
+    for item in explained:
+        item["label"] = labels[int(item["score"] >= 0.5)]
+    return {
+        "model": model.name,
+        "version": model.version,
+        "method": "occlusion: P(positive) minus P(positive) without the token",
+        "positive_class": labels[1],
+        "explanations": explained,
+    }

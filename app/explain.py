@@ -1,0 +1,253 @@
+"""Explanations: what a model saw and why it decided (course 000, exercises 7 and 9).
+
+- **Image CNNs** carry two extra signatures exported by ``training/explain.py``: ``activations``
+  (each convolution block's output, the hidden dense layer) and ``gradcam`` (Grad-CAM heat map
+  of the predicted class). Here they are run and drawn: feature maps as a PNG grid, the heat map
+  over the image as a PNG.
+- **Text and tabular models** are explained by occlusion through ``serving_default``: a token's
+  contribution is P(positive class) minus P(positive class) with that token left out; a
+  column's is P minus P with the column at its default (the training data's most common value
+  or median, from ``metadata.json``). Why occlusion, not integrated gradients: these models
+  start from strings and categories (TF-IDF, lookup tables), through which there is no gradient
+  with respect to a word or a category; occlusion is exact, model-agnostic, and answers the
+  question a person asks ("what if this word were not there, this customer had the usual
+  contract"). It costs one model input per token or column, which the limits bound.
+
+Every call runs in the :class:`Explainer`'s own threads, at most ``explain_concurrency`` at once,
+never in a model's batcher: explanations cannot take the predictions' turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from app.admission import deadline_after
+from app.classification import as_class_probabilities
+from app.errors import DeadlineExceededError, InvalidInputError, QueueFullError
+from app.servable import ServedModel
+
+EXPLAIN_SIGNATURES = ("activations", "gradcam")
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class Explainer:
+    """A bounded pool for explanation calls: ``concurrency`` threads and ``max_waiting``
+    requests waiting for one (429 past that); each call within the request's deadline."""
+
+    def __init__(self, concurrency: int, max_waiting: int) -> None:
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="explain")
+        self._limit = concurrency + max_waiting
+        self._admitted = 0
+
+    async def run(self, timeout_s: float, function, *args) -> Any:
+        if self._admitted >= self._limit:
+            raise QueueFullError("too many explanation requests at once; retry later")
+        self._admitted += 1
+        try:
+            remaining = max(deadline_after(timeout_s) - time.monotonic(), 0.0)
+            async with asyncio.timeout(remaining):
+                return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                "the explanation did not finish within the deadline"
+            ) from None
+        finally:
+            self._admitted -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def require_signatures(model: ServedModel) -> None:
+    missing = [name for name in EXPLAIN_SIGNATURES if name not in model.signatures]
+    if missing:
+        versions = "a version exported by training/explain.py"
+        raise InvalidInputError(
+            f"model '{model.name}' version {model.version} has no {' / '.join(missing)} "
+            f"signature: explanations of image CNNs need {versions}; text and tabular models "
+            "are explained by their typed :explain endpoints"
+        )
+
+
+# ---- image CNNs ---------------------------------------------------------------------------
+def explain_images(model: ServedModel, pixels: np.ndarray, values: bool) -> list[dict[str, Any]]:
+    """Grad-CAM and activations of each image (``pixels`` already fitted to the input)."""
+    gradcam = model.call_signature("gradcam", {"pixels": pixels})
+    activations = model.call_signature("activations", {"pixels": pixels})
+    labels = model.labels or []
+    results = []
+    for i in range(len(pixels)):
+        heatmap = gradcam["heatmap"][i]
+        index = int(gradcam["class_index"][i])
+        layers = []
+        for name in sorted(activations, key=_layer_order):
+            layer = activations[name][i]
+            entry: dict[str, Any] = {"name": name, "shape": list(layer.shape)}
+            if layer.ndim == 3:
+                entry["png"] = _b64(feature_grid(layer))
+            if values:
+                entry["values"] = np.round(layer.astype(np.float32), 5).tolist()
+            layers.append(entry)
+        results.append(
+            {
+                "label": labels[index] if index < len(labels) else str(index),
+                "class_index": index,
+                "probability": float(gradcam["probability"][i]),
+                "gradcam": {
+                    "layer": (model.metadata.get("explain") or {}).get("gradcam", {}).get("layer"),
+                    "heatmap": np.round(heatmap.astype(np.float32), 4).tolist(),
+                    "png": _b64(overlay(pixels[i], heatmap)),
+                },
+                "activations": layers,
+            }
+        )
+    return results
+
+
+def _layer_order(name: str) -> tuple[int, int]:
+    kind, _, number = name.partition("_")
+    return (0 if kind == "conv" else 1, int(number) if number.isdigit() else 1)
+
+
+def overlay(pixels: np.ndarray, heatmap: np.ndarray, scale: int = 8) -> bytes:
+    """The image with the heat map over it (red: what drove the decision), enlarged so small
+    inputs are visible, as PNG bytes."""
+    height, width = pixels.shape[:2]
+    base = pixels[..., 0] if pixels.shape[-1] == 1 else pixels.mean(axis=-1)
+    gray = Image.fromarray(base.astype(np.uint8)).resize((width * scale, height * scale))
+    heat = Image.fromarray((np.clip(heatmap, 0, 1) * 255).astype(np.uint8))
+    heat = np.asarray(heat.resize(gray.size, Image.BILINEAR), dtype=np.float32) / 255
+    rgb = np.repeat(np.asarray(gray, dtype=np.float32)[..., None], 3, axis=-1) * 0.6
+    rgb[..., 0] += 255 * heat * 0.8
+    rgb[..., 1] += 80 * heat * 0.4
+    return _png(np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+def feature_grid(layer: np.ndarray, cell: int = 56, most: int = 64) -> bytes:
+    """The first ``most`` feature maps of a ``(h, w, channels)`` activation, each scaled to
+    [0, 255] on its own, in a grid of ``cell``-pixel tiles, as PNG bytes."""
+    maps = layer[..., :most].astype(np.float32)
+    count = maps.shape[-1]
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    grid = np.full((rows * (cell + 2), columns * (cell + 2)), 255, dtype=np.uint8)
+    for k in range(count):
+        fmap = maps[..., k]
+        low, high = float(fmap.min()), float(fmap.max())
+        scaled = (fmap - low) / (high - low) * 255 if high > low else np.zeros_like(fmap)
+        tile = Image.fromarray(scaled.astype(np.uint8)).resize((cell, cell), Image.NEAREST)
+        r, c = divmod(k, columns)
+        grid[r * (cell + 2) : r * (cell + 2) + cell, c * (cell + 2) : c * (cell + 2) + cell] = tile
+    return _png(grid)
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# ---- occlusion: text and tabular ----------------------------------------------------------
+def positive_probability(model: ServedModel, inputs: dict[str, Any]) -> np.ndarray:
+    arrays, _ = model.validate(inputs)
+    outputs = model.predict(arrays)
+    return as_class_probabilities(outputs["output_0"])[:, 1]
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def explain_texts(model: ServedModel, texts: list[str], max_tokens: int) -> list[dict[str, Any]]:
+    """Per text: P(positive) and each token's occlusion contribution."""
+    input_name = next(iter(model.inputs))
+    results = []
+    for i, text in enumerate(texts):
+        words = tokens(text)
+        if len(words) > max_tokens:
+            raise InvalidInputError(
+                f"text {i} has {len(words)} tokens, more than the limit of {max_tokens} "
+                "(max_explain_tokens)",
+                field=f"texts[{i}]",
+            )
+        variants = [text] + [" ".join(words[:k] + words[k + 1 :]) for k in range(len(words))]
+        scores = positive_probability(model, {input_name: variants})
+        results.append(
+            {
+                "score": float(scores[0]),
+                "tokens": [
+                    {"token": word, "contribution": round(float(scores[0] - scores[k + 1]), 5)}
+                    for k, word in enumerate(words)
+                ],
+            }
+        )
+    return results
+
+
+def explain_rows(
+    model: ServedModel, inputs: dict[str, list | np.ndarray], count: int
+) -> list[dict[str, Any]]:
+    """Per row: P(positive) and each column's occlusion contribution (the column at its
+    default from the metadata)."""
+    columns = model.metadata.get("columns") or {}
+    results = []
+    for row in range(count):
+        values = {name: _at(column, row) for name, column in inputs.items()}
+        variants: dict[str, list] = {name: [value] for name, value in values.items()}
+        occluded = []
+        for name in inputs:
+            baseline = columns.get(name, {}).get("default")
+            if baseline is None:
+                continue
+            if isinstance(values[name], float | np.floating):
+                baseline = float(baseline)
+            occluded.append((name, baseline))
+            for other, value in values.items():
+                variants[other].append(baseline if other == name else value)
+        batch = {
+            name: np.asarray(column, dtype=np.float32)
+            if isinstance(column[0], float | np.floating)
+            else column
+            for name, column in variants.items()
+        }
+        scores = positive_probability(model, batch)
+        results.append(
+            {
+                "score": float(scores[0]),
+                "features": sorted(
+                    (
+                        {
+                            "feature": name,
+                            "value": _plain(values[name]),
+                            "baseline": _plain(baseline),
+                            "contribution": round(float(scores[0] - scores[k + 1]), 5),
+                        }
+                        for k, (name, baseline) in enumerate(occluded)
+                    ),
+                    key=lambda f: -abs(f["contribution"]),
+                ),
+            }
+        )
+    return results
+
+
+def _at(column: list | np.ndarray, row: int) -> Any:
+    value = column[row]
+    return float(value) if isinstance(value, np.floating) else value
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, np.floating) else value
