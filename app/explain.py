@@ -245,9 +245,11 @@ def explain_rows(
 
 
 def _at(column: list | np.ndarray, row: int) -> Any:
-    value = column[row]
-    return float(value) if isinstance(value, np.floating) else value
+    return column[row]
 
 
 def _plain(value: Any) -> Any:
-    return float(value) if isinstance(value, np.floating) else value
+    """A value for the reply: float32 inputs without their binary noise (70.35, not 70.3499...)."""
+    if isinstance(value, float | np.floating):
+        return float(f"{float(value):.7g}")
+    return value

@@ -75,3 +75,31 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(page, served_url):
     page.locator("#model").focus()
     page.keyboard.press("Tab")  # on to the next control, not stuck in the page
     assert page.evaluate("document.activeElement.id") != "model"
+
+
+def test_explain_a_drawn_digit_a_review_and_a_customer(page, served_url):
+    open_demo(page, served_url, "mnist")
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 240, steps=12)  # a 1
+    page.mouse.up()
+    page.get_by_role("button", name="Explain (Grad-CAM, activations)").click()
+    assert answer(page) == "1"
+    page.locator("#gradcam").wait_for()
+    assert page.locator("#gradcam").evaluate("img => img.naturalWidth") == 224
+    assert page.locator("img[id^=activations-conv]").count() == 2
+
+    open_demo(page, served_url, "sentiment")
+    page.get_by_label("Text (one per line)").fill("Absolutely wonderful, I loved it.")
+    page.get_by_role("button", name="Explain (word by word)").click()
+    assert answer(page) == "positive"
+    assert page.locator(".tokens span").count() == 7
+
+    open_demo(page, served_url, "churn")
+    page.get_by_label("tenure").fill("2")  # a new customer: tenure differs from the usual 29
+    page.get_by_role("button", name="Explain (column by column)").click()
+    assert answer(page) in {"churn", "stay"}
+    assert page.locator("#result .bar").count() == 12
+    first = page.locator("#result .bar").first.get_attribute("aria-label")
+    assert first.startswith("tenure = 2:") and not first.endswith(" 0.0 points"), first

@@ -176,6 +176,40 @@ async function classifyImage(event) {
   }
 }
 
+async function explainImage() {
+  clearResult();
+  const blob = state.file || (state.drawn ? await new Promise((resolve) => $("canvas").toBlob(resolve, "image/png")) : null);
+  if (!blob) return showError(new Error("draw something or choose a picture first"));
+  const form = new FormData();
+  form.append("files", blob, state.file ? state.file.name : "drawing.png");
+  try {
+    const reply = await api(`/v1/images/${encodeURIComponent(state.model.name)}:explain`, { method: "POST", body: form });
+    const item = reply.explanations[0];
+    answer(item.label, `probability ${(item.probability * 100).toFixed(1)} %: the red areas drove this answer (Grad-CAM at ${item.gradcam.layer})`);
+    const figures = document.createElement("div");
+    figures.className = "figures";
+    figures.append(figure(item.gradcam.png, `Grad-CAM of "${item.label}" over the input`, "gradcam"));
+    for (const layer of item.activations.filter((a) => a.png)) {
+      figures.append(figure(layer.png, `${layer.name}: ${layer.shape[2]} feature maps of ${layer.shape[0]}×${layer.shape[1]}`, `activations-${layer.name}`));
+    }
+    $("result").append(figures);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function figure(pngBase64, caption, id) {
+  const box = document.createElement("figure");
+  const img = document.createElement("img");
+  img.src = `data:image/png;base64,${pngBase64}`;
+  img.alt = caption;
+  img.id = id;
+  const text = document.createElement("figcaption");
+  text.textContent = caption;
+  box.append(img, text);
+  return box;
+}
+
 // ---- text ---------------------------------------------------------------------------------
 function showText(model) {
   $("text-form").hidden = false;
@@ -192,6 +226,33 @@ async function predictText(event) {
   try {
     const reply = await postJson(path, { [field]: texts });
     binaryAnswers(texts, reply.predictions, state.model.labels);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function explainText() {
+  clearResult();
+  const [path, field] = TEXT_ENDPOINTS[state.model.name] || [];
+  const texts = $("text").value.split("\n").map((t) => t.trim()).filter(Boolean);
+  if (!path || !texts.length) return showError(new Error("type at least one text"));
+  try {
+    const reply = await postJson(path.replace(":predict", ":explain"), { [field]: texts });
+    for (const item of reply.explanations) {
+      answer(item.label, `P(${reply.positive_class}) ${(item.score * 100).toFixed(1)} %; green words push towards "${reply.positive_class}", red ones away`);
+      const line = document.createElement("p");
+      line.className = "tokens";
+      const scale = Math.max(...item.tokens.map((t) => Math.abs(t.contribution)), 1e-6);
+      for (const t of item.tokens) {
+        const span = document.createElement("span");
+        span.textContent = t.token;
+        const strength = Math.abs(t.contribution) / scale;
+        span.style.background = t.contribution >= 0 ? `rgba(45, 164, 78, ${strength * 0.7})` : `rgba(207, 34, 46, ${strength * 0.7})`;
+        span.title = `${t.contribution >= 0 ? "+" : ""}${(t.contribution * 100).toFixed(1)} points`;
+        line.append(span);
+      }
+      $("result").append(line);
+    }
   } catch (error) {
     showError(error);
   }
@@ -249,22 +310,61 @@ function showTabular(model) {
   }
 }
 
-async function predictTabular(event) {
-  event.preventDefault();
-  clearResult();
-  const [path, field] = TABULAR_ENDPOINTS[state.model.name] || [];
-  if (!path) return showError(new Error(`no typed endpoint for ${state.model.name}`));
+function tabularRow() {
   const row = {};
   for (const input of $("fields").querySelectorAll("input, select")) {
     if (input.value === "") continue;
     row[input.name] = input.dataset.kind === "numeric" ? Number(input.value) : input.value;
   }
+  return row;
+}
+
+async function predictTabular(event) {
+  event.preventDefault();
+  clearResult();
+  const [path, field] = TABULAR_ENDPOINTS[state.model.name] || [];
+  if (!path) return showError(new Error(`no typed endpoint for ${state.model.name}`));
   try {
-    const reply = await postJson(path, { [field]: [row] });
+    const reply = await postJson(path, { [field]: [tabularRow()] });
     binaryAnswers([`${state.model.name}: one ${field.replace(/s$/, "")}`], reply.predictions, state.model.labels);
   } catch (error) {
     showError(error);
   }
+}
+
+async function explainTabular() {
+  clearResult();
+  const [path, field] = TABULAR_ENDPOINTS[state.model.name] || [];
+  if (!path) return showError(new Error(`no typed endpoint for ${state.model.name}`));
+  try {
+    const reply = await postJson(path.replace(":predict", ":explain"), { [field]: [tabularRow()] });
+    const item = reply.explanations[0];
+    answer(item.label, `P(${reply.positive_class}) ${(item.score * 100).toFixed(1)} %; each column against its usual value (points of probability)`);
+    for (const f of item.features.slice(0, 12)) {
+      signedBar(`${f.feature} = ${f.value}`, f.contribution);
+    }
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function signedBar(label, value) {
+  const row = document.createElement("div");
+  row.className = "bar";
+  row.setAttribute("role", "img");
+  row.setAttribute("aria-label", `${label}: ${(value * 100).toFixed(1)} points`);
+  const name = document.createElement("span");
+  name.textContent = label;
+  const track = document.createElement("div");
+  track.className = "track";
+  const fill = document.createElement("div");
+  fill.className = value >= 0 ? "fill" : "fill negative";
+  fill.style.width = `${Math.min(1, Math.abs(value)) * 100}%`;
+  track.append(fill);
+  const number = document.createElement("span");
+  number.textContent = `${value >= 0 ? "+" : ""}${(value * 100).toFixed(1)}`;
+  row.append(name, track, number);
+  $("result").append(row);
 }
 
 // ---- sales --------------------------------------------------------------------------------
@@ -324,7 +424,6 @@ function chart(history, forecastValues) {
 function answer(text, detail) {
   const title = document.createElement("p");
   title.className = "answer";
-  title.id = "answer";
   title.textContent = text;
   const more = document.createElement("p");
   more.className = "muted";
@@ -397,6 +496,10 @@ window.addEventListener("DOMContentLoaded", () => {
   $("text-form").addEventListener("submit", predictText);
   $("tabular-form").addEventListener("submit", predictTabular);
   $("sales-form").addEventListener("submit", forecast);
+  const explainers = { image: explainImage, text: explainText, tabular: explainTabular };
+  for (const button of document.querySelectorAll("button.explain")) {
+    button.addEventListener("click", () => explainers[button.dataset.form]());
+  }
   setupCanvas();
   setupDrop();
   loadModels();

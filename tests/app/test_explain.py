@@ -1,0 +1,131 @@
+"""Explanations: Grad-CAM and activations of the image CNNs (exported signatures), occlusion
+for text and tabular models, bounded apart from the predictions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.errors import QueueFullError
+from app.examples import SEVEN_PIXELS, SEVEN_PNG
+from app.explain import Explainer, feature_grid, overlay, tokens
+from app.main import create_app
+from tests.paths import REPO_ROOT, make_settings
+
+
+@pytest.fixture(scope="module")
+def client():
+    names = ["mnist", "sentiment", "churn"]
+    app = create_app(make_settings(models_dir=REPO_ROOT / "models", model_names=names))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def png_size(b64: str) -> tuple[int, int]:
+    return Image.open(io.BytesIO(base64.b64decode(b64))).size
+
+
+def test_protocol_explain_of_a_seven(client):
+    reply = client.post("/v1/models/mnist:explain", json={"instances": [SEVEN_PIXELS]})
+    assert reply.status_code == 200, reply.text
+    (explanation,) = reply.json()["explanations"]
+    assert explanation["label"] == "7" and explanation["probability"] > 0.9
+    heatmap = np.asarray(explanation["gradcam"]["heatmap"])
+    assert heatmap.shape == (7, 7) and heatmap.min() >= 0 and heatmap.max() == pytest.approx(1)
+    # The heat lies on the strokes: more of it where the (downscaled) digit has ink.
+    ink = np.asarray(Image.fromarray(np.asarray(SEVEN_PIXELS, np.uint8)[..., 0]).resize((7, 7)))
+    assert heatmap[ink > 64].mean() > 2 * heatmap[ink <= 64].mean()
+    layers = {a["name"]: a for a in explanation["activations"]}
+    assert layers["conv_1"]["shape"] == [14, 14, 32] and len(layers["conv_1"]["values"]) == 14
+    assert png_size(layers["conv_2"]["png"]) == (8 * 58, 8 * 58)  # 64 maps, 8 x 8 tiles
+    assert "png" not in layers["dense"] and len(layers["dense"]["values"]) == 128
+    lean = client.post("/v1/models/mnist:explain?values=false", json={"instances": [SEVEN_PIXELS]})
+    assert all("values" not in a for a in lean.json()["explanations"][0]["activations"])
+
+
+def test_typed_image_explain_draws_the_heat_map(client):
+    files = [("files", ("seven.png", SEVEN_PNG, "image/png"))]
+    reply = client.post("/v1/images/mnist:explain", files=files)
+    assert reply.status_code == 200, reply.text
+    (explanation,) = reply.json()["explanations"]
+    assert explanation["label"] == "7" and explanation["file"] == "seven.png"
+    assert png_size(explanation["gradcam"]["png"]) == (224, 224)  # 28 x 28, enlarged 8 times
+    assert all("values" not in a for a in explanation["activations"])
+
+
+def test_versions_without_signatures_are_refused_clearly(client):
+    reply = client.post("/v1/models/mnist/versions/3:explain", json={"instances": [SEVEN_PIXELS]})
+    assert reply.status_code == 400 and "training/explain.py" in reply.json()["error"]
+    assert client.post("/v1/models/mnist:explode", json={}).status_code == 400
+
+
+def test_explain_limits(client):
+    too_many = {"instances": [SEVEN_PIXELS] * 17}
+    assert client.post("/v1/models/mnist:explain", json=too_many).status_code == 413
+    long_text = " ".join(["word"] * 201)
+    assert client.post("/v1/sentiment:explain", json={"texts": [long_text]}).status_code == 400
+
+
+def test_sentiment_tokens_move_the_score(client):
+    text = "Absolutely wonderful, I loved it"
+    reply = client.post("/v1/sentiment:explain", json={"texts": [text]})
+    assert reply.status_code == 200, reply.text
+    (explanation,) = reply.json()["explanations"]
+    assert [t["token"] for t in explanation["tokens"]] == tokens(text)
+    assert explanation["label"] == "positive"
+    by_token = {t["token"]: t["contribution"] for t in explanation["tokens"]}
+    # The words that carry the sentiment push towards "positive" more than the filler.
+    assert max(by_token["wonderful"], by_token["loved"]) > max(by_token["I"], by_token["it"])
+    predicted = client.post("/v1/sentiment:predict", json={"texts": [text]}).json()
+    assert explanation["score"] == pytest.approx(predicted["predictions"][0]["score"], abs=1e-5)
+
+
+def test_churn_columns_are_ranked_by_contribution(client):
+    from app.api.tasks.churn import EXAMPLE_CUSTOMER
+
+    reply = client.post("/v1/churn:explain", json={"customers": [EXAMPLE_CUSTOMER]})
+    assert reply.status_code == 200, reply.text
+    (explanation,) = reply.json()["explanations"]
+    features = explanation["features"]
+    contributions = [abs(f["contribution"]) for f in features]
+    assert contributions == sorted(contributions, reverse=True) and len(features) >= 15
+    # A column already at its default contributes nothing.
+    assert all(f["contribution"] == 0 for f in features if f["value"] == f["baseline"])
+
+
+def test_explainer_refuses_past_its_limit():
+    async def scenario() -> list[str]:
+        explainer = Explainer(concurrency=1, max_waiting=1)
+        release = threading.Event()
+        calls = [asyncio.create_task(explainer.run(5, release.wait)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        outcomes = []
+        try:
+            await explainer.run(5, lambda: None)
+        except QueueFullError:
+            outcomes.append("refused")
+        release.set()
+        outcomes += [str(await call) for call in calls]
+        explainer.close()
+        return outcomes
+
+    # In a thread of its own: a test run may hold an event loop in this one (Playwright's).
+    with ThreadPoolExecutor(1) as thread:
+        assert thread.submit(asyncio.run, scenario()).result() == ["refused", "True", "True"]
+
+
+def test_pictures():
+    heat = np.zeros((7, 7), np.float32)
+    heat[3, 3] = 1
+    image = Image.open(io.BytesIO(overlay(np.zeros((28, 28, 1), np.uint8), heat)))
+    assert image.size == (224, 224) and image.getpixel((112, 112))[0] > image.getpixel((5, 5))[0]
+    grid = Image.open(io.BytesIO(feature_grid(np.random.rand(5, 5, 3))))
+    assert grid.size == (2 * 58, 2 * 58)
