@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
+import os
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,8 +46,13 @@ class Explainer:
     """A bounded pool for explanation calls: ``concurrency`` threads and ``max_waiting``
     requests waiting for one (429 past that); each call within the request's deadline."""
 
-    def __init__(self, concurrency: int, max_waiting: int) -> None:
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="explain")
+    def __init__(self, concurrency: int, max_waiting: int, niceness: int = 10) -> None:
+        self._pool = ThreadPoolExecutor(
+            concurrency,
+            thread_name_prefix="explain",
+            initializer=_lower_priority,
+            initargs=(niceness,),
+        )
         self._limit = concurrency + max_waiting
         self._admitted = 0
 
@@ -65,6 +73,13 @@ class Explainer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority(niceness: int) -> None:
+    """Run this thread at a lower OS priority (Linux: niceness is per thread), so that the
+    drawing and the other Python work of an explanation yield the CPU to the predictions."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def require_signatures(model: ServedModel) -> None:
@@ -134,19 +149,22 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray, scale: int = 8) -> bytes:
 
 def feature_grid(layer: np.ndarray, cell: int = 56, most: int = 64) -> bytes:
     """The first ``most`` feature maps of a ``(h, w, channels)`` activation, each scaled to
-    [0, 255] on its own, in a grid of ``cell``-pixel tiles, as PNG bytes."""
+    [0, 255] on its own, in a grid of about ``cell``-pixel tiles (nearest-neighbour), as PNG."""
     maps = layer[..., :most].astype(np.float32)
-    count = maps.shape[-1]
+    height, width, count = maps.shape
+    low = maps.min(axis=(0, 1), keepdims=True)
+    span = maps.max(axis=(0, 1), keepdims=True) - low
+    scaled = np.where(span > 0, (maps - low) / np.where(span > 0, span, 1) * 255, 0)
+    scale = max(1, cell // max(height, width))
+    tiles = scaled.astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)  # (H, W, count)
+    size = (tiles.shape[0] + 2, tiles.shape[1] + 2)
     columns = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / columns))
-    grid = np.full((rows * (cell + 2), columns * (cell + 2)), 255, dtype=np.uint8)
+    grid = np.full((rows * size[0], columns * size[1]), 255, dtype=np.uint8)
     for k in range(count):
-        fmap = maps[..., k]
-        low, high = float(fmap.min()), float(fmap.max())
-        scaled = (fmap - low) / (high - low) * 255 if high > low else np.zeros_like(fmap)
-        tile = Image.fromarray(scaled.astype(np.uint8)).resize((cell, cell), Image.NEAREST)
         r, c = divmod(k, columns)
-        grid[r * (cell + 2) : r * (cell + 2) + cell, c * (cell + 2) : c * (cell + 2) + cell] = tile
+        top, left = r * size[0], c * size[1]
+        grid[top : top + tiles.shape[0], left : left + tiles.shape[1]] = tiles[..., k]
     return _png(grid)
 
 

@@ -128,4 +128,4 @@ def test_pictures():
     image = Image.open(io.BytesIO(overlay(np.zeros((28, 28, 1), np.uint8), heat)))
     assert image.size == (224, 224) and image.getpixel((112, 112))[0] > image.getpixel((5, 5))[0]
     grid = Image.open(io.BytesIO(feature_grid(np.random.rand(5, 5, 3))))
-    assert grid.size == (2 * 58, 2 * 58)
+    assert grid.size == (2 * 57, 2 * 57)  # 5 x 5 maps enlarged 11 times, 2-pixel gaps
