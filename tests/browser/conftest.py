@@ -39,7 +39,9 @@ def served_url() -> Iterator[str]:
         stop_server(process)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, and later tests that call asyncio.run() (the scale-out test) must not find one.
+@pytest.fixture(scope="module")
 def browser():
     executable = chromium_path()
     if executable is None:
