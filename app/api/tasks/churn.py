@@ -22,7 +22,7 @@ from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
 
 MODEL_NAME = "churn"
-router = APIRouter(route_class=JsonOffloadingRoute)
+router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
 
 YesNo = Literal["Yes", "No"]
 PhoneExtra = Literal["Yes", "No", "No phone service"]

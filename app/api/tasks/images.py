@@ -49,7 +49,7 @@ from app.explain import explain_images, require_signatures
 from app.imaging import ImageSpec, Invert, prepare_image
 from app.servable import ServedModel
 
-router = APIRouter(route_class=JsonOffloadingRoute)
+router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
 
 IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
 IMAGE_MODELS = ("mnist", "fashion_mnist", "greek_symbols", "simpsons", "chest_xray")

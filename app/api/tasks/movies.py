@@ -22,7 +22,7 @@ from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
 
 MODEL_NAME = "movie_profit"
-router = APIRouter(route_class=JsonOffloadingRoute)
+router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
 
 Count = Annotated[float | None, Field(default=None, ge=0, le=1e13, allow_inf_nan=False)]
 Name = Annotated[str | None, Field(default=None, max_length=500)]

@@ -30,7 +30,7 @@ from app.errors import InvalidInputError
 
 MODEL_NAME = "sales"
 MAX_ABS_VALUE = 1e12  # far above any monthly figure, far below float32 overflow
-router = APIRouter(route_class=JsonOffloadingRoute)
+router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
 
 # Perrin Freres champagne sales, the 36 months before the held-out year.
 EXAMPLE_HISTORY = [

@@ -13,7 +13,7 @@ from app.api.tasks.text import Text, classify_texts, explain_texts_reply, texts_
 from app.codec import json_response
 
 MODEL_NAME = "sentiment"
-router = APIRouter(route_class=JsonOffloadingRoute)
+router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
 
 
 class SentimentRequest(BaseModel):
