@@ -29,3 +29,12 @@ def rank_classes(probabilities: np.ndarray, k: int) -> np.ndarray:
     """``(N, min(k, K))`` indices of each row's likeliest classes, best first (ties: the lower
     index first)."""
     return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+
+
+def decide(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Each row's class index: the likeliest; for a binary model, the positive class (1) from
+    ``threshold`` on (the ``decision_threshold`` its metadata chose on validation data; 0.5
+    when it has none)."""
+    if probabilities.shape[1] == 2:
+        return (probabilities[:, 1] >= (0.5 if threshold is None else threshold)).astype(int)
+    return probabilities.argmax(axis=1)

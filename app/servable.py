@@ -113,6 +113,12 @@ class ServedModel:
     def labels(self) -> list[str] | None:
         return self.metadata.get("labels")
 
+    @property
+    def decision_threshold(self) -> float | None:
+        """A binary model's P(positive) from which it answers the positive class (metadata)."""
+        value = self.metadata.get("decision_threshold")
+        return float(value) if isinstance(value, int | float) else None
+
     # ---- load -------------------------------------------------------------------------------
     def load(self, *, warmup: bool = True) -> None:
         """Load the SavedModel onto ``device``, read ``metadata.json``, warm up; never raises:

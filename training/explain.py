@@ -111,6 +111,17 @@ def explain_functions(model: keras.Model) -> dict[str, tf.types.experimental.Fun
     return {"activations": activations, "gradcam": gradcam}
 
 
+def explain_metadata(functions: dict) -> dict:
+    """What ``metadata.json["explain"]`` says of the signatures (docs/CONTRACTS.md)."""
+    outputs = functions["activations"].get_concrete_function().structured_outputs
+    return {
+        "activations": {k: [None, *v.shape[1:]] for k, v in sorted(outputs.items())},
+        "gradcam": {"layer": sorted(k for k in outputs if k.startswith("conv_"))[-1]},
+        "method": "Grad-CAM of the predicted class's log-probability at the last "
+        "convolution block; activations after each block's batch norm and activation",
+    }
+
+
 def check_same_answers(model: keras.Model, version_dir: Path, seed: int = 0) -> float:
     """The largest difference between the rebuilt model and the served SavedModel on random
     images; an error when they disagree (then the weights did not land where they belong)."""
@@ -138,15 +149,9 @@ def export_explainable(name: str, models_dir: Path, from_version: int | None = N
     metadata = json.loads((source / "metadata.json").read_text())
     for plot in (metadata.get("plots") or {}).values():
         shutil.copy2(source / plot, target / plot)
-    outputs = functions["activations"].get_concrete_function().structured_outputs
     metadata |= {
         "version": version,
-        "explain": {
-            "activations": {k: [None, *v.shape[1:]] for k, v in sorted(outputs.items())},
-            "gradcam": {"layer": sorted(k for k in outputs if k.startswith("conv_"))[-1]},
-            "method": "Grad-CAM of the predicted class's log-probability at the last "
-            "convolution block; activations after each block's batch norm and activation",
-        },
+        "explain": explain_metadata(functions),
         "derived_from": {
             "version": source_version,
             "note": f"the weights of version {source_version}, re-exported with the 'activations' "

@@ -48,6 +48,7 @@ def _report(model: ServedModel, base_url: str) -> dict[str, Any]:
             else None
         ),
         "roc": metrics.pop("roc_curve", None),
+        "decision_threshold": metadata.get("decision_threshold"),
         "plots": {key: f"{base_url}/report/{key}.png" for key in _plots(model)},
     }
     if report["roc"] is None and len(labels) == 2:

@@ -17,13 +17,17 @@ def to_class_probabilities(probabilities: np.ndarray) -> np.ndarray:
 
 
 def classification_metrics(
-    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    labels: list[str],
+    threshold: float | None = None,
 ) -> dict:
     """Accuracy, balanced accuracy, per-class precision/recall/F1/support, confusion matrix,
-    and ROC-AUC (binary: of the positive class ``labels[1]``; multiclass: one-vs-rest macro)."""
+    and ROC-AUC (binary: of the positive class ``labels[1]``; multiclass: one-vs-rest macro).
+    ``threshold`` (binary): the positive class from that probability on, not from 0.5."""
     y_true = np.asarray(y_true).astype(int).ravel()
     p = to_class_probabilities(probabilities)
-    y_pred = p.argmax(axis=1)
+    y_pred = p.argmax(axis=1) if threshold is None else (p[:, 1] >= threshold).astype(int)
     indices = list(range(len(labels)))
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         y_true, y_pred, labels=indices, zero_division=0
@@ -78,13 +82,30 @@ def accuracy(model, inputs, y_true: np.ndarray) -> float:
     return float(np.mean(predict_probabilities(model, inputs).argmax(axis=1) == y_true))
 
 
-def score_test_split(name: str, model, inputs, y_true: np.ndarray, labels: list[str]) -> dict:
+def score_test_split(
+    name: str, model, inputs, y_true: np.ndarray, labels: list[str], threshold: float | None = None
+) -> dict:
     """:func:`classification_metrics` of ``model`` on the held-out test split, with the
     headline figures printed (accuracy, balanced accuracy, ROC-AUC when defined)."""
-    metrics = classification_metrics(y_true, predict_probabilities(model, inputs), labels)
+    probabilities = predict_probabilities(model, inputs)
+    metrics = classification_metrics(y_true, probabilities, labels, threshold)
     figures = [f"accuracy {metrics['accuracy']:.4f}"]
     figures.append(f"balanced accuracy {metrics['balanced_accuracy']:.4f}")
     if metrics.get("roc_auc") is not None:
         figures.append(f"ROC-AUC {metrics['roc_auc']:.4f}")
     print(f"{name}: test " + ", ".join(figures))
     return metrics
+
+
+def balanced_threshold(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """The positive-class probability from which a binary model's balanced accuracy is highest
+    (chosen on validation data; ties: the one nearest 0.5)."""
+    y_true = np.asarray(y_true).astype(int).ravel()
+    positive = to_class_probabilities(probabilities)[:, 1]
+    candidates = np.round(np.linspace(0.02, 0.98, 97), 2)
+    scores = [
+        metrics.balanced_accuracy_score(y_true, (positive >= t).astype(int)) for t in candidates
+    ]
+    best = max(scores)
+    tied = [t for t, score in zip(candidates, scores, strict=True) if score >= best - 1e-12]
+    return float(min(tied, key=lambda t: abs(t - 0.5)))

@@ -114,6 +114,7 @@ def export_model(
     labels: list[str] | None = None,
     metadata: dict | None = None,
     history: dict[str, list[float]] | None = None,
+    extra_endpoints: dict | None = None,
 ) -> Path:
     """Write the SavedModel, the plots and ``metadata.json``; return the version folder.
 
@@ -140,7 +141,7 @@ def export_model(
     if path.exists():  # an unrecorded, half-written export of this run's version
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_saved_model(serving_model(model), path)
+    write_saved_model(serving_model(model), path, extra_endpoints=extra_endpoints)
 
     plots = {}
     if history:

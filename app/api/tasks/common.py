@@ -9,7 +9,7 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import metrics
-from app.classification import as_class_probabilities, class_names
+from app.classification import as_class_probabilities, class_names, decide
 from app.errors import InvalidInputError, ModelNotFoundError, PayloadTooLargeError
 from app.repository import ModelRepository
 from app.servable import ServedModel
@@ -94,11 +94,15 @@ class BinaryReply(TaskReply):
 
 def binary_reply(model: ServedModel, outputs: dict[str, np.ndarray]) -> BinaryReply:
     """A binary classifier's outputs as the reply: ``labels[1]`` is the positive class
-    (docs/CONTRACTS.md); each prediction's label is the likelier one."""
+    (docs/CONTRACTS.md); the label is the positive class from the model's decision threshold
+    on (0.5 unless its metadata chose another)."""
     labels = class_names(model.labels, 2)
+    probabilities = class_probabilities(outputs, model)
     predictions = [
-        BinaryPrediction(label=labels[int(p[1] >= 0.5)], score=float(p[1]))
-        for p in class_probabilities(outputs, model)
+        BinaryPrediction(label=labels[choice], score=float(p[1]))
+        for p, choice in zip(
+            probabilities, decide(probabilities, model.decision_threshold), strict=True
+        )
     ]
     return BinaryReply(model=model.name, version=model.version, predictions=predictions)
 

@@ -34,7 +34,7 @@ from app.api.tasks.common import (
     problem_responses,
     task_model,
 )
-from app.classification import class_names, rank_classes
+from app.classification import class_names, decide, rank_classes
 from app.codec import json_response
 from app.config import Settings
 from app.errors import (
@@ -188,12 +188,13 @@ async def classify_images(
     labels = class_names(served.labels, probabilities.shape[1])
     predictions = []
     ranks = rank_classes(probabilities, top_k)
-    for upload, row, best in zip(files, probabilities, ranks, strict=True):
+    chosen = decide(probabilities, served.decision_threshold)
+    for upload, row, best, choice in zip(files, probabilities, ranks, chosen, strict=True):
         ranked = [LabelProbability(label=labels[i], probability=float(row[i])) for i in best]
         predictions.append(
             ImagePrediction(
-                label=ranked[0].label,
-                probability=ranked[0].probability,
+                label=labels[choice],
+                probability=float(row[choice]),
                 top_k=ranked,
                 file=upload.name,
             )
