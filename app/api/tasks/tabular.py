@@ -18,9 +18,9 @@ from app.api.tasks.common import (
     BinaryReply,
     binary_reply,
     check_count,
+    occlusion_reply,
     task_model,
 )
-from app.classification import class_names
 from app.config import Settings
 from app.errors import InvalidInputError
 from app.explain import Explainer, explain_rows
@@ -93,13 +93,6 @@ async def explain_rows_reply(
     model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
     inputs = tabular_inputs(model, rows, field)
     explained = await explainer.run(model.batcher.timeout_s, explain_rows, model, inputs, len(rows))
-    labels = class_names(model.labels, 2)
-    for item in explained:
-        item["label"] = labels[int(item["score"] >= 0.5)]
-    return {
-        "model": model.name,
-        "version": model.version,
-        "method": "occlusion: P(positive) minus P(positive) with the column at its default",
-        "positive_class": labels[1],
-        "explanations": explained,
-    }
+    return occlusion_reply(
+        model, "occlusion: P(positive) minus P(positive) with the column at its default", explained
+    )

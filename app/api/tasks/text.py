@@ -12,9 +12,9 @@ from app.api.tasks.common import (
     binary_reply,
     check_count,
     check_text_length,
+    occlusion_reply,
     task_model,
 )
-from app.classification import class_names
 from app.config import Settings
 from app.explain import Explainer, explain_texts
 from app.repository import ModelRepository
@@ -62,13 +62,6 @@ async def explain_texts_reply(
     explained = await explainer.run(
         model.batcher.timeout_s, explain_texts, model, list(texts), settings.max_explain_tokens
     )
-    labels = class_names(model.labels, 2)
-    for item in explained:
-        item["label"] = labels[int(item["score"] >= 0.5)]
-    return {
-        "model": model.name,
-        "version": model.version,
-        "method": "occlusion: P(positive) minus P(positive) without the token",
-        "positive_class": labels[1],
-        "explanations": explained,
-    }
+    return occlusion_reply(
+        model, "occlusion: P(positive) minus P(positive) without the token", explained
+    )
