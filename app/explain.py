@@ -223,25 +223,18 @@ def explain_rows(
     columns = model.metadata.get("columns") or {}
     results = []
     for row in range(count):
-        values = {name: _at(column, row) for name, column in inputs.items()}
+        values = {name: column[row] for name, column in inputs.items()}
         variants: dict[str, list] = {name: [value] for name, value in values.items()}
         occluded = []
         for name in inputs:
             baseline = columns.get(name, {}).get("default")
             if baseline is None:
                 continue
-            if isinstance(values[name], float | np.floating):
-                baseline = float(baseline)
             occluded.append((name, baseline))
             for other, value in values.items():
                 variants[other].append(baseline if other == name else value)
-        batch = {
-            name: np.asarray(column, dtype=np.float32)
-            if isinstance(column[0], float | np.floating)
-            else column
-            for name, column in variants.items()
-        }
-        scores = positive_probability(model, batch)
+        # validate() converts each column to its signature dtype, as for a request.
+        scores = positive_probability(model, variants)
         results.append(
             {
                 "score": float(scores[0]),
@@ -260,10 +253,6 @@ def explain_rows(
             }
         )
     return results
-
-
-def _at(column: list | np.ndarray, row: int) -> Any:
-    return column[row]
 
 
 def _plain(value: Any) -> Any:

@@ -265,20 +265,17 @@ class ServedModel:
     def predict(self, inputs: Arrays) -> Arrays:
         """Run the signature on a (batched) input dict; synchronous, called in the model's
         thread by the batcher."""
-        import tensorflow as tf
-
-        with tf.device(self.device):
-            result = self._fn(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
-        return {k: v.numpy() for k, v in result.items()}
+        return self._run(self._fn, inputs)
 
     def call_signature(self, name: str, inputs: Arrays) -> Arrays:
         """Run another signature of the SavedModel (``signatures``) outside the batcher."""
+        return self._run(self.signatures[name], inputs)
+
+    def _run(self, function, inputs: Arrays) -> Arrays:
         import tensorflow as tf
 
         with tf.device(self.device):
-            result = self.signatures[name](
-                **{k: tf.convert_to_tensor(v) for k, v in inputs.items()}
-            )
+            result = function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in result.items()}
 
     # ---- status -----------------------------------------------------------------------------
