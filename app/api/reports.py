@@ -59,6 +59,12 @@ def _report(model: ServedModel, base_url: str) -> dict[str, Any]:
     return report
 
 
+def _report_reply(model: ServedModel, request: Request) -> Response:
+    """The report, its plot URLs naming the version that answered."""
+    root = request.scope.get("root_path", "")
+    return json_response(_report(model, f"{root}/v1/models/{model.name}/versions/{model.version}"))
+
+
 def _plots(model: ServedModel) -> dict[str, Path]:
     """The plot files ``metadata.json`` lists that are plain PNG names in the version folder."""
     found = {}
@@ -83,18 +89,14 @@ def _plot(model: ServedModel, plot: str) -> Response:
 
 @router.get("/{name}/report", summary="Evaluation report of the default version")
 async def report(name: str, request: Request, repository: RepositoryDep) -> Response:
-    model = repository.get(name, ready=False)
-    base = f"{request.scope.get('root_path', '')}/v1/models/{name}/versions/{model.version}"
-    return json_response(_report(model, base))
+    return _report_reply(repository.get(name, ready=False), request)
 
 
 @router.get("/{name}/versions/{version}/report", summary="Evaluation report (one version)")
 async def version_report(
     name: str, version: str, request: Request, repository: RepositoryDep
 ) -> Response:
-    model = repository.get(name, version, ready=False)
-    base = f"{request.scope.get('root_path', '')}/v1/models/{name}/versions/{model.version}"
-    return json_response(_report(model, base))
+    return _report_reply(repository.get(name, version, ready=False), request)
 
 
 @router.get("/{name}/report/{plot}", summary="A plot of the default version's report")

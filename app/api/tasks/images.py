@@ -143,7 +143,16 @@ REQUEST_BODY = {
 }
 
 
-# ---- endpoint ---------------------------------------------------------------------------------
+# ---- endpoints --------------------------------------------------------------------------------
+ModelPath = Annotated[
+    str,
+    Path(
+        description="Image model name.",
+        openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
+    ),
+]
+
+
 @router.post(
     "/v1/images/{model}:classify",
     response_model=ImageReply,
@@ -159,13 +168,7 @@ async def classify_images(
     request: Request,
     repository: RepositoryDep,
     settings: SettingsDep,
-    model: Annotated[
-        str,
-        Path(
-            description="Image model name.",
-            openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
-        ),
-    ],
+    model: ModelPath,
     top_k: Annotated[int, Query(ge=1, le=1000, description="Classes listed per image.")] = 3,
     invert: Annotated[
         Invert,
@@ -179,10 +182,7 @@ async def classify_images(
 ) -> ImageReply:
     served = task_model(repository, model, IMAGE_CLASSIFICATION, version)
     files = await _read_images(request, settings)
-    spec = ImageSpec.from_metadata(served.metadata)
-    pixels = await _decode_within_deadline(
-        request.app.state.image_pool, served, files, spec, invert, settings.max_image_pixels
-    )
+    pixels = await _fit_images(request, served, files, invert, settings)
     outputs = await served.infer({next(iter(served.inputs)): pixels})
     probabilities = class_probabilities(outputs, served)
     labels = class_names(served.labels, probabilities.shape[1])
@@ -202,13 +202,6 @@ async def classify_images(
     return ImageReply(model=served.name, version=served.version, predictions=predictions)
 
 
-ModelPath = Annotated[
-    str,
-    Path(
-        description="Image model name.",
-        openapi_examples={name: {"value": name} for name in IMAGE_MODELS},
-    ),
-]
 InvertQuery = Annotated[
     Invert, Query(description="As for :classify: invert the gray levels of digits and glyphs.")
 ]
@@ -240,10 +233,7 @@ async def explain_images_endpoint(
     require_signatures(served)
     files = await _read_images(request, settings)
     check_count(len(files), settings.max_explain_instances, "files", "images")
-    spec = ImageSpec.from_metadata(served.metadata)
-    pixels = await _decode_within_deadline(
-        request.app.state.image_pool, served, files, spec, invert, settings.max_image_pixels
-    )
+    pixels = await _fit_images(request, served, files, invert, settings)
     explained = await explainer.run(
         served.batcher.timeout_s, explain_images, served, pixels, values
     )
@@ -251,6 +241,16 @@ async def explain_images_endpoint(
         item["file"] = upload.name
     return json_response(
         {"model": served.name, "version": served.version, "explanations": explained}
+    )
+
+
+async def _fit_images(
+    request: Request, served: ServedModel, files: list[Upload], invert: Invert, settings: Settings
+) -> np.ndarray:
+    """The uploads decoded and fitted to the model's input, as one batch."""
+    spec = ImageSpec.from_metadata(served.metadata)
+    return await _decode_within_deadline(
+        request.app.state.image_pool, served, files, spec, invert, settings.max_image_pixels
     )
 
 
