@@ -155,17 +155,23 @@ function setupDrop() {
   });
 }
 
+// The chosen picture, or else the drawing, as the upload form; null (and an error shown) if none.
+async function imageForm() {
+  const blob = state.file || (state.drawn ? await new Promise((resolve) => $("canvas").toBlob(resolve, "image/png")) : null);
+  if (!blob) {
+    showError(new Error("draw something or choose a picture first"));
+    return null;
+  }
+  const form = new FormData();
+  form.append("files", blob, state.file ? state.file.name : "drawing.png");
+  return form;
+}
+
 async function classifyImage(event) {
   event.preventDefault();
   clearResult();
-  let blob = state.file;
-  let name = state.file ? state.file.name : "drawing.png";
-  if (!blob) {
-    if (!state.drawn) return showError(new Error("draw something or choose a picture first"));
-    blob = await new Promise((resolve) => $("canvas").toBlob(resolve, "image/png"));
-  }
-  const form = new FormData();
-  form.append("files", blob, name);
+  const form = await imageForm();
+  if (!form) return;
   try {
     const reply = await api(`/v1/images/${encodeURIComponent(state.model.name)}:classify?top_k=5`, { method: "POST", body: form });
     const prediction = reply.predictions[0];
@@ -178,10 +184,8 @@ async function classifyImage(event) {
 
 async function explainImage() {
   clearResult();
-  const blob = state.file || (state.drawn ? await new Promise((resolve) => $("canvas").toBlob(resolve, "image/png")) : null);
-  if (!blob) return showError(new Error("draw something or choose a picture first"));
-  const form = new FormData();
-  form.append("files", blob, state.file ? state.file.name : "drawing.png");
+  const form = await imageForm();
+  if (!form) return;
   try {
     const reply = await api(`/v1/images/${encodeURIComponent(state.model.name)}:explain`, { method: "POST", body: form });
     const item = reply.explanations[0];
@@ -216,13 +220,21 @@ function showText(model) {
   $("text").value = TEXT_EXAMPLES[model.name] || "";
 }
 
-async function predictText(event) {
-  event.preventDefault();
-  clearResult();
+// [endpoint, field, texts] of the text box (one text a line); null (and an error shown) if none.
+function textRequest() {
   const [path, field] = TEXT_ENDPOINTS[state.model.name] || [];
   if (!path) return showError(new Error(`no typed endpoint for ${state.model.name}`));
   const texts = $("text").value.split("\n").map((t) => t.trim()).filter(Boolean);
   if (!texts.length) return showError(new Error("type at least one text"));
+  return [path, field, texts];
+}
+
+async function predictText(event) {
+  event.preventDefault();
+  clearResult();
+  const request = textRequest();
+  if (!request) return;
+  const [path, field, texts] = request;
   try {
     const reply = await postJson(path, { [field]: texts });
     binaryAnswers(texts, reply.predictions, state.model.labels);
@@ -233,9 +245,9 @@ async function predictText(event) {
 
 async function explainText() {
   clearResult();
-  const [path, field] = TEXT_ENDPOINTS[state.model.name] || [];
-  const texts = $("text").value.split("\n").map((t) => t.trim()).filter(Boolean);
-  if (!path || !texts.length) return showError(new Error("type at least one text"));
+  const request = textRequest();
+  if (!request) return;
+  const [path, field, texts] = request;
   try {
     const reply = await postJson(path.replace(":predict", ":explain"), { [field]: texts });
     for (const item of reply.explanations) {
