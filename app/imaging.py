@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -79,14 +81,15 @@ class ImageSpec:
 
 
 def prepare_image(
-    data: bytes,
+    data: bytes | Image.Image,
     spec: ImageSpec,
     *,
     invert: Invert = Invert.auto,
     max_pixels: int,
     name: str | None = None,
 ) -> np.ndarray:
-    """Decode ``data`` and fit it to ``spec``: uint8 array ``(height, width, channels)``."""
+    """Decode ``data`` (the file's bytes, or the image ``open_image`` returned for them) and fit
+    it to ``spec``: uint8 array ``(height, width, channels)``."""
     image = decode_image(data, max_pixels=max_pixels, name=name, target=(spec.width, spec.height))
     if spec.is_glyph:
         gray = _to_gray_array(image)
@@ -100,45 +103,13 @@ def prepare_image(
     return pixels.reshape(spec.height, spec.width, spec.channels)
 
 
-def decode_image(
-    data: bytes,
-    *,
-    max_pixels: int,
-    name: str | None = None,
-    target: tuple[int, int] | None = None,
-) -> Image.Image:
-    """Fully decoded first frame, alpha flattened, in mode ``L`` or ``RGB``.
-
-    Memory stays near one copy of the decoded picture (about ``width x height x bands`` bytes,
-    at most 4 bytes per pixel of ``max_pixels``): JPEG decodes at a reduced scale (``draft``),
-    and any picture far larger than ``target`` (width, height) is reduced by an integer factor
-    right after decoding, before any conversion."""
-    if not data:
-        raise InvalidInputError("the file is empty", file=name)
+@contextmanager
+def _decoding_errors(name: str | None) -> Iterator[None]:
+    """Pillow's many exceptions -> the domain errors the API answers with a 4xx."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in SUPPORTED_FORMATS:
-                raise UnsupportedMediaTypeError(
-                    f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF "
-                    "or WebP",
-                    file=name,
-                )
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PayloadTooLargeError(
-                    f"the image has {width}x{height} = {width * height} pixels, more than the "
-                    f"limit of {max_pixels} (max_image_pixels)",
-                    file=name,
-                )
-            image.seek(0)  # GIF / animated WebP: the first frame
-            if target is not None and image.format == "JPEG":
-                # Decode at the smallest 1/2^k scale still >= the working size.
-                image.draft(image.mode, _working_size(target))
-            image.load()
-            if target is not None:
-                image = _reduce(image, target)
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PayloadTooLargeError(f"the image has too many pixels ({exc})", file=name) from exc
     except UnidentifiedImageError as exc:
@@ -151,6 +122,52 @@ def decode_image(
         # Pillow's plugins report truncated and corrupt data with many exception types
         # (OSError "image file is truncated", SyntaxError, ValueError, struct.error, ...).
         raise InvalidInputError(f"the image is corrupt or truncated ({exc})", file=name) from exc
+
+
+def open_image(data: bytes, *, max_pixels: int, name: str | None = None) -> Image.Image:
+    """The image's header only (nothing decoded yet): format and pixel count checked. Cheap
+    whatever the picture's size, so the server reads it before choosing where to decode."""
+    if not data:
+        raise InvalidInputError("the file is empty", file=name)
+    with _decoding_errors(name):
+        image = Image.open(io.BytesIO(data))
+        if image.format not in SUPPORTED_FORMATS:
+            raise UnsupportedMediaTypeError(
+                f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF or WebP",
+                file=name,
+            )
+        width, height = image.size
+        if width * height > max_pixels:
+            raise PayloadTooLargeError(
+                f"the image has {width}x{height} = {width * height} pixels, more than the "
+                f"limit of {max_pixels} (max_image_pixels)",
+                file=name,
+            )
+    return image
+
+
+def decode_image(
+    data: bytes | Image.Image,
+    *,
+    max_pixels: int,
+    name: str | None = None,
+    target: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Fully decoded first frame, alpha flattened, in mode ``L`` or ``RGB``.
+
+    Memory stays near one copy of the decoded picture (about ``width x height x bands`` bytes,
+    at most 4 bytes per pixel of ``max_pixels``): JPEG decodes at a reduced scale (``draft``),
+    and any picture far larger than ``target`` (width, height) is reduced by an integer factor
+    right after decoding, before any conversion."""
+    image = open_image(data, max_pixels=max_pixels, name=name) if isinstance(data, bytes) else data
+    with _decoding_errors(name):
+        image.seek(0)  # GIF / animated WebP: the first frame
+        if target is not None and image.format == "JPEG":
+            # Decode at the smallest 1/2^k scale still >= the working size.
+            image.draft(image.mode, _working_size(target))
+        image.load()
+        if target is not None:
+            image = _reduce(image, target)
     if image.width < 1 or image.height < 1:
         raise InvalidInputError("the image has no pixels", file=name)
     return _flatten(image)
@@ -189,9 +206,11 @@ def _flatten(image: Image.Image) -> Image.Image:
         image.mode == "P" and "transparency" in image.info
     )
     if not has_alpha:
+        if image.mode in ("L", "RGB"):
+            return image
         return (
             image.convert("L")
-            if image.mode in ("1", "L", "P") and _is_gray(image)
+            if image.mode in ("1", "P") and _is_gray(image)
             else image.convert("RGB")
         )
     rgba = image.convert("RGBA")
@@ -222,13 +241,17 @@ def _is_gray(image: Image.Image) -> bool:
 
 
 def _to_gray_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("L"), dtype=np.float64)
+    """uint8 gray levels (``fit_glyph`` turns them to floats only when it has to)."""
+    return np.asarray(image if image.mode == "L" else image.convert("L"))
 
 
 def border_level(gray: np.ndarray) -> float:
     """Median of the outermost rows and columns: the image's background level."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(np.median(border))
+    border = np.sort(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+    middle = len(border) // 2  # np.median, without its generic machinery (hot on small images)
+    return (
+        float(border[middle]) if len(border) % 2 else float(border[middle - 1 : middle + 1].mean())
+    )
 
 
 def should_invert(gray: np.ndarray, background: str, invert: Invert) -> bool:
@@ -241,11 +264,15 @@ def should_invert(gray: np.ndarray, background: str, invert: Invert) -> bool:
 
 
 def fit_glyph(gray: np.ndarray, spec: ImageSpec, *, invert: Invert = Invert.auto) -> np.ndarray:
-    """A gray image of strokes -> ``(height, width)`` uint8 in the model's polarity."""
+    """A gray image of strokes (uint8 or float levels) -> ``(height, width)`` uint8 in the
+    model's polarity."""
     flip = should_invert(gray, spec.background, invert)
     if gray.shape == (spec.height, spec.width) and not flip:
         # Already the model's size and polarity: a sample prepared like the training data.
+        if gray.dtype == np.uint8:
+            return gray
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    gray = gray.astype(np.float64)
     if flip:
         gray = 255.0 - gray
     # Work with bright strokes on a dark background, then turn back for light-background models.

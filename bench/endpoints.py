@@ -3,7 +3,9 @@
 One ``python -m app`` serves every model; wrk sends single-item requests to each endpoint in
 turn, ``:predict`` (one digit, JSON) first and last, so that a drift of the machine shows. Each
 line gives req/s, p50 / p99, failures and the ratio to ``:predict``'s throughput (the mean of its
-two runs). The typed endpoints' goal: >= 70 % of ``:predict``'s req/s, p99 <= 2x its p99.
+two runs), and to the same model's own ``:predict`` (run after the typed endpoints; skip with
+``--no-reference``), which shows the typed endpoint's own overhead apart from its model's cost.
+The typed endpoints' goal: >= 70 % of ``:predict``'s req/s, p99 <= 2x its p99.
 """
 
 from __future__ import annotations
@@ -81,6 +83,50 @@ def cases(data_dir: Path) -> list[tuple[str, str, bytes, str]]:
     ]
 
 
+def reference_cases() -> list[tuple[str, str, bytes, str]]:
+    """The same single items sent to each model's own ``:predict`` (TF Serving JSON, raw
+    inputs): what the protocol path costs with that model, so a typed endpoint's own overhead
+    shows apart from its model's."""
+    from app.api.tasks.churn import EXAMPLE_CUSTOMER
+    from app.api.tasks.movies import EXAMPLE_MOVIE
+    from app.api.tasks.sales import EXAMPLE_HISTORY
+
+    def predict(model: str, instance: object) -> tuple[str, str, bytes, str]:
+        body = json.dumps({"instances": [instance]}).encode()
+        return (f"{model} :predict", f"/v1/models/{model}:predict", body, "application/json")
+
+    customer = {k: v for k, v in EXAMPLE_CUSTOMER.items() if k != "customerID"}
+    movie = {k: v for k, v in EXAMPLE_MOVIE.items() if k in MOVIE_INPUTS}
+    return [
+        predict("sentiment", "The food was cold and the waiter was rude."),
+        predict("spam", "Are we still meeting for lunch tomorrow at 1?"),
+        predict("churn", customer),
+        predict("movie_profit", movie),
+        predict("sales", EXAMPLE_HISTORY[-24:]),
+    ]
+
+
+# The committed movie_profit model's inputs (the example movie also carries names and links).
+MOVIE_INPUTS = frozenset(
+    "actor_1_facebook_likes actor_2_facebook_likes actor_3_facebook_likes aspect_ratio budget "
+    "cast_total_facebook_likes color content_rating country director_facebook_likes "
+    "director_name duration facenumber_in_poster genres imdb_score language "
+    "movie_facebook_likes num_critic_for_reviews num_user_for_reviews num_voted_users "
+    "title_year".split()
+)
+
+# Each typed endpoint's model, for the ratio to that model's own :predict.
+REFERENCE = {
+    "sentiment": "sentiment :predict",
+    "spam": "spam :predict",
+    "churn": "churn :predict",
+    "movies": "movie_profit :predict",
+    "sales": "sales :predict",
+    "image upload": "predict",
+    "image base64": "predict",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", "-c", type=int, default=64)
@@ -88,12 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "datasets")
     parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     parser.add_argument("--only", default="", help="comma-separated labels to run (and predict)")
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip each typed endpoint's own model's :predict",
+    )
     args = parser.parse_args(argv)
 
     runs = cases(args.data_dir)
     if args.only:
         wanted = set(args.only.split(",")) | {"predict"}
         runs = [case for case in runs if case[0] in wanted]
+    if not args.no_reference:
+        chosen = {REFERENCE.get(case[0]) for case in runs}
+        runs += [case for case in reference_cases() if case[0] in chosen]
     runs.append(runs[0])  # :predict again at the end
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(args.models_dir, MODELS, Path(tmp))
@@ -124,13 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     base_rate = sum(r["ok_per_s"] for r in base) / len(base)
     base_p99 = sum(r["latency_us"]["p99"] for r in base) / len(base)
     print(f"\n{machine_description()}; {args.connections} connections, {args.duration:g} s each")
-    print("| endpoint | req/s | p50 ms | p99 ms | failed | req/s vs :predict | p99 vs :predict |")
-    print("|---|---|---|---|---|---|---|")
+    by_label = dict(rows)
+    print(
+        "| endpoint | req/s | p50 ms | p99 ms | failed | req/s vs mnist :predict | "
+        "p99 vs mnist :predict | req/s vs its model's :predict |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for label, r in rows:
+        reference = by_label.get(REFERENCE.get(label, ""))
+        if REFERENCE.get(label) == "predict":
+            own = f"{r['ok_per_s'] / base_rate:.2f}"
+        elif reference:
+            own = f"{r['ok_per_s'] / reference['ok_per_s']:.2f}"
+        else:
+            own = ""
         print(
             f"| {label} | {r['ok_per_s']:,.0f} | {r['latency_us']['p50'] / 1000:.1f} | "
             f"{r['latency_us']['p99'] / 1000:.1f} | {r['failed']} | "
-            f"{r['ok_per_s'] / base_rate:.2f} | {r['latency_us']['p99'] / base_p99:.2f}× |"
+            f"{r['ok_per_s'] / base_rate:.2f} | {r['latency_us']['p99'] / base_p99:.2f}× | {own} |"
         )
     return 0
 

@@ -11,20 +11,19 @@ import asyncio
 import base64
 import binascii
 import time
-from concurrent.futures import Executor
-from typing import Annotated, Any, NamedTuple
+from collections.abc import Callable
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.admission import deadline_after
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep, off_loop_if_large
-from app.api.routing import JsonOffloadingRoute
+from app.api.routing import TaskRoute
 from app.api.tasks.common import (
     IMAGE_CLASSIFICATION,
     TaskReply,
@@ -46,12 +45,15 @@ from app.errors import (
 )
 from app.examples import SEVEN_B64
 from app.explain import explain_images, require_signatures
-from app.imaging import ImageSpec, Invert, prepare_image
+from app.imaging import ImageSpec, Invert, open_image, prepare_image
+from app.multipart import parse_form
 from app.servable import ServedModel
 
-router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
+router = APIRouter(route_class=TaskRoute, tags=["tasks"])
+T = TypeVar("T")
 
 IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
+MAX_FORM_FIELDS = 100  # text fields beside the files (none are read)
 IMAGE_MODELS = ("mnist", "fashion_mnist", "greek_symbols", "simpsons", "chest_xray")
 
 
@@ -247,28 +249,23 @@ async def explain_images_endpoint(
 async def _fit_images(
     request: Request, served: ServedModel, files: list[Upload], invert: Invert, settings: Settings
 ) -> np.ndarray:
-    """The uploads decoded and fitted to the model's input, as one batch."""
+    """The uploads decoded and fitted to the model's input, as one batch. Each file's header
+    is read first: small pictures (``inline_image_pixels`` in all) are fitted here, at once;
+    larger ones in the app's bounded image pool (``image_workers`` threads: memory stays bounded
+    however many uploads arrive), inside the request's deadline."""
     spec = ImageSpec.from_metadata(served.metadata)
-    return await _decode_within_deadline(
-        request.app.state.image_pool, served, files, spec, invert, settings.max_image_pixels
-    )
-
-
-async def _decode_within_deadline(
-    pool: Executor,
-    served: ServedModel,
-    files: list[Upload],
-    spec: ImageSpec,
-    invert: Invert,
-    max_pixels: int,
-) -> np.ndarray:
-    """Decode and fit in the app's bounded image pool (``image_workers`` threads: memory stays
-    bounded however many uploads arrive), inside the request's deadline."""
+    max_pixels = settings.max_image_pixels
+    opened = [_labelled(open_image, upload, upload.data, max_pixels=max_pixels) for upload in files]
+    if sum(image.width * image.height for image in opened) <= settings.inline_image_pixels:
+        return _prepare_all(files, opened, spec, invert, max_pixels)
     remaining = deadline_after(served.batcher.timeout_s) - time.monotonic()
     loop = asyncio.get_running_loop()
+    pool = request.app.state.image_pool
     try:
         async with asyncio.timeout(max(remaining, 0.0)):
-            return await loop.run_in_executor(pool, _prepare_all, files, spec, invert, max_pixels)
+            return await loop.run_in_executor(
+                pool, _prepare_all, files, opened, spec, invert, max_pixels
+            )
     except TimeoutError:
         raise DeadlineExceededError(
             "the images could not be decoded within the request's deadline"
@@ -276,21 +273,24 @@ async def _decode_within_deadline(
 
 
 def _prepare_all(
-    files: list[Upload], spec: ImageSpec, invert: Invert, max_pixels: int
+    files: list[Upload], opened: list[Image], spec: ImageSpec, invert: Invert, max_pixels: int
 ) -> np.ndarray:
-    """Decode and fit every image (CPU work: runs in a worker thread)."""
-    batch = []
-    for upload in files:
-        try:
-            batch.append(
-                prepare_image(
-                    upload.data, spec, invert=invert, max_pixels=max_pixels, name=upload.label
-                )
-            )
-        except ServingError as exc:
-            exc.field = exc.field or upload.field
-            raise
-    return np.stack(batch)
+    """Decode and fit every image (CPU work, bounded by the pixel limits)."""
+    return np.stack(
+        [
+            _labelled(prepare_image, upload, image, spec, invert=invert, max_pixels=max_pixels)
+            for upload, image in zip(files, opened, strict=True)
+        ]
+    )
+
+
+def _labelled(step: Callable[..., T], upload: Upload, *args: Any, **kwargs: Any) -> T:
+    """``step`` on one upload; its errors name the upload's field and file."""
+    try:
+        return step(*args, name=upload.label, **kwargs)
+    except ServingError as exc:
+        exc.field = exc.field or upload.field
+        raise
 
 
 async def _read_images(request: Request, settings: Settings) -> list[Upload]:
@@ -308,47 +308,45 @@ async def _read_images(request: Request, settings: Settings) -> list[Upload]:
 
 
 async def _read_multipart(request: Request, settings: Settings) -> list[Upload]:
-    limit = settings.max_images_per_request
-    try:
-        form = await request.form(max_files=limit, max_fields=100)
-    except StarletteHTTPException as exc:
-        if "Too many files" in str(exc.detail):
-            raise PayloadTooLargeError(
-                f"more than {limit} files in one request", field="files"
-            ) from None
-        raise InvalidInputError(f"malformed multipart body: {exc.detail}", field="body") from None
-    try:
-        uploads = form.getlist("files")
-        if not uploads:
-            raise InvalidInputError(
-                "no files: send the images in the multipart field 'files' (received fields: "
-                f"{sorted(set(form.keys())) or 'none'})",
-                field="files",
+    body = await request.body()
+    parts = await off_loop_if_large(
+        request,
+        len(body),
+        parse_form,
+        body,
+        request.headers["content-type"],
+        settings.max_images_per_request,
+        MAX_FORM_FIELDS,
+    )
+    uploads = [part for part in parts if part.name == "files"]
+    if not uploads:
+        raise InvalidInputError(
+            "no files: send the images in the multipart field 'files' (received fields: "
+            f"{sorted({part.name for part in parts}) or 'none'})",
+            field="files",
+        )
+    files = []
+    for i, upload in enumerate(uploads):
+        field = f"files[{i}]"
+        if upload.filename is None:
+            raise InvalidInputError(f"{field} is text, not a file", field=field)
+        name = upload.filename or field
+        content_type = upload.content_type.lower()
+        if content_type and not content_type.startswith(IMAGE_MEDIA_TYPES):
+            raise UnsupportedMediaTypeError(
+                f"file '{name}' has content type '{content_type}', not an image",
+                field=field,
+                file=name,
             )
-        files = []
-        for i, upload in enumerate(uploads):
-            field = f"files[{i}]"
-            if not isinstance(upload, UploadFile):
-                raise InvalidInputError(f"{field} is text, not a file", field=field)
-            name = upload.filename or field
-            content_type = (upload.content_type or "").lower()
-            if content_type and not content_type.startswith(IMAGE_MEDIA_TYPES):
-                raise UnsupportedMediaTypeError(
-                    f"file '{name}' has content type '{content_type}', not an image",
-                    field=field,
-                    file=name,
-                )
-            if upload.size is not None and upload.size > settings.max_file_bytes:
-                raise PayloadTooLargeError(
-                    f"file '{name}' has {upload.size} bytes, more than the limit of "
-                    f"{settings.max_file_bytes}",
-                    field=field,
-                    file=name,
-                )
-            files.append(Upload(upload.filename, field, await upload.read()))
-        return files
-    finally:
-        await form.close()
+        if len(upload.data) > settings.max_file_bytes:
+            raise PayloadTooLargeError(
+                f"file '{name}' has {len(upload.data)} bytes, more than the limit of "
+                f"{settings.max_file_bytes}",
+                field=field,
+                file=name,
+            )
+        files.append(Upload(upload.filename or None, field, upload.data))
+    return files
 
 
 async def _read_json(request: Request, settings: Settings) -> list[Upload]:

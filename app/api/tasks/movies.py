@@ -16,13 +16,13 @@ from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
-from app.api.routing import JsonOffloadingRoute
+from app.api.routing import TaskRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
 from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
 
 MODEL_NAME = "movie_profit"
-router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
+router = APIRouter(route_class=TaskRoute, tags=["tasks"])
 
 Count = Annotated[float | None, Field(default=None, ge=0, le=1e13, allow_inf_nan=False)]
 Name = Annotated[str | None, Field(default=None, max_length=500)]

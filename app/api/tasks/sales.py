@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import RepositoryDep, SettingsDep
-from app.api.routing import JsonOffloadingRoute
+from app.api.routing import TaskRoute
 from app.api.tasks.common import (
     COMMON_PROBLEMS,
     FORECASTING,
@@ -30,7 +30,7 @@ from app.errors import InvalidInputError
 
 MODEL_NAME = "sales"
 MAX_ABS_VALUE = 1e12  # far above any monthly figure, far below float32 overflow
-router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
+router = APIRouter(route_class=TaskRoute, tags=["tasks"])
 
 # Perrin Freres champagne sales, the 36 months before the held-out year.
 EXAMPLE_HISTORY = [

@@ -7,13 +7,13 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
-from app.api.routing import JsonOffloadingRoute
+from app.api.routing import TaskRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
 from app.api.tasks.text import Text, classify_texts, explain_texts_reply, texts_field
 from app.codec import json_response
 
 MODEL_NAME = "sentiment"
-router = APIRouter(route_class=JsonOffloadingRoute, tags=["tasks"])
+router = APIRouter(route_class=TaskRoute, tags=["tasks"])
 
 
 class SentimentRequest(BaseModel):
