@@ -83,7 +83,7 @@ def cases(data_dir: Path) -> list[tuple[str, str, bytes, str]]:
     ]
 
 
-def reference_cases() -> list[tuple[str, str, bytes, str]]:
+def reference_cases(models_dir: Path) -> list[tuple[str, str, bytes, str]]:
     """The same single items sent to each model's own ``:predict`` (TF Serving JSON, raw
     inputs): what the protocol path costs with that model, so a typed endpoint's own overhead
     shows apart from its model's."""
@@ -95,8 +95,11 @@ def reference_cases() -> list[tuple[str, str, bytes, str]]:
         body = json.dumps({"instances": [instance]}).encode()
         return (f"{model} :predict", f"/v1/models/{model}:predict", body, "application/json")
 
-    customer = {k: v for k, v in EXAMPLE_CUSTOMER.items() if k != "customerID"}
-    movie = {k: v for k, v in EXAMPLE_MOVIE.items() if k in MOVIE_INPUTS}
+    # The examples carry fields the models do not take (ids, names, links).
+    customer = {k: v for k, v in EXAMPLE_CUSTOMER.items() if k in model_inputs(models_dir, "churn")}
+    movie = {
+        k: v for k, v in EXAMPLE_MOVIE.items() if k in model_inputs(models_dir, "movie_profit")
+    }
     return [
         predict("sentiment", "The food was cold and the waiter was rude."),
         predict("spam", "Are we still meeting for lunch tomorrow at 1?"),
@@ -106,14 +109,12 @@ def reference_cases() -> list[tuple[str, str, bytes, str]]:
     ]
 
 
-# The committed movie_profit model's inputs (the example movie also carries names and links).
-MOVIE_INPUTS = frozenset(
-    "actor_1_facebook_likes actor_2_facebook_likes actor_3_facebook_likes aspect_ratio budget "
-    "cast_total_facebook_likes color content_rating country director_facebook_likes "
-    "director_name duration facenumber_in_poster genres imdb_score language "
-    "movie_facebook_likes num_critic_for_reviews num_user_for_reviews num_voted_users "
-    "title_year".split()
-)
+def model_inputs(models_dir: Path, name: str) -> set[str]:
+    """The input names of the highest committed version of ``name``."""
+    versions = [p for p in (models_dir / name).iterdir() if p.name.isdigit()]
+    newest = max(versions, key=lambda p: int(p.name))
+    return {spec["name"] for spec in json.loads((newest / "metadata.json").read_text())["inputs"]}
+
 
 # Each typed endpoint's model, for the ratio to that model's own :predict.
 REFERENCE = {
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [case for case in runs if case[0] in wanted]
     if not args.no_reference:
         chosen = {REFERENCE.get(case[0]) for case in runs}
-        runs += [case for case in reference_cases() if case[0] in chosen]
+        runs += [case for case in reference_cases(args.models_dir) if case[0] in chosen]
     runs.append(runs[0])  # :predict again at the end
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(args.models_dir, MODELS, Path(tmp))

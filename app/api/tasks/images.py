@@ -188,20 +188,25 @@ async def classify_images(
     outputs = await served.infer({next(iter(served.inputs)): pixels})
     probabilities = class_probabilities(outputs, served)
     labels = class_names(served.labels, probabilities.shape[1])
-    predictions = []
     ranks = rank_classes(probabilities, top_k)
     chosen = decide(probabilities, served.decision_threshold)
-    for upload, row, best, choice in zip(files, probabilities, ranks, chosen, strict=True):
-        ranked = [LabelProbability(label=labels[i], probability=float(row[i])) for i in best]
-        predictions.append(
-            ImagePrediction(
-                label=labels[choice],
-                probability=float(row[choice]),
-                top_k=ranked,
-                file=upload.name,
-            )
+    # Valid by construction (the model's labels, finite probabilities in [0, 1]): built without
+    # validating each field again, which costs more per image than the ranking itself.
+    predictions = [
+        ImagePrediction.model_construct(
+            label=labels[choice],
+            probability=float(row[choice]),
+            top_k=[
+                LabelProbability.model_construct(label=labels[i], probability=float(row[i]))
+                for i in best
+            ],
+            file=upload.name,
         )
-    return ImageReply(model=served.name, version=served.version, predictions=predictions)
+        for upload, row, best, choice in zip(files, probabilities, ranks, chosen, strict=True)
+    ]
+    return ImageReply.model_construct(
+        model=served.name, version=served.version, predictions=predictions
+    )
 
 
 InvertQuery = Annotated[
