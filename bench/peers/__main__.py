@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,14 +115,21 @@ def first_prediction(protocol: str, reply: object) -> int:
     return int(np.argmax(np.asarray(rows)[0]))
 
 
-def answers_seven(url: str, body: bytes, protocol: str) -> bool:
-    """The first official test digit is a 7: a server that answers otherwise is not measured."""
+def check_answer(url: str, body: bytes, protocol: str) -> str | None:
+    """None when the server reads the first official test digit as a 7; else what it said
+    (a server that answers otherwise is not measured). OSError: not serving yet."""
     request = urllib.request.Request(url, body, {"content-type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return first_prediction(protocol, json.loads(response.read())) == 7
-    except OSError:
-        return False
+            reply = response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (404, 503):  # the model is still loading (Triton: "no available versions")
+            raise ConnectionError(f"HTTP {exc.code}: {exc.read()[:300]!r}") from None
+        return f"HTTP {exc.code}: {exc.read()[:300]!r}"
+    try:
+        return None if first_prediction(protocol, json.loads(reply)) == 7 else f"{reply[:300]!r}"
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"unexpected reply {reply[:300]!r}"
 
 
 # ---- processes ---------------------------------------------------------------------------------
@@ -182,7 +191,7 @@ def uv() -> str:
 
 
 def venv_of(peer: Peer) -> Path:
-    return VENVS / "".join(c if c.isalnum() else "-" for c in peer.name.lower()).strip("-")
+    return VENVS / re.sub(r"[^a-z0-9]+", "-", peer.name.lower()).strip("-")
 
 
 def build_venv(peer: Peer) -> Path:
@@ -205,7 +214,7 @@ def build_venv(peer: Peer) -> Path:
 
 
 def start_peer(
-    peer: Peer, venv: Path, model_dir: Path, log_dir: Path
+    peer: Peer, venv: Path, model_dir: Path, log_dir: Path, args: argparse.Namespace
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     # PyTriton's Triton binary links the Python's own libpython (not the system's).
@@ -217,6 +226,8 @@ def start_peer(
         "VIRTUAL_ENV": str(venv),
         "PEER_MODEL_DIR": str(model_dir),
         "PEER_PORT": str(port),
+        "PEER_MAX_BATCH_SIZE": str(args.max_batch_size),
+        "PEER_MAX_WAIT_MS": str(args.max_wait_ms),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "LD_LIBRARY_PATH": ":".join(
             p for p in (python_lib, os.environ.get("LD_LIBRARY_PATH")) if p
@@ -234,13 +245,23 @@ def wait_serving(
     process: subprocess.Popen, url: str, body: bytes, protocol: str, timeout_s: float
 ) -> None:
     end = time.monotonic() + timeout_s
+    wrong: list[str] = []
+    last = "no answer"
     while time.monotonic() < end:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
-        if answers_seven(url, body, protocol):
+        try:
+            problem = check_answer(url, body, protocol)
+        except OSError as exc:  # not serving yet
+            problem, last = "", str(exc)
+        if problem is None:
             return
+        if problem:
+            wrong.append(problem)
+            if len(wrong) >= 3:
+                raise RuntimeError(f"it answers, but not a 7: {wrong[-1]}")
         time.sleep(1)
-    raise RuntimeError(f"not serving within {timeout_s:g} s")
+    raise RuntimeError(f"not serving within {timeout_s:g} s (last: {last})")
 
 
 # ---- measuring ---------------------------------------------------------------------------------
@@ -260,9 +281,10 @@ class Row:
 def measure(server: str, root: int, url: str, body: bytes, load: str, args, tmp: Path) -> Row:
     body_file = tmp / "body.json"
     body_file.write_bytes(body)
-    wrk(url, args.connections, args.warmup, body_file)
+    connections = args.bulk_connections if LOADS[load][1] > 1 else args.connections
+    wrk(url, connections, args.warmup, body_file)
     cpu_before, _ = tree_usage(root)
-    result = wrk(url, args.connections, args.duration, body_file)
+    result = wrk(url, connections, args.duration, body_file)
     cpu_after, rss = tree_usage(root)
     served = max(result["requests"] - result["errors"]["status"], 1)
     row = Row(server, load, result, (cpu_after - cpu_before) / served * 1000, rss)
@@ -289,7 +311,9 @@ def run_ours(model_dir: Path, loads: list[str], payloads, args, tmp: Path) -> li
     shutil.rmtree(models, ignore_errors=True)
     (models / "mnist").mkdir(parents=True)
     (models / "mnist" / model_dir.name).symlink_to(model_dir)
-    server = Server(models, "mnist", tmp)
+    server = Server(
+        models, "mnist", tmp, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms
+    )
     try:
         server.wait_ready()
         return [
@@ -310,7 +334,7 @@ def run_ours(model_dir: Path, loads: list[str], payloads, args, tmp: Path) -> li
 
 def run_peer(peer: Peer, model_dir: Path, payloads, args, tmp: Path) -> list[Row]:
     venv = build_venv(peer)
-    process, url = start_peer(peer, venv, model_dir, tmp)
+    process, url = start_peer(peer, venv, model_dir, tmp, args)
     try:
         wait_serving(
             process, url + peer.path, payloads[peer.protocol, 1], peer.protocol, args.start_timeout
@@ -338,9 +362,16 @@ def table(rows: list[Row]) -> str:
         ratio = ""
         if row.server != "this service":
             ours = [r.rate for r in _neighbours(rows, i) if r.load == row.load]
-            ratio = f"{row.rate / (sum(ours) / len(ours)):.2f}" if ours else ""
+            ours_rate = sum(ours) / len(ours) if ours else 0.0
+            ratio = f"{row.rate / ours_rate:.2f}" if ours_rate else ""
         digits = LOADS[row.load][1] * row.rate
         r = row.result
+        if r["requests"] - r["errors"]["status"] <= 0:  # none answered within the run
+            lines.append(
+                f"| {row.server} | {row.load} | 0 | 0 | – | – | {r['failed']} | – | "
+                f"{row.rss_mb:,.0f} | 0 |"
+            )
+            continue
         lines.append(
             f"| {row.server} | {row.load} | {row.rate:,.0f} | {digits:,.0f} | "
             f"{r['latency_us']['p50'] / 1000:.1f} | {r['latency_us']['p99'] / 1000:.1f} | "
@@ -368,9 +399,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "mnist" / "3")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "datasets")
     parser.add_argument("--peers", default="", help="comma-separated peer names (default: all)")
-    parser.add_argument("--connections", "-c", type=int, default=64)
+    parser.add_argument("--connections", "-c", type=int, default=64, help="single-digit load")
+    parser.add_argument(
+        "--bulk-connections",
+        type=int,
+        default=8,
+        help="bulk load: 8 x 256 digits in flight is already past every server's model limit "
+        "(64 x 256 would be 3 s of queue: our admission control refuses part of it)",
+    )
     parser.add_argument("--duration", "-d", type=float, default=10.0, help="seconds per load")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=256,
+        help="every server's batch limit (ours too: SERVING_MAX_BATCH_SIZE), so that a bulk "
+        "request is one model call everywhere",
+    )
+    parser.add_argument("--max-wait-ms", type=float, default=3.0, help="every server's batch wait")
     parser.add_argument("--start-timeout", type=float, default=300.0)
     parser.add_argument("--build-only", action="store_true", help="build the venvs and stop")
     parser.add_argument("--json", type=Path, help="also write the rows here")
@@ -407,8 +453,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += run_ours(model_dir, loads, payloads, args, tmp)
             ours_last = loads
     print(
-        f"\n{machine_description()}; model {args.model}; wrk -t2 -c{args.connections}, "
-        f"{args.duration:g} s per load after {args.warmup:g} s of warm-up"
+        f"\n{machine_description()}; model {args.model}; wrk -t2, {args.connections} "
+        f"connections (1 digit) / {args.bulk_connections} (bulk), {args.duration:g} s per load "
+        f"after {args.warmup:g} s of warm-up; every server batches up to {args.max_batch_size} "
+        f"digits, waiting up to {args.max_wait_ms:g} ms (BentoML: its adaptive wait)"
     )
     print(table(rows))
     if args.json:

@@ -18,7 +18,11 @@ def infer(pixels: np.ndarray) -> dict[str, np.ndarray]:
 
 if __name__ == "__main__":
     config = TritonConfig(
-        http_address=HOST, http_port=PORT, grpc_port=PORT + 1, metrics_port=PORT + 2
+        http_address=HOST,
+        http_port=PORT,
+        grpc_address=HOST,
+        grpc_port=PORT + 1,
+        metrics_port=PORT + 2,
     )
     with Triton(config=config) as triton:
         triton.bind(

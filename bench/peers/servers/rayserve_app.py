@@ -3,8 +3,8 @@
 ``max_ongoing_requests`` is raised from its default of 5 (which caps every batch at 5), and the
 runner sets ``RAY_worker_niceness=0`` so that the replica is not deprioritised."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: Ray's class ingress resolves FastAPI's
+# annotations (``Request``) at run time.
 import time
 
 import numpy as np
