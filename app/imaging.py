@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -45,6 +43,10 @@ MIN_CONTRAST = 32  # below this between background and strongest stroke the imag
 
 # Never decode half a file silently: a truncated upload must fail.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# max_image_pixels, checked from the header before decoding, is the cap; Pillow's own is far
+# above it (it still raises DecompressionBombError past 2x its limit, answered with a 413), and
+# its warning would only repeat ours.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class Invert(StrEnum):
@@ -103,22 +105,27 @@ def prepare_image(
     return pixels.reshape(spec.height, spec.width, spec.channels)
 
 
-@contextmanager
-def _decoding_errors(name: str | None) -> Iterator[None]:
-    """Pillow's many exceptions -> the domain errors the API answers with a 4xx."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PayloadTooLargeError(f"the image has too many pixels ({exc})", file=name) from exc
-    except UnidentifiedImageError as exc:
-        raise UnsupportedMediaTypeError(
-            "the file is not an image Pillow can read; send PNG, JPEG, BMP, GIF or WebP", file=name
-        ) from exc
-    except ServingError:
-        raise
-    except Exception as exc:
+class _DecodingErrors:
+    """Pillow's many exceptions -> the domain errors the API answers with a 4xx. (A class, not
+    a generator context manager: it runs twice per upload.)"""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb) -> bool:
+        if exc is None or isinstance(exc, ServingError) or not isinstance(exc, Exception):
+            return False
+        name = self.name
+        if isinstance(exc, Image.DecompressionBombError):
+            raise PayloadTooLargeError(f"the image has too many pixels ({exc})", file=name) from exc
+        if isinstance(exc, UnidentifiedImageError):
+            raise UnsupportedMediaTypeError(
+                "the file is not an image Pillow can read; send PNG, JPEG, BMP, GIF or WebP",
+                file=name,
+            ) from exc
         # Pillow's plugins report truncated and corrupt data with many exception types
         # (OSError "image file is truncated", SyntaxError, ValueError, struct.error, ...).
         raise InvalidInputError(f"the image is corrupt or truncated ({exc})", file=name) from exc
@@ -129,7 +136,7 @@ def open_image(data: bytes, *, max_pixels: int, name: str | None = None) -> Imag
     whatever the picture's size, so the server reads it before choosing where to decode."""
     if not data:
         raise InvalidInputError("the file is empty", file=name)
-    with _decoding_errors(name):
+    with _DecodingErrors(name):
         image = Image.open(io.BytesIO(data))
         if image.format not in SUPPORTED_FORMATS:
             raise UnsupportedMediaTypeError(
@@ -160,7 +167,7 @@ def decode_image(
     and any picture far larger than ``target`` (width, height) is reduced by an integer factor
     right after decoding, before any conversion."""
     image = open_image(data, max_pixels=max_pixels, name=name) if isinstance(data, bytes) else data
-    with _decoding_errors(name):
+    with _DecodingErrors(name):
         image.seek(0)  # GIF / animated WebP: the first frame
         if target is not None and image.format == "JPEG":
             # Decode at the smallest 1/2^k scale still >= the working size.

@@ -1,10 +1,12 @@
 """Typed endpoints against the protocol path, in one run: ``python -m bench.endpoints``.
 
-One ``python -m app`` serves every model; wrk sends single-item requests to each endpoint in
-turn, ``:predict`` (one digit, JSON) first and last, so that a drift of the machine shows. Each
-line gives req/s, p50 / p99, failures and the ratio to ``:predict``'s throughput (the mean of its
-two runs), and to the same model's own ``:predict`` (run after the typed endpoints; skip with
-``--no-reference``), which shows the typed endpoint's own overhead apart from its model's cost.
+One ``python -m app`` serves every model; wrk sends single-item requests. In each of
+``--rounds`` rounds, every typed endpoint runs right after mnist's ``:predict`` (one digit, JSON)
+and right before its own model's ``:predict`` with the same item (raw inputs, TF Serving JSON;
+skip with ``--no-reference``): each ratio compares runs seconds apart, so the drift of a shared
+machine does not decide it. The table gives medians over the rounds: req/s, p99, the server's
+CPU per request, failures, the ratios to mnist's ``:predict`` (throughput and p99) and to the
+model's own ``:predict`` (the typed endpoint's own overhead, apart from its model's cost).
 The typed endpoints' goal: >= 70 % of ``:predict``'s req/s, p99 <= 2x its p99.
 """
 
@@ -13,8 +15,10 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import tempfile
 from pathlib import Path
+from statistics import median
 
 from bench.overload import Server, digit_body, multipart, wrk
 from bench.run import REPO_ROOT, machine_description
@@ -128,13 +132,21 @@ REFERENCE = {
 }
 
 
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the server process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", "-c", type=int, default=64)
-    parser.add_argument("--duration", "-d", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--duration", "-d", type=int, default=5, help="seconds per run")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of load before each")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "datasets")
     parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
-    parser.add_argument("--only", default="", help="comma-separated labels to run (and predict)")
+    parser.add_argument("--only", default="", help="comma-separated typed endpoints to run")
     parser.add_argument(
         "--no-reference",
         action="store_true",
@@ -142,63 +154,84 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    runs = cases(args.data_dir)
-    if args.only:
-        wanted = set(args.only.split(",")) | {"predict"}
-        runs = [case for case in runs if case[0] in wanted]
-    if not args.no_reference:
-        chosen = {REFERENCE.get(case[0]) for case in runs}
-        runs += [case for case in reference_cases(args.models_dir) if case[0] in chosen]
-    runs.append(runs[0])  # :predict again at the end
+    every = {case[0]: case for case in cases(args.data_dir) + reference_cases(args.models_dir)}
+    typed = [label for label in REFERENCE if not args.only or label in args.only.split(",")]
+    # Per typed endpoint and round: (mnist :predict, the endpoint, its model's :predict or None),
+    # run one after the other, so that each ratio compares runs minutes apart at most.
+    rounds: dict[str, list[tuple[dict, dict, dict | None]]] = {label: [] for label in typed}
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(args.models_dir, MODELS, Path(tmp))
+        body_file = Path(tmp) / "body"
+
+        def run(label: str) -> dict:
+            _, path, body, content_type = every[label]
+            body_file.write_bytes(body)
+            url = server.url + path
+            wrk(url, args.connections, args.warmup, body_file, content_type=content_type)
+            cpu = server_cpu_s(server.process.pid)
+            result = wrk(url, args.connections, args.duration, body_file, content_type=content_type)
+            served = max(result["requests"] - result["errors"]["status"], 1)
+            result["cpu_ms"] = (server_cpu_s(server.process.pid) - cpu) / served * 1000
+            print(
+                f"{label:22s} {result['ok_per_s']:7.0f} req/s  p50 "
+                f"{result['latency_us']['p50'] / 1000:6.1f} ms  p99 "
+                f"{result['latency_us']['p99'] / 1000:6.1f} ms  failed {result['failed']}  "
+                f"cpu {result['cpu_ms']:.2f} ms/req",
+                flush=True,
+            )
+            return result
+
         try:
             server.wait_ready()
-            rows = []
-            for label, path, body, content_type in runs:
-                body_file = Path(tmp) / "body"
-                body_file.write_bytes(body)
-                wrk(server.url + path, args.connections, 2, body_file, content_type=content_type)
-                result = wrk(
-                    server.url + path,
-                    args.connections,
-                    args.duration,
-                    body_file,
-                    content_type=content_type,
-                )
-                rows.append((label, result))
-                print(
-                    f"{label:13s} {result['ok_per_s']:8.0f} req/s  p50 "
-                    f"{result['latency_us']['p50'] / 1000:6.1f} ms  p99 "
-                    f"{result['latency_us']['p99'] / 1000:6.1f} ms  failed {result['failed']}",
-                    flush=True,
-                )
+            for _ in range(args.rounds):
+                for label in typed:
+                    predict, endpoint = run("predict"), run(label)
+                    own = None
+                    if REFERENCE[label] != "predict" and not args.no_reference:
+                        own = run(REFERENCE[label])
+                    rounds[label].append((predict, endpoint, own))
         finally:
             server.stop()
-    base = [r for label, r in rows if label == "predict"]
-    base_rate = sum(r["ok_per_s"] for r in base) / len(base)
-    base_p99 = sum(r["latency_us"]["p99"] for r in base) / len(base)
-    print(f"\n{machine_description()}; {args.connections} connections, {args.duration:g} s each")
-    by_label = dict(rows)
     print(
-        "| endpoint | req/s | p50 ms | p99 ms | failed | req/s vs mnist :predict | "
-        "p99 vs mnist :predict | req/s vs its model's :predict |"
+        f"\n{machine_description()}; {args.connections} connections; {args.rounds} interleaved "
+        f"rounds of {args.duration:g} s runs (after {args.warmup:g} s of load each); medians"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for label, r in rows:
-        reference = by_label.get(REFERENCE.get(label, ""))
-        if REFERENCE.get(label) == "predict":
-            own = f"{r['ok_per_s'] / base_rate:.2f}"
-        elif reference:
-            own = f"{r['ok_per_s'] / reference['ok_per_s']:.2f}"
-        else:
-            own = ""
-        print(
-            f"| {label} | {r['ok_per_s']:,.0f} | {r['latency_us']['p50'] / 1000:.1f} | "
-            f"{r['latency_us']['p99'] / 1000:.1f} | {r['failed']} | "
-            f"{r['ok_per_s'] / base_rate:.2f} | {r['latency_us']['p99'] / base_p99:.2f}× | {own} |"
-        )
+    print(
+        "| endpoint | req/s | p99 ms | server CPU ms/req | failed | req/s vs mnist :predict "
+        "| p99 vs mnist :predict | req/s vs its model's :predict | its model's :predict req/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    predicts = [predict for label in typed for predict, _, _ in rounds[label]]
+    print(_row("`:predict` (mnist, one digit)", predicts, [], [], [], []))
+    for label in typed:
+        trio = rounds[label]
+        endpoints = [endpoint for _, endpoint, _ in trio]
+        vs_predict = [e["ok_per_s"] / p["ok_per_s"] for p, e, _ in trio]
+        p99 = [e["latency_us"]["p99"] / p["latency_us"]["p99"] for p, e, _ in trio]
+        owns = [own for _, _, own in trio if own is not None]
+        vs_own = [e["ok_per_s"] / o["ok_per_s"] for _, e, o in trio if o is not None]
+        print(_row(label, endpoints, vs_predict, p99, vs_own or vs_predict, owns))
     return 0
+
+
+def _row(
+    label: str,
+    results: list[dict],
+    vs_predict: list[float],
+    p99: list[float],
+    vs_own: list[float],
+    owns: list[dict],
+) -> str:
+    def ratio(values: list[float], suffix: str = "") -> str:
+        return f"{median(values):.2f}{suffix}" if values else ""
+
+    own_rate = f"{median(o['ok_per_s'] for o in owns):,.0f}" if owns else ""
+    return (
+        f"| {label} | {median(r['ok_per_s'] for r in results):,.0f} | "
+        f"{median(r['latency_us']['p99'] for r in results) / 1000:.1f} | "
+        f"{median(r['cpu_ms'] for r in results):.2f} | {sum(r['failed'] for r in results)} | "
+        f"{ratio(vs_predict)} | {ratio(p99, '×')} | {ratio(vs_own)} | {own_rate} |"
+    )
 
 
 if __name__ == "__main__":

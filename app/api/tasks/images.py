@@ -181,7 +181,7 @@ async def classify_images(
         ),
     ] = Invert.auto,
     version: VersionQuery = None,
-) -> ImageReply:
+) -> Response:
     served = task_model(repository, model, IMAGE_CLASSIFICATION, version)
     files = await _read_images(request, settings)
     pixels = await _fit_images(request, served, files, invert, settings)
@@ -190,22 +190,20 @@ async def classify_images(
     labels = class_names(served.labels, probabilities.shape[1])
     ranks = rank_classes(probabilities, top_k)
     chosen = decide(probabilities, served.decision_threshold)
-    # Valid by construction (the model's labels, finite probabilities in [0, 1]): built without
-    # validating each field again, which costs more per image than the ranking itself.
+    # The reply as plain data, written by orjson: an ImageReply by construction (the model's
+    # labels, finite probabilities in [0, 1]; tests validate it against the schema), for a
+    # tenth of the CPU of building and serializing the pydantic objects per image.
     predictions = [
-        ImagePrediction.model_construct(
-            label=labels[choice],
-            probability=float(row[choice]),
-            top_k=[
-                LabelProbability.model_construct(label=labels[i], probability=float(row[i]))
-                for i in best
-            ],
-            file=upload.name,
-        )
+        {
+            "label": labels[choice],
+            "probability": float(row[choice]),
+            "top_k": [{"label": labels[i], "probability": float(row[i])} for i in best],
+            "file": upload.name,
+        }
         for upload, row, best, choice in zip(files, probabilities, ranks, chosen, strict=True)
     ]
-    return ImageReply.model_construct(
-        model=served.name, version=served.version, predictions=predictions
+    return json_response(
+        {"model": served.name, "version": served.version, "predictions": predictions}
     )
 
 

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 from task_helpers import TEST_LIMITS, assert_problem, has_model, require_dataset, require_model
 
+from app.api.tasks.images import ImageReply
+
 URL = "/v1/images/{}:classify"
 
 
@@ -67,6 +69,14 @@ def test_real_mnist_digits_as_png_are_classified_in_order(client, mnist_digits):
     for p in predictions:
         assert len(p["top_k"]) == 2 and p["top_k"][0]["label"] == p["label"]
         assert p["probability"] == p["top_k"][0]["probability"] > p["top_k"][1]["probability"]
+    # The reply is written as plain data: it must still be what the documented schema says.
+    assert ImageReply.model_validate_json(response.content).model_dump(mode="json") == body
+
+
+def test_the_documented_reply_schema_is_the_images_reply_model(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/images/{model}:classify"]["post"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ImageReply"}
 
 
 def test_mnist_digits_as_base64_json(client, mnist_digits):
