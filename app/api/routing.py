@@ -149,8 +149,10 @@ class _FastPath:
             if not await request.body():
                 return None
             try:
+                # A body over max_json_depth raises FastAPI's own 400 (HTTPException) here, as
+                # it would in FastAPI's handler: not parsed twice.
                 values[self.body_name] = self.body_model.model_validate(await request.json())
-            except (ValidationError, ValueError, HTTPException):
+            except (ValidationError, ValueError):  # ValueError: not JSON (FastAPI's 422)
                 return None
         if self.request_name is not None:
             values[self.request_name] = request

@@ -175,11 +175,20 @@ def end_tree(root: int, grace_s: float = 10) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         end = time.monotonic() + grace_s
-        while time.monotonic() < end and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        while time.monotonic() < end and any(alive(pid) for pid in pids):
             time.sleep(0.2)
-        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        pids = [pid for pid in pids if alive(pid)]
         if not pids:
             return
+
+
+def alive(pid: int) -> bool:
+    """Running: a zombie (ended, not yet read by its parent) counts as ended."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 # ---- venvs -------------------------------------------------------------------------------------
