@@ -247,11 +247,11 @@ class Settings(BaseSettings, BatchingConfig):
         default=2, description="Threads that decode and fit uploaded images (bounds memory)."
     )
     inline_image_pixels: int = Field(
-        default=16_384,
+        default=4096,
         ge=0,
-        description="Requests whose images have this many pixels in all (128 x 128) or fewer "
-        "are decoded and fitted on the event loop (tens of microseconds), larger ones in the "
-        "image_workers pool; the size is read from each file's header first.",
+        description="Requests whose images have this many pixels in all (64 x 64) or fewer are "
+        "decoded and fitted on the event loop (0.1 ms for a 28x28 digit, at most ~0.5 ms), "
+        "larger ones in the image_workers pool; the size is read from each file's header first.",
     )
     max_text_chars: PositiveInt = 10_000
     max_items_per_request: PositiveInt = 256

@@ -198,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| endpoint | req/s | p99 ms | server CPU ms/req | failed | req/s vs mnist :predict "
-        "| p99 vs mnist :predict | req/s vs its model's :predict | its model's :predict req/s |"
+        "| p99 vs mnist :predict | req/s vs its model's :predict | p99 vs its model's :predict "
+        "| its model's :predict req/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     predicts = [predict for label in typed for predict, _, _ in rounds[label]]
-    print(_row("`:predict` (mnist, one digit)", predicts, [], [], [], []))
+    print(_row("`:predict` (mnist, one digit)", predicts, [], [], [], [], []))
     for label in typed:
         trio = rounds[label]
         endpoints = [endpoint for _, endpoint, _ in trio]
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         p99 = [e["latency_us"]["p99"] / p["latency_us"]["p99"] for p, e, _ in trio]
         owns = [own for _, _, own in trio if own is not None]
         vs_own = [e["ok_per_s"] / o["ok_per_s"] for _, e, o in trio if o is not None]
-        print(_row(label, endpoints, vs_predict, p99, vs_own or vs_predict, owns))
+        p99_own = [e["latency_us"]["p99"] / o["latency_us"]["p99"] for _, e, o in trio if o]
+        print(_row(label, endpoints, vs_predict, p99, vs_own or vs_predict, p99_own or p99, owns))
     return 0
 
 
@@ -220,6 +222,7 @@ def _row(
     vs_predict: list[float],
     p99: list[float],
     vs_own: list[float],
+    p99_own: list[float],
     owns: list[dict],
 ) -> str:
     def ratio(values: list[float], suffix: str = "") -> str:
@@ -230,7 +233,8 @@ def _row(
         f"| {label} | {median(r['ok_per_s'] for r in results):,.0f} | "
         f"{median(r['latency_us']['p99'] for r in results) / 1000:.1f} | "
         f"{median(r['cpu_ms'] for r in results):.2f} | {sum(r['failed'] for r in results)} | "
-        f"{ratio(vs_predict)} | {ratio(p99, '×')} | {ratio(vs_own)} | {own_rate} |"
+        f"{ratio(vs_predict)} | {ratio(p99, '×')} | {ratio(vs_own)} | {ratio(p99_own, '×')} | "
+        f"{own_rate} |"
     )
 
 

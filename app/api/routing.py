@@ -8,7 +8,7 @@ Two things FastAPI's own ``APIRoute`` does not do:
   does this.
 - **A compiled fast path for well-formed requests.** FastAPI solves each request's dependencies
   generically (every parameter source of every dependency, one validator per parameter) inside
-  a per-route wrapper of exit stacks and route contexts: together about a third of a typed
+  a per-route wrapper of exit stacks and route contexts: a fifth to a third of a typed
   request's CPU here. At start-up, :class:`TaskRoute` compiles the endpoint's path and query
   parameters into one pydantic model and notes its body model and its request-only dependencies
   (``RepositoryDep``, ``SettingsDep``, ...). A request whose parameters and body validate runs
