@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 from statistics import median
 
+from bench import profiling
 from bench.overload import Server, digit_body, multipart, wrk
-from bench.run import REPO_ROOT, machine_description
+from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
 
 MODELS = ["mnist", "sentiment", "spam", "churn", "movie_profit", "sales"]
 
@@ -152,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip each typed endpoint's own model's :predict",
     )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="an endpoint label (e.g. 'image upload' or 'predict'): py-spy records the server "
+        "during its first measured run (bench/results/pyspy-<label>.*; numbers of that run are "
+        "perturbed by the sampler)",
+    )
     args = parser.parse_args(argv)
 
     every = {case[0]: case for case in cases(args.data_dir) + reference_cases(args.models_dir)}
@@ -162,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(args.models_dir, MODELS, Path(tmp))
         body_file = Path(tmp) / "body"
+        profiled: set[str] = set()
 
         def run(label: str) -> dict:
             _, path, body, content_type = every[label]
@@ -169,7 +178,17 @@ def main(argv: list[str] | None = None) -> int:
             url = server.url + path
             wrk(url, args.connections, args.warmup, body_file, content_type=content_type)
             cpu = server_cpu_s(server.process.pid)
+            recording = None
+            if label == args.profile and label not in profiled:
+                profiled.add(label)
+                RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+                mode = label.replace(" ", "-")
+                recording = profiling.start(
+                    server.process.pid, args.duration, RESULTS_DIR, mode, native=False
+                )
             result = wrk(url, args.connections, args.duration, body_file, content_type=content_type)
+            if recording is not None:
+                print(profiling.finish(recording), flush=True)
             served = max(result["requests"] - result["errors"]["status"], 1)
             result["cpu_ms"] = (server_cpu_s(server.process.pid) - cpu) / served * 1000
             print(
