@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import tempfile
 from pathlib import Path
 from statistics import median
 
 from bench import profiling
 from bench.overload import Server, digit_body, multipart, wrk
-from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
+from bench.run import REPO_ROOT, RESULTS_DIR, cpu_seconds, machine_description
 
 MODELS = ["mnist", "sentiment", "spam", "churn", "movie_profit", "sales"]
 
@@ -133,12 +132,6 @@ REFERENCE = {
 }
 
 
-def server_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, all threads) the server process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", "-c", type=int, default=64)
@@ -177,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             body_file.write_bytes(body)
             url = server.url + path
             wrk(url, args.connections, args.warmup, body_file, content_type=content_type)
-            cpu = server_cpu_s(server.process.pid)
+            cpu = cpu_seconds(server.process.pid)
             recording = None
             if label == args.profile and label not in profiled:
                 profiled.add(label)
@@ -190,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             if recording is not None:
                 print(profiling.finish(recording), flush=True)
             served = max(result["requests"] - result["errors"]["status"], 1)
-            result["cpu_ms"] = (server_cpu_s(server.process.pid) - cpu) / served * 1000
+            result["cpu_ms"] = (cpu_seconds(server.process.pid) - cpu) / served * 1000
             print(
                 f"{label:22s} {result['ok_per_s']:7.0f} req/s  p50 "
                 f"{result['latency_us']['p50'] / 1000:6.1f} ms  p99 "

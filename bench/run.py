@@ -229,13 +229,21 @@ def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
     return histogram_totals(metric_families(base_url), "batch_size", model)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (all its threads), from /proc (Linux only)."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux only): ``[0]`` is the
+    state (field 3 of stat), ``[1]`` the parent, ``[11]`` / ``[12]`` utime / stime, ``[21]`` the
+    RSS in pages. None when the process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # fields[0] is the state (field 3 of stat): utime and stime are fields 14 and 15
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from /proc (Linux only)."""
+    fields = proc_stat(pid)
+    if fields is None:
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.overload import Server, free_port, wrk
-from bench.run import REPO_ROOT, machine_description
+from bench.run import REPO_ROOT, machine_description, proc_stat
 
 HERE = Path(__file__).resolve().parent
 SERVERS = HERE / "servers"
@@ -137,13 +137,8 @@ def process_tree(root: int) -> list[int]:
     """``root`` and every descendant (from /proc's parent links)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
+        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -158,12 +153,10 @@ def tree_usage(root: int) -> tuple[float, float]:
     tick = os.sysconf("SC_CLK_TCK")
     page = os.sysconf("SC_PAGE_SIZE")
     for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu += (int(fields[11]) + int(fields[12])) / tick
-        rss += int(fields[21]) * page / 1e6
+        fields = proc_stat(pid)
+        if fields is not None:
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            rss += int(fields[21]) * page / 1e6
     return cpu, rss
 
 
@@ -184,11 +177,8 @@ def end_tree(root: int, grace_s: float = 10) -> None:
 
 def alive(pid: int) -> bool:
     """Running: a zombie (ended, not yet read by its parent) counts as ended."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 # ---- venvs -------------------------------------------------------------------------------------
