@@ -162,11 +162,14 @@ class _FastPath:
 
 
 def _uses_more_than_request(dependant: Dependant, *, allow_params: bool) -> bool:
+    """Whether ``dependant`` takes what the fast path does not resolve: headers, cookies, the
+    connection or response objects, security scopes; and, unless ``allow_params``, path, query
+    or body parameters (a dependency of its own must take only the request)."""
+    params = dependant.path_params or dependant.query_params or dependant.body_params
     return bool(
         dependant.header_params
         or dependant.cookie_params
-        or (not allow_params and (dependant.path_params or dependant.query_params))
-        or (not allow_params and dependant.body_params)
+        or (params and not allow_params)
         or dependant.websocket_param_name
         or dependant.http_connection_param_name
         or dependant.response_param_name
