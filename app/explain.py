@@ -4,7 +4,10 @@
   (each convolution block's output, the hidden dense layer) and ``gradcam`` (Grad-CAM heat map
   of the predicted class). Here they are run and drawn: feature maps as a PNG grid, the heat map
   over the image as a PNG.
-- **Text and tabular models** are explained by occlusion through ``serving_default``: a token's
+- **Text and tabular models** show their intermediate layers through an ``activations``
+  signature where their version has one (exported by their training modules): a text bag as its
+  strongest terms with their TF-IDF weights, the encoded feature vector, each hidden dense layer.
+  They are explained by occlusion through ``serving_default``: a token's
   contribution is P(positive class) minus P(positive class) with that token left out; a
   column's is P minus P with the column at its default (the training data's most common value
   or median, from ``metadata.json``). Why occlusion, not integrated gradients: these models
@@ -88,9 +91,36 @@ def require_signatures(model: ServedModel) -> None:
         versions = "a version exported by training/explain.py"
         raise InvalidInputError(
             f"model '{model.name}' version {model.version} has no {' / '.join(missing)} "
-            f"signature: explanations of image CNNs need {versions}; text and tabular models "
-            "are explained by their typed :explain endpoints"
+            f"signature: explanations of image CNNs need {versions}; binary text and tabular "
+            "classifiers are explained by occlusion"
         )
+
+
+def explain_arrays(
+    model: ServedModel, arrays: dict[str, np.ndarray], size: int, values: bool, max_tokens: int
+) -> list[dict[str, Any]]:
+    """The protocol ``:explain`` verb: a decoded ``:predict`` body explained the way the
+    model's kind allows (Grad-CAM and activations for an image CNN with the signatures;
+    occlusion and activations for a binary text or tabular classifier)."""
+    if all(name in model.signatures for name in EXPLAIN_SIGNATURES):
+        ((_, pixels),) = arrays.items()
+        return explain_images(model, pixels, values)
+    if model.task == "text_classification":
+        ((_, texts),) = arrays.items()
+        return explain_texts(model, [_text(t) for t in np.ravel(texts)], max_tokens)
+    if model.task == "tabular_classification":
+        rows = {name: _column(array, size) for name, array in arrays.items()}
+        return explain_rows(model, rows, size)
+    require_signatures(model)  # says what an image model would need
+    return []
+
+
+def _column(array: np.ndarray, size: int) -> list | np.ndarray:
+    """One value per row, as the typed endpoints pass columns: strings or float32 numbers."""
+    flat = np.asarray(array).reshape(size, -1)[:, 0]
+    if flat.dtype.kind in "OSU":
+        return [_text(v) for v in flat]
+    return flat.astype(np.float32)
 
 
 # ---- image CNNs ---------------------------------------------------------------------------
@@ -189,9 +219,60 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+# ---- text and tabular activations ----------------------------------------------------------
+def feature_layers(model: ServedModel, inputs: dict[str, Any], count: int) -> list[list[dict]]:
+    """Per item, the model's intermediate layers from its ``activations`` signature (empty
+    lists for a version without one): ``{"name", "kind", "shape", "values"}`` for a feature
+    vector or hidden layer; ``{"name", "kind": "bag", "shape", "top_terms"}`` for a text bag,
+    its terms of non-zero weight, strongest first."""
+    if "activations" not in model.signatures:
+        return [[] for _ in range(count)]
+    arrays, _ = model.validate(inputs)
+    outputs = model.call_signature("activations", arrays)
+    described = (model.metadata.get("explain") or {}).get("layers")
+    if not described:  # the signature's own names, bags first
+        names = sorted({key.split("__")[0] for key in outputs})
+        described = [
+            {"name": n, "kind": "bag" if f"{n}__terms" in outputs else "dense"} for n in names
+        ]
+    items: list[list[dict]] = []
+    for i in range(count):
+        layers = []
+        for layer in described:
+            name, kind = layer["name"], layer.get("kind", "dense")
+            if kind == "bag":
+                terms = outputs[f"{name}__terms"][i]
+                weights = outputs[f"{name}__values"][i]
+                top = [
+                    {"term": _text(term), "value": round(float(weight), 5)}
+                    for term, weight in zip(terms, weights, strict=True)
+                    if weight > 0
+                ]
+                layers.append(
+                    {"name": name, "kind": kind, "shape": layer.get("shape"), "top_terms": top}
+                )
+            else:
+                values = outputs[name][i]
+                layers.append(
+                    {
+                        "name": name,
+                        "kind": kind,
+                        "shape": list(values.shape),
+                        "values": np.round(values.astype(np.float32), 5).tolist(),
+                    }
+                )
+        items.append(layers)
+    return items
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def explain_texts(model: ServedModel, texts: list[str], max_tokens: int) -> list[dict[str, Any]]:
-    """Per text: P(positive) and each token's occlusion contribution."""
+    """Per text: P(positive), each token's occlusion contribution, and the model's layers."""
     input_name = next(iter(model.inputs))
+    layers = feature_layers(model, {input_name: list(texts)}, len(texts))
     results = []
     for i, text in enumerate(texts):
         words = tokens(text)
@@ -210,6 +291,7 @@ def explain_texts(model: ServedModel, texts: list[str], max_tokens: int) -> list
                     {"token": word, "contribution": round(float(scores[0] - scores[k + 1]), 5)}
                     for k, word in enumerate(words)
                 ],
+                "activations": layers[i],
             }
         )
     return results
@@ -219,8 +301,9 @@ def explain_rows(
     model: ServedModel, inputs: dict[str, list | np.ndarray], count: int
 ) -> list[dict[str, Any]]:
     """Per row: P(positive) and each column's occlusion contribution (the column at its
-    default from the metadata)."""
+    default from the metadata), and the model's layers."""
     columns = model.metadata.get("columns") or {}
+    layers = feature_layers(model, inputs, count)
     results = []
     for row in range(count):
         values = {name: column[row] for name, column in inputs.items()}
@@ -250,6 +333,7 @@ def explain_rows(
                     ),
                     key=lambda f: -abs(f["contribution"]),
                 ),
+                "activations": layers[row],
             }
         )
     return results

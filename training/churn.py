@@ -55,6 +55,7 @@ from training.common.tabular import (
     to_inputs,
 )
 from training.config import TrainConfig
+from training.explain import feature_activations, feature_explain_metadata
 
 NAME = "churn"
 LABELS = ["stay", "churn"]
@@ -292,6 +293,7 @@ def train(cfg: TrainConfig) -> Path:
 
     test_ds = to_dataset(to_inputs(x_test, columns), batch_size=256)
     metrics = score_test_split(NAME, model, test_ds, y_test, LABELS)
+    activations, explained_layers = feature_activations(model)
     return export_model(
         model,
         name=NAME,
@@ -302,7 +304,9 @@ def train(cfg: TrainConfig) -> Path:
         data={**DATA_NOTE, "note": "TotalCharges blank (tenure 0) read as 0"},
         splits=split_sizes(train=x_tr, validation=x_val, test=x_test),
         metrics=metrics,
+        extra_endpoints={"activations": activations},
         metadata={
+            "explain": feature_explain_metadata(explained_layers),
             "columns": columns,
             "architecture": "MLP on one-hot / standardized raw columns (log1p tenure and "
             "TotalCharges) plus in-graph billing features (average monthly charge, current / "

@@ -111,6 +111,100 @@ def explain_functions(model: keras.Model) -> dict[str, tf.types.experimental.Fun
     return {"activations": activations, "gradcam": gradcam}
 
 
+# ---- text and tabular models: what each layer holds for the input (exercise 7) --------------
+TOP_TERMS = 20  # a bag's strongest terms per text: its other entries are mostly zeros
+_BAG_MODES = ("count", "tf_idf", "multi_hot")
+
+
+def bag_layers(model: keras.Model) -> list[tuple[str, keras.KerasTensor, list[str]]]:
+    """``(name, output, vocabulary)`` of each text bag: a TextVectorization counting terms,
+    read after the layer that weights its terms (TF-IDF), if one follows it at the same width
+    (a Dropout is skipped: it is the identity when served)."""
+    bags = []
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.TextVectorization):
+            continue
+        if layer.get_config()["output_mode"] not in _BAG_MODES:
+            continue
+        output = layer.output
+        for other in model.layers:
+            if isinstance(other, keras.layers.Dropout | keras.layers.InputLayer):
+                continue
+            try:
+                consumes = any(t is layer.output for t in keras.tree.flatten(other.input))
+            except (AttributeError, ValueError):
+                continue
+            if consumes and other.output.shape[-1] == output.shape[-1]:
+                output = other.output
+        bags.append((layer.name, output, [str(t) for t in layer.get_vocabulary()]))
+    return bags
+
+
+def feature_activations(model: keras.Model) -> tuple[tf.types.experimental.Function, list]:
+    """``activations(inputs)`` for a text or tabular model, over the serving signature's inputs,
+    and the list of layers it returns (for ``metadata.json["explain"]["layers"]``), in order:
+
+    - each text bag's ``TOP_TERMS`` strongest terms: ``<bag>__terms`` (strings) and
+      ``<bag>__values`` (their weights after TF-IDF), per text;
+    - the tabular feature vector (the Concatenate of the encoded columns);
+    - each hidden Dense layer's output.
+    """
+    named: dict[str, keras.KerasTensor] = {}
+    layers: list[dict] = []
+    vocabularies: dict[str, tf.Tensor] = {}
+    for name, output, vocabulary in bag_layers(model):
+        named[name] = output
+        vocabularies[name] = tf.constant(vocabulary)
+        top = min(TOP_TERMS, len(vocabulary))
+        layers.append({"name": name, "kind": "bag", "shape": [len(vocabulary)], "top": top})
+    concatenations = [c for c in model.layers if isinstance(c, keras.layers.Concatenate)]
+    for layer in concatenations if not named else []:  # a text model's joined bags: shown above
+        named[layer.name] = layer.output
+        layers.append({"name": layer.name, "kind": "features", "shape": [layer.output.shape[-1]]})
+    for layer in model.layers:  # a recurrent text model's summary of the sequence
+        if isinstance(layer, keras.layers.LSTM | keras.layers.GRU):
+            named[layer.name] = layer.output
+            layers.append({"name": layer.name, "kind": "dense", "shape": [layer.output.shape[-1]]})
+    for i, layer in enumerate(hidden_dense(model)):
+        name = "dense" if i == 0 else f"dense_{i + 1}"
+        named[name] = layer.output
+        layers.append({"name": name, "kind": "dense", "shape": [layer.output.shape[-1]]})
+    if not named:
+        raise ValueError(f"{model.name} has no intermediate layer to show")
+    activation_model = keras.Model(model.inputs, named, name=f"{model.name}_activations")
+    signature = keras.tree.map_structure(
+        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]), model.input
+    )
+
+    @tf.function(input_signature=[signature])
+    def activations(inputs):
+        outputs = activation_model(inputs, training=False)
+        result = {}
+        for name, value in outputs.items():
+            if name in vocabularies:
+                values, indices = tf.math.top_k(
+                    tf.cast(value, tf.float32), k=layers_by_name[name]["top"]
+                )
+                result[f"{name}__terms"] = tf.gather(vocabularies[name], indices)
+                result[f"{name}__values"] = values
+            else:
+                result[name] = tf.cast(value, tf.float32)
+        return result
+
+    layers_by_name = {layer["name"]: layer for layer in layers}
+    return activations, layers
+
+
+def feature_explain_metadata(layers: list[dict]) -> dict:
+    """``metadata.json["explain"]`` for a text or tabular model (docs/CONTRACTS.md)."""
+    return {
+        "layers": layers,
+        "method": "activations of the model's intermediate layers for the input: a text bag "
+        f"as its {TOP_TERMS} strongest terms (TF-IDF weights), the encoded feature vector, each "
+        "hidden dense layer; attributions by occlusion in the server",
+    }
+
+
 def explain_metadata(functions: dict) -> dict:
     """What ``metadata.json["explain"]`` says of the signatures (docs/CONTRACTS.md)."""
     outputs = functions["activations"].get_concrete_function().structured_outputs

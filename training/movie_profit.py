@@ -36,6 +36,7 @@ from training.common.tabular import (
     to_inputs,
 )
 from training.config import TrainConfig
+from training.explain import feature_activations, feature_explain_metadata
 
 NAME = "movie_profit"
 LABELS = ["not_profitable", "profitable"]
@@ -190,6 +191,7 @@ def train(cfg: TrainConfig) -> Path:
     test_ds = to_dataset(to_inputs(x_test, columns), batch_size=256)
     metrics = score_test_split(f"{NAME} [{best}]", model, test_ds, y_test, LABELS)
     majority = float(max(y_test.mean(), 1 - y_test.mean()))
+    activations, explained_layers = feature_activations(model)
     return export_model(
         model,
         name=NAME,
@@ -207,7 +209,9 @@ def train(cfg: TrainConfig) -> Path:
             "majority_class_rate": majority,
             "train_profitable_rate": float(np.mean(np.concatenate([y_tr, y_val]))),
         },
+        extra_endpoints={"activations": activations},
         metadata={
+            "explain": feature_explain_metadata(explained_layers),
             "columns": columns,
             "architecture": f"course 003 MLP variant '{best}' on multi-hot genres, one-hot "
             "director/country/language/rating/color and log1p-standardized numbers, softmax 2",

@@ -40,6 +40,7 @@ from training.common.evaluate import classification_metrics, predict_probabiliti
 from training.common.export import add_plot, export_model
 from training.common.plots import plot_regularization_path
 from training.config import TrainConfig
+from training.explain import feature_activations, feature_explain_metadata
 
 NAME = "sentiment"
 LABELS = ["negative", "positive"]
@@ -464,6 +465,7 @@ def train(cfg: TrainConfig) -> Path:
                 f"{NAME} [{lang}]: balanced accuracy {m['balanced_accuracy']:.4f}, "
                 f"accuracy {m['accuracy']:.4f} (n={m['n']})"
             )
+    activations, explained_layers = feature_activations(model)
     version_dir = export_model(
         model,
         name=NAME,
@@ -474,7 +476,9 @@ def train(cfg: TrainConfig) -> Path:
         data=DATA_NOTE,
         splits=split_sizes(tr, val, test),
         metrics=metrics,
+        extra_endpoints={"activations": activations},
         metadata={
+            "explain": feature_explain_metadata(explained_layers),
             "languages": LANGUAGES,
             "architecture": ARCHITECTURES[variant],
             "variant": variant,

@@ -22,6 +22,7 @@ from training.common.data import holdout_splits, require_path, set_seed
 from training.common.evaluate import score_test_split
 from training.common.export import export_model, split_sizes
 from training.config import TrainConfig
+from training.explain import feature_activations, feature_explain_metadata
 
 NAME = "spam"
 LABELS = ["ham", "spam"]
@@ -121,6 +122,7 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     metrics = score_test_split(NAME, model, to_dataset(x_test, batch_size=256), y_test, LABELS)
+    activations, explained_layers = feature_activations(model)
     return export_model(
         model,
         name=NAME,
@@ -131,7 +133,9 @@ def train(cfg: TrainConfig) -> Path:
         data=DATA_NOTE,
         splits=split_sizes(train=x_tr, validation=x_val, test=x_test),
         metrics=metrics,
+        extra_endpoints={"activations": activations},
         metadata={
+            "explain": feature_explain_metadata(explained_layers),
             "architecture": f"TextVectorization (TF-IDF, 1-{NGRAMS}-grams, {MAX_TOKENS} tokens) "
             f"-> Dropout {DROPOUT} -> Dense16-Dense8-sigmoid (course 000 ex.1 MLP)",
             "course_baseline": {

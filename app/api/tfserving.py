@@ -22,7 +22,7 @@ from app.codec import json_response
 from app.config import Settings
 from app.errors import InvalidInputError, PayloadTooLargeError
 from app.examples import SEVEN_PIXELS
-from app.explain import explain_images, require_signatures
+from app.explain import explain_arrays, require_signatures
 from app.servable import SIGNATURE, ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"])
@@ -181,10 +181,13 @@ async def _predict(model: ServedModel, method: str, request: Request) -> Respons
 
 
 async def _explain(model: ServedModel, request: Request) -> Response:
-    """KServe v1's ``:explain`` verb, for image CNNs exported with explanation signatures: the
-    ``:predict`` body in; per instance the predicted class, its Grad-CAM heat map and each
-    block's activations (``?values=false`` leaves their numbers out, keeping the PNG grids)."""
-    require_signatures(model)
+    """KServe v1's ``:explain`` verb: the ``:predict`` body in. For image CNNs exported with
+    explanation signatures: per instance the predicted class, its Grad-CAM heat map and each
+    block's activations (``?values=false`` leaves their numbers out, keeping the PNG grids).
+    For binary text and tabular classifiers: occlusion attributions and the layers'
+    activations, as their typed ``:explain`` endpoints answer."""
+    if model.task not in ("text_classification", "tabular_classification"):
+        require_signatures(model)
     settings: Settings = request.app.state.settings
     raw = await request.body()
     _, arrays, size = await off_loop_if_large(
@@ -196,8 +199,13 @@ async def _explain(model: ServedModel, request: Request) -> Response:
             f"{settings.max_explain_instances} (max_explain_instances)"
         )
     values = request.query_params.get("values", "true").lower() not in ("false", "0", "no")
-    ((_, pixels),) = arrays.items()
     explained = await request.app.state.explainer.run(
-        model.batcher.timeout_s, explain_images, model, pixels, values
+        model.batcher.timeout_s,
+        explain_arrays,
+        model,
+        arrays,
+        size,
+        values,
+        settings.max_explain_tokens,
     )
     return json_response({"explanations": explained})

@@ -23,7 +23,7 @@ from tests.paths import REPO_ROOT, make_settings
 
 @pytest.fixture(scope="module")
 def client():
-    names = ["mnist", "sentiment", "churn"]
+    names = ["mnist", "sentiment", "churn", "spam"]
     app = create_app(make_settings(models_dir=REPO_ROOT / "models", model_names=names))
     with TestClient(app) as test_client:
         yield test_client
@@ -99,6 +99,63 @@ def test_churn_columns_are_ranked_by_contribution(client):
     assert contributions == sorted(contributions, reverse=True) and len(features) >= 15
     # A column already at its default contributes nothing.
     assert all(f["contribution"] == 0 for f in features if f["value"] == f["baseline"])
+
+
+def test_text_activations_show_the_terms_the_model_weighs(client):
+    text = "WINNER! Claim your free prize now, call 09061701461"
+    reply = client.post("/v1/spam:explain", json={"messages": [text]})
+    assert reply.status_code == 200, reply.text
+    (explanation,) = reply.json()["explanations"]
+    assert explanation["label"] == "spam"
+    layers = {layer["name"]: layer for layer in explanation["activations"]}
+    assert [layer["kind"] for layer in explanation["activations"]] == ["bag", "dense", "dense"]
+    bag = layers["tfidf"]
+    terms = [t["term"] for t in bag["top_terms"]]
+    # The message's own words (lower-cased, punctuation stripped; "[UNK]" for those outside
+    # the vocabulary), strongest first, no others.
+    assert {"free", "prize", "claim"} <= set(terms)
+    words = set(text.lower().replace("!", "").replace(",", "").split()) | {"[UNK]"}
+    assert set(" ".join(terms).split()) <= words
+    values = [t["value"] for t in bag["top_terms"]]
+    assert values == sorted(values, reverse=True) and min(values) > 0
+    assert bag["shape"] == [8000] and len(terms) <= 20
+    assert layers["dense"]["shape"] == [16] and len(layers["dense"]["values"]) == 16
+    # A version exported before the signature explains by occlusion only.
+    old = client.post("/v1/spam:explain?version=1", json={"messages": [text]})
+    assert old.status_code == 200 and old.json()["explanations"][0]["activations"] == []
+
+
+def test_tabular_activations_show_the_encoded_customer(client):
+    from app.api.tasks.churn import EXAMPLE_CUSTOMER
+
+    reply = client.post("/v1/churn:explain", json={"customers": [EXAMPLE_CUSTOMER]})
+    layers = reply.json()["explanations"][0]["activations"]
+    assert [layer["kind"] for layer in layers][0] == "features"
+    assert all(len(layer["values"]) == layer["shape"][0] for layer in layers)
+    hidden = [layer for layer in layers if layer["kind"] == "dense"]
+    assert hidden and all(min(layer["values"]) >= 0 for layer in hidden)  # ReLU outputs
+
+
+def test_protocol_explain_of_text_and_tabular_models_matches_the_typed_endpoints(client):
+    from app.api.tasks.churn import EXAMPLE_CUSTOMER
+
+    text = "Absolutely wonderful, I loved it"
+    typed = client.post("/v1/sentiment:explain", json={"texts": [text]}).json()
+    protocol = client.post("/v1/models/sentiment:explain", json={"instances": [text]})
+    assert protocol.status_code == 200, protocol.text
+    assert protocol.json()["explanations"] == [
+        {k: v for k, v in e.items() if k != "label"} for e in typed["explanations"]
+    ]
+    typed = client.post("/v1/churn:explain", json={"customers": [EXAMPLE_CUSTOMER]}).json()
+    # The protocol takes the signature's inputs only (the typed endpoint ignores customerID).
+    instance = {k: v for k, v in EXAMPLE_CUSTOMER.items() if k != "customerID"}
+    protocol = client.post("/v1/models/churn:explain", json={"instances": [instance]})
+    assert protocol.status_code == 200, protocol.text
+    (got,) = protocol.json()["explanations"]
+    (expected,) = typed["explanations"]
+    assert got["score"] == pytest.approx(expected["score"], abs=1e-6)
+    assert [f["feature"] for f in got["features"]] == [f["feature"] for f in expected["features"]]
+    assert got["activations"] == expected["activations"]
 
 
 def test_explainer_refuses_past_its_limit():

@@ -95,6 +95,10 @@ def test_explain_a_drawn_digit_a_review_and_a_customer(page, served_url):
     page.get_by_role("button", name="Explain (word by word)").click()
     assert answer(page) == "positive"
     assert page.locator(".tokens span").count() == 7
+    # Inside the model: the review's strongest word and character n-grams.
+    page.get_by_text("Inside the model").click()
+    terms = page.locator("#layer-word_bigram_tfidf span").all_inner_texts()
+    assert "wonderful" in terms and "loved" in terms, terms
 
     open_demo(page, served_url, "churn")
     page.get_by_label("tenure").fill("2")  # a new customer: tenure differs from the usual 29
@@ -103,3 +107,5 @@ def test_explain_a_drawn_digit_a_review_and_a_customer(page, served_url):
     assert page.locator("#result .bar").count() == 12
     first = page.locator("#result .bar").first.get_attribute("aria-label")
     assert first.startswith("tenure = 2:") and not first.endswith(" 0.0 points"), first
+    page.get_by_text("Inside the model").click()
+    assert page.locator("canvas#layer-dense").get_attribute("aria-label").startswith("dense: ")

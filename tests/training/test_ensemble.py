@@ -24,7 +24,7 @@ def test_ensemble_averages_member_probabilities():
 
 def test_mirror_averages_over_the_flipped_picture():
     members = [simpsons.make_model(3, name=f"s{i}") for i in range(2)]
-    pixels = np.random.default_rng(2).integers(0, 256, (4, 28, 28, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(2).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     flipped = pixels[:, :, ::-1]
     expected = np.mean(
         [m.predict(x, verbose=0) for m in members for x in (pixels, flipped)], axis=0

@@ -264,10 +264,64 @@ async function explainText() {
         line.append(span);
       }
       $("result").append(line);
+      showLayers(item.activations);
     }
   } catch (error) {
     showError(error);
   }
+}
+
+// What the model holds inside for one item (text and tabular :explain, course exercise 7):
+// a text bag as its strongest terms, other layers as a strip of one cell per unit.
+function showLayers(layers) {
+  if (!layers || !layers.length) return;
+  const box = document.createElement("details");
+  box.className = "layers";
+  const summary = document.createElement("summary");
+  summary.textContent = `Inside the model: ${layers.length} layers`;
+  box.append(summary);
+  for (const layer of layers) {
+    const title = document.createElement("p");
+    title.className = "muted";
+    if (layer.kind === "bag") {
+      title.textContent = `${layer.name}: ${layer.top_terms.length} strongest of ${layer.shape[0]} terms (TF-IDF weight)`;
+      const list = document.createElement("p");
+      list.className = "terms";
+      list.id = `layer-${layer.name}`;
+      const top = Math.max(...layer.top_terms.map((t) => t.value), 1e-6);
+      for (const t of layer.top_terms) {
+        const span = document.createElement("span");
+        span.textContent = t.term;
+        span.title = t.value.toFixed(3);
+        span.style.background = `rgba(9, 105, 218, ${(t.value / top) * 0.6})`;
+        list.append(span);
+      }
+      box.append(title, list);
+    } else {
+      title.textContent = `${layer.name}: ${layer.shape[0]} ${layer.kind === "features" ? "encoded features" : "units"}`;
+      box.append(title, strip(layer.values, `${layer.name}: ${layer.values.filter((v) => v !== 0).length} of ${layer.values.length} non-zero`, `layer-${layer.name}`));
+    }
+  }
+  $("result").append(box);
+}
+
+// One cell per value, darker for larger magnitude (blue positive, red negative).
+function strip(values, label, id) {
+  const canvas = document.createElement("canvas");
+  const cell = Math.max(2, Math.min(12, Math.floor(600 / values.length)));
+  canvas.width = cell * values.length;
+  canvas.height = 16;
+  canvas.id = id;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", label);
+  const context = canvas.getContext("2d");
+  const top = Math.max(...values.map(Math.abs), 1e-6);
+  values.forEach((v, i) => {
+    const a = Math.abs(v) / top;
+    context.fillStyle = v >= 0 ? `rgba(9, 105, 218, ${a})` : `rgba(207, 34, 46, ${a})`;
+    context.fillRect(i * cell, 0, cell, 16);
+  });
+  return canvas;
 }
 
 function binaryAnswers(items, predictions, labels) {
@@ -355,6 +409,7 @@ async function explainTabular() {
     for (const f of item.features.slice(0, 12)) {
       signedBar(`${f.feature} = ${f.value}`, f.contribution);
     }
+    showLayers(item.activations);
   } catch (error) {
     showError(error);
   }
