@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -165,8 +166,18 @@ def feature_activations(model: keras.Model) -> tuple[tf.types.experimental.Funct
         if isinstance(layer, keras.layers.LSTM | keras.layers.GRU):
             named[layer.name] = layer.output
             layers.append({"name": layer.name, "kind": "dense", "shape": [layer.output.shape[-1]]})
-    for i, layer in enumerate(hidden_dense(model)):
+    # Every Dense layer but the output's, by position ("dense", "dense_2", ...) unless it was
+    # named on purpose (the gated sentiment model's "language_gate", "expert_es", ...).
+    hidden = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+        and not any(layer.output is o for o in keras.tree.flatten(model.outputs))
+    ]
+    for i, layer in enumerate(hidden):
         name = "dense" if i == 0 else f"dense_{i + 1}"
+        if not re.fullmatch(r"dense(_\d+)?", layer.name):
+            name = layer.name
         named[name] = layer.output
         layers.append({"name": name, "kind": "dense", "shape": [layer.output.shape[-1]]})
     if not named:

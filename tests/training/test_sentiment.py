@@ -13,7 +13,7 @@ import tensorflow as tf
 from training import sentiment
 from training.config import TrainConfig
 
-COMMITTED_MODEL = Path(__file__).resolve().parents[2] / "models" / "sentiment" / "1"
+COMMITTED_MODEL = Path(__file__).resolve().parents[2] / "models" / "sentiment" / "3"
 
 
 def test_standardize_lowercases_strips_punctuation_keeps_accents():
@@ -81,18 +81,40 @@ def test_train_export_reload_accepts_raw_strings(data_dir, tmp_path):
     assert set(meta["metrics"]["by_language"]) == {"es", "en"}
     assert set(meta["splits"]["by_language"]) == {"es", "en"}
     assert (path / "confusion_matrix.png").is_file()
-    head = meta["training"]["head_fit"]  # C and character-bag scale chosen on validation
-    assert head["chosen_char_weight"] in sentiment.CHAR_WEIGHTS
-    assert len(head["path"]) == len(sentiment.C_GRID) * len(sentiment.CHAR_WEIGHTS)
+    # Each language's expert: its settings chosen by cross-validation for its language.
+    head = meta["training"]["head_fit"]
+    assert set(head["chosen"]) == {"es", "en"}
+    for lang, chosen in head["chosen"].items():
+        assert chosen["char_weight"] in sentiment.CHAR_WEIGHTS
+        assert chosen["C"] in sentiment.GATED_C_GRID and chosen["nb"] in sentiment.NB_SCALING
+        best = max(p["cv_balanced_accuracy"][lang] for p in head["path"])
+        assert chosen["cv_balanced_accuracy"] == best
+    assert len(head["path"]) == (
+        len(sentiment.GATED_C_GRID) * len(sentiment.CHAR_WEIGHTS) * len(sentiment.NB_SCALING)
+    )
+    assert (
+        meta["splits"]["validation"] == 0 and "cross-validation" in meta["splits"]["validation_by"]
+    )
+    assert [layer["name"] for layer in meta["explain"]["layers"]] == [
+        "word_bigram_tfidf",
+        "char_ngram_tfidf",
+        "language_gate",
+        "expert_es",
+        "expert_en",
+    ]
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     texts = ["Me encantó el producto, excelente", "Awful, a complete waste of money", ""]
     probabilities = serve(text=tf.constant(texts))["output_0"].numpy()
     assert probabilities.shape == (3, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    # The served probability is the language gate's mixture of the two experts.
+    layers = tf.saved_model.load(str(path)).signatures["activations"](text=tf.constant(texts))
+    gate, es, en = (layers[k].numpy() for k in ("language_gate", "expert_es", "expert_en"))
+    np.testing.assert_allclose(probabilities, gate * es + (1 - gate) * en, atol=1e-6)
 
 
-@pytest.mark.skipif(not COMMITTED_MODEL.is_dir(), reason="models/sentiment/1 not present")
+@pytest.mark.skipif(not COMMITTED_MODEL.is_dir(), reason="models/sentiment/3 not present")
 def test_committed_model_gets_clear_reviews_right_in_both_languages():
     serve = tf.saved_model.load(str(COMMITTED_MODEL)).signatures["serving_default"]
     positive = ["Me encantó el producto, excelente", "I loved it, great product"]
