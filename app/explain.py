@@ -140,7 +140,7 @@ def explain_images(model: ServedModel, pixels: np.ndarray, values: bool) -> list
             if layer.ndim == 3:
                 entry["png"] = _b64(feature_grid(layer))
             if values:
-                entry["values"] = np.round(layer.astype(np.float32), 5).tolist()
+                entry["values"] = np.round(layer.astype(np.float64), 5).tolist()
             layers.append(entry)
         results.append(
             {
@@ -149,7 +149,7 @@ def explain_images(model: ServedModel, pixels: np.ndarray, values: bool) -> list
                 "probability": float(gradcam["probability"][i]),
                 "gradcam": {
                     "layer": (model.metadata.get("explain") or {}).get("gradcam", {}).get("layer"),
-                    "heatmap": np.round(heatmap.astype(np.float32), 4).tolist(),
+                    "heatmap": np.round(heatmap.astype(np.float64), 4).tolist(),
                     "png": _b64(overlay(pixels[i], heatmap)),
                 },
                 "activations": layers,
@@ -258,7 +258,7 @@ def feature_layers(model: ServedModel, inputs: dict[str, Any], count: int) -> li
                         "name": name,
                         "kind": kind,
                         "shape": list(values.shape),
-                        "values": np.round(values.astype(np.float32), 5).tolist(),
+                        "values": np.round(values.astype(np.float64), 5).tolist(),
                     }
                 )
         items.append(layers)
