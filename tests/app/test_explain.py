@@ -18,12 +18,12 @@ from app.errors import QueueFullError
 from app.examples import SEVEN_PIXELS, SEVEN_PNG
 from app.explain import Explainer, feature_grid, overlay, tokens
 from app.main import create_app
-from tests.paths import REPO_ROOT, make_settings
+from tests.paths import DATASETS_DIR, REPO_ROOT, make_settings
 
 
 @pytest.fixture(scope="module")
 def client():
-    names = ["mnist", "sentiment", "churn", "spam"]
+    names = ["mnist", "sentiment", "churn", "spam", "simpsons"]
     app = create_app(make_settings(models_dir=REPO_ROOT / "models", model_names=names))
     with TestClient(app) as test_client:
         yield test_client
@@ -59,6 +59,24 @@ def test_typed_image_explain_draws_the_heat_map(client):
     assert explanation["label"] == "7" and explanation["file"] == "seven.png"
     assert png_size(explanation["gradcam"]["png"]) == (224, 224)  # 28 x 28, enlarged 8 times
     assert all("values" not in a for a in explanation["activations"])
+
+
+def test_simpsons_frames_are_explained_over_the_picture(client):
+    folder = DATASETS_DIR / "simpsons-characters" / "simpsons_dataset" / "homer_simpson"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not present")
+    frame = sorted(folder.glob("*.jpg"))[0]
+    files = [("files", (frame.name, frame.read_bytes(), "image/jpeg"))]
+    reply = client.post("/v1/images/simpsons:explain?values=true", files=files)
+    assert reply.status_code == 200, reply.text
+    (explanation,) = reply.json()["explanations"]
+    classified = client.post("/v1/images/simpsons:classify", files=files).json()
+    assert explanation["label"] == classified["predictions"][0]["label"]
+    heatmap = np.asarray(explanation["gradcam"]["heatmap"])
+    assert heatmap.shape == (8, 8) and heatmap.max() == pytest.approx(1)
+    assert png_size(explanation["gradcam"]["png"]) == (512, 512)  # 64 x 64, enlarged 8 times
+    layers = {a["name"]: a for a in explanation["activations"]}
+    assert layers["conv_1"]["shape"] == [32, 32, 32] and "png" in layers["conv_1"]
 
 
 def test_versions_without_signatures_are_refused_clearly(client):

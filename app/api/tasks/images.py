@@ -222,7 +222,7 @@ InvertQuery = Annotated[
     "drawn over the image (`gradcam.png`, base64 PNG), and every convolution block's feature "
     "maps as a PNG grid (`activations[].png`; their numbers too with `values=true`). Needs a "
     "model version exported with explanation signatures (training/explain.py): `mnist`, "
-    "`fashion_mnist`, `greek_symbols`, `chest_xray`.",
+    "`fashion_mnist`, `greek_symbols`, `chest_xray`, `simpsons`.",
 )
 async def explain_images_endpoint(
     request: Request,
