@@ -42,7 +42,13 @@ def test_train_export_reload_forecasts_raw_scale(data_dir, tmp_path):
         "max_horizon": 12,
     }
     assert set(meta["metrics"]["per_series"]) == set(sales.SERIES_FILES)
-    assert {"model", "naive", "seasonal_naive"} <= set(meta["metrics"]["mean_mase"])
+    mean = meta["metrics"]["mean_mase"]
+    assert set(mean) == {"model", "naive", "seasonal_naive", "ets"}
+    # The AutoETS anchor is scored on the same held-out months, beside the model.
+    anchor = meta["metrics"]["anchor"]
+    assert anchor["mase_vs_seasonal_naive"] == pytest.approx(mean["ets"] / mean["seasonal_naive"])
+    assert anchor["anchor_wins"] == (mean["ets"] < mean["model"])
+    assert all(np.isfinite(s["mase"]["ets"]) for s in meta["metrics"]["per_series"].values())
     assert (path / "forecasts.png").is_file() and (path / "history.png").is_file()
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]

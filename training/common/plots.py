@@ -98,7 +98,9 @@ def plot_forecasts(forecasts: dict, path: Path) -> Path:
         t_eval = np.arange(n_train, n_train + h)
         ax.plot(t_train, f["train"][-shown:], color="black", label="history")
         ax.plot(t_eval, f["actual"], color="black", linestyle="--", label="actual (held out)")
-        for key, style in [("model", "-o"), ("seasonal_naive", ":"), ("naive", ":")]:
+        for key, style in [("model", "-o"), ("ets", "-."), ("seasonal_naive", ":"), ("naive", ":")]:
+            if key not in f:
+                continue
             ax.plot(t_eval, f[key], style, markersize=3, label=key)
         ax.set_title(name)
         ax.legend(fontsize=7)
