@@ -15,10 +15,10 @@ period, never trained on), the course's synthetic sine series, and random synthe
 
 Evaluation, per series, on its last ``horizon`` months (12; 6 for shampoo, whose file is short):
 MAE and MASE of the model, the naive forecast (last value repeated) and the seasonal-naive forecast
-(same month a year earlier). A statistical anchor is scored beside them on the same months: statsforecast's AutoETS (error,
-trend and seasonality chosen by AICc per series) fitted on each series' training months; the
-metadata says which is better (``metrics["anchor"]``). MASE is scaled by the in-sample MAE of the
-seasonal-naive (m = 12)
+(same month a year earlier). A statistical anchor is scored beside them on the same months:
+statsforecast's AutoETS (error, trend and seasonality chosen by AICc per series) fitted on each
+series' training months; the metadata says which is better (``metrics["anchor"]``). MASE is
+scaled by the in-sample MAE of the seasonal-naive (m = 12)
 forecast over the training part of the series (every series, shampoo included, has >= 24 training
 months, so m = 12 is used throughout).
 

@@ -186,12 +186,25 @@ def near_duplicate_groups(hashes: np.ndarray, characters: list[str], bits: int) 
 
 
 def split_by_group(groups: np.ndarray, y: np.ndarray, seed: int):
-    """Train / validation / test index arrays: whole groups, stratified by class."""
+    """Train / validation / test index arrays: whole groups, stratified by class (where each
+    part can hold every class: a smoke run's tiny slice is split at random)."""
     unique, first = np.unique(groups, return_index=True)
-    rest, test = stratified_split(unique, test_size=TEST_FRACTION, seed=seed, stratify=y[first])
-    rest_classes = y[first][np.searchsorted(unique, rest)]
+
+    def strata(classes: np.ndarray, fraction: float) -> np.ndarray | None:
+        counts = np.bincount(classes)
+        enough = fraction * len(classes) >= len(set(classes)) and counts[counts > 0].min() >= 2
+        return classes if enough else None
+
+    classes = y[first]
+    rest, test = stratified_split(
+        unique, test_size=TEST_FRACTION, seed=seed, stratify=strata(classes, TEST_FRACTION)
+    )
+    rest_classes = classes[np.searchsorted(unique, rest)]
     train, validation = stratified_split(
-        rest, test_size=VALIDATION_FRACTION, seed=seed, stratify=rest_classes
+        rest,
+        test_size=VALIDATION_FRACTION,
+        seed=seed,
+        stratify=strata(rest_classes, VALIDATION_FRACTION),
     )
     return tuple(np.flatnonzero(np.isin(groups, part)) for part in (train, validation, test))
 
