@@ -1,8 +1,9 @@
 """CPU per instance of SavedModels alone, alternated: ``python -m bench.model_cost A B ...``.
 
 Each model's ``serving_default`` is called on the same batch (default 32 zero-filled instances
-shaped like its signature) for ``--seconds``; the process CPU time (all threads) is divided by
-the instances. Rounds alternate the models so that a drift of the machine shows in every one.
+shaped like its signature; string inputs get ``--text``, a review-sized sentence) for
+``--seconds``; the process CPU time (all threads) is divided by the instances. Rounds alternate
+the models so that a drift of the machine shows in every one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="per model and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--text",
+        default="The room was clean and the staff friendly, but breakfast was cold and slow.",
+        help="the value of every string input",
+    )
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -30,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         fn = tf.saved_model.load(path).signatures["serving_default"]
         _, specs = fn.structured_input_signature
         batches[path] = {
-            name: tf.constant(np.zeros([args.batch, *spec.shape[1:]], spec.dtype.as_numpy_dtype))
+            name: tf.fill([args.batch, *spec.shape[1:]], args.text)
+            if spec.dtype == tf.string
+            else tf.constant(np.zeros([args.batch, *spec.shape[1:]], spec.dtype.as_numpy_dtype))
             for name, spec in specs.items()
         }
         functions[path] = fn
