@@ -104,6 +104,13 @@ def test_sentiment_tokens_move_the_score(client):
     assert max(by_token["wonderful"], by_token["loved"]) > max(by_token["I"], by_token["it"])
     predicted = client.post("/v1/sentiment:predict", json={"texts": [text]}).json()
     assert explanation["score"] == pytest.approx(predicted["predictions"][0]["score"], abs=1e-5)
+    # The same occlusion in log-odds: same sign, readable when the score is near 0 or 1.
+    by_odds = {t["token"]: t["log_odds_contribution"] for t in explanation["tokens"]}
+    assert max(by_odds["wonderful"], by_odds["loved"]) > max(by_odds["I"], by_odds["it"])
+    for t in explanation["tokens"]:
+        assert np.sign(t["log_odds_contribution"]) == np.sign(t["contribution"]) or (
+            abs(t["contribution"]) < 1e-4
+        )
 
 
 def test_churn_columns_are_ranked_by_contribution(client):
@@ -204,3 +211,13 @@ def test_pictures():
     assert image.size == (224, 224) and image.getpixel((112, 112))[0] > image.getpixel((5, 5))[0]
     grid = Image.open(io.BytesIO(feature_grid(np.random.rand(5, 5, 3))))
     assert grid.size == (2 * 57, 2 * 57)  # 5 x 5 maps enlarged 11 times, 2-pixel gaps
+
+
+def test_log_odds_stay_readable_when_the_probability_saturates():
+    from app.explain import log_odds
+
+    odds = log_odds(np.array([0.5, 0.9998, 0.9994, 0.0, 1.0]))
+    assert odds[0] == pytest.approx(0.0)
+    # 0.9998 -> 0.9994 is 0.04 points of probability but 1.1 units of log-odds.
+    assert odds[1] - odds[2] == pytest.approx(1.1, abs=0.01)
+    assert np.isfinite(odds).all()  # 0 and 1 are clipped

@@ -254,13 +254,15 @@ async function explainText() {
       answer(item.label, `P(${reply.positive_class}) ${(item.score * 100).toFixed(1)} %; green words push towards "${reply.positive_class}", red ones away`);
       const line = document.createElement("p");
       line.className = "tokens";
-      const scale = Math.max(...item.tokens.map((t) => Math.abs(t.contribution)), 1e-6);
+      // Shaded by log-odds: a confident model moves P by thousandths, its log-odds by units.
+      const weight = (t) => t.log_odds_contribution ?? t.contribution;
+      const scale = Math.max(...item.tokens.map((t) => Math.abs(weight(t))), 1e-6);
       for (const t of item.tokens) {
         const span = document.createElement("span");
         span.textContent = t.token;
-        const strength = Math.abs(t.contribution) / scale;
-        span.style.background = t.contribution >= 0 ? `rgba(45, 164, 78, ${strength * 0.7})` : `rgba(207, 34, 46, ${strength * 0.7})`;
-        span.title = `${t.contribution >= 0 ? "+" : ""}${(t.contribution * 100).toFixed(1)} points`;
+        const strength = Math.abs(weight(t)) / scale;
+        span.style.background = weight(t) >= 0 ? `rgba(45, 164, 78, ${strength * 0.7})` : `rgba(207, 34, 46, ${strength * 0.7})`;
+        span.title = `${t.contribution >= 0 ? "+" : ""}${(t.contribution * 100).toFixed(1)} points, ${weight(t) >= 0 ? "+" : ""}${weight(t).toFixed(2)} log-odds`;
         line.append(span);
       }
       $("result").append(line);
