@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from training.common import manifest
 from training.common.export import (
+    input_signature,
     load_exported_weights,
     next_version,
     serving_model,
@@ -72,19 +73,30 @@ def conv_blocks(model: keras.Model) -> list[keras.layers.Layer]:
     return blocks
 
 
-def hidden_dense(model: keras.Model) -> list[keras.layers.Layer]:
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    return dense[:-1]  # the last one is the classifier
+def hidden_dense(model: keras.Model) -> dict[str, keras.KerasTensor]:
+    """The output of every Dense layer but the classifier (the one that makes the model's
+    output), by position ("dense", "dense_2", ...) unless it was named on purpose (the gated
+    sentiment model's "language_gate", "expert_es", ...)."""
+    outputs = keras.tree.flatten(model.outputs)
+    hidden = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense) and not any(layer.output is o for o in outputs)
+    ]
+    named = {}
+    for i, layer in enumerate(hidden):
+        positional = "dense" if i == 0 else f"dense_{i + 1}"
+        named[positional if re.fullmatch(r"dense(_\d+)?", layer.name) else layer.name] = (
+            layer.output
+        )
+    return named
 
 
 def explain_functions(model: keras.Model) -> dict[str, tf.types.experimental.Function]:
     """``activations`` and ``gradcam`` as tf.functions over the model's variables."""
     blocks = conv_blocks(model)
     named = {f"conv_{i + 1}": layer.output for i, layer in enumerate(blocks)}
-    named |= {
-        ("dense" if i == 0 else f"dense_{i + 1}"): layer.output
-        for i, layer in enumerate(hidden_dense(model))
-    }
+    named |= hidden_dense(model)
     activation_model = keras.Model(model.inputs, named, name=f"{model.name}_activations")
     gradcam_model = keras.Model(model.inputs, [blocks[-1].output, model.output])
     spec = tf.TensorSpec((None, *model.input.shape[1:]), model.input.dtype, name="pixels")
@@ -152,11 +164,11 @@ def feature_activations(model: keras.Model) -> tuple[tf.types.experimental.Funct
     """
     named: dict[str, keras.KerasTensor] = {}
     layers: list[dict] = []
-    vocabularies: dict[str, tf.Tensor] = {}
+    bags: dict[str, tuple[tf.Tensor, int]] = {}  # name -> (vocabulary, terms shown)
     for name, output, vocabulary in bag_layers(model):
         named[name] = output
-        vocabularies[name] = tf.constant(vocabulary)
         top = min(TOP_TERMS, len(vocabulary))
+        bags[name] = (tf.constant(vocabulary), top)
         layers.append({"name": name, "kind": "bag", "shape": [len(vocabulary)], "top": top})
     concatenations = [c for c in model.layers if isinstance(c, keras.layers.Concatenate)]
     for layer in concatenations if not named else []:  # a text model's joined bags: shown above
@@ -166,43 +178,27 @@ def feature_activations(model: keras.Model) -> tuple[tf.types.experimental.Funct
         if isinstance(layer, keras.layers.LSTM | keras.layers.GRU):
             named[layer.name] = layer.output
             layers.append({"name": layer.name, "kind": "dense", "shape": [layer.output.shape[-1]]})
-    # Every Dense layer but the output's, by position ("dense", "dense_2", ...) unless it was
-    # named on purpose (the gated sentiment model's "language_gate", "expert_es", ...).
-    hidden = [
-        layer
-        for layer in model.layers
-        if isinstance(layer, keras.layers.Dense)
-        and not any(layer.output is o for o in keras.tree.flatten(model.outputs))
-    ]
-    for i, layer in enumerate(hidden):
-        name = "dense" if i == 0 else f"dense_{i + 1}"
-        if not re.fullmatch(r"dense(_\d+)?", layer.name):
-            name = layer.name
-        named[name] = layer.output
-        layers.append({"name": name, "kind": "dense", "shape": [layer.output.shape[-1]]})
+    for name, output in hidden_dense(model).items():
+        named[name] = output
+        layers.append({"name": name, "kind": "dense", "shape": [output.shape[-1]]})
     if not named:
         raise ValueError(f"{model.name} has no intermediate layer to show")
     activation_model = keras.Model(model.inputs, named, name=f"{model.name}_activations")
-    signature = keras.tree.map_structure(
-        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]), model.input
-    )
 
-    @tf.function(input_signature=[signature])
+    @tf.function(input_signature=[input_signature(model)])
     def activations(inputs):
         outputs = activation_model(inputs, training=False)
         result = {}
         for name, value in outputs.items():
-            if name in vocabularies:
-                values, indices = tf.math.top_k(
-                    tf.cast(value, tf.float32), k=layers_by_name[name]["top"]
-                )
-                result[f"{name}__terms"] = tf.gather(vocabularies[name], indices)
+            if name in bags:
+                vocabulary, top = bags[name]
+                values, indices = tf.math.top_k(tf.cast(value, tf.float32), k=top)
+                result[f"{name}__terms"] = tf.gather(vocabulary, indices)
                 result[f"{name}__values"] = values
             else:
                 result[name] = tf.cast(value, tf.float32)
         return result
 
-    layers_by_name = {layer["name"]: layer for layer in layers}
     return activations, layers
 
 

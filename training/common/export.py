@@ -59,21 +59,26 @@ def write_saved_model(model: keras.Model, path: Path, extra_endpoints: dict | No
     Layers without weights of their own are tracked as layers: that is how the lookup tables
     of StringLookup or TextVectorization reach the SavedModel.
     """
-    import tensorflow as tf
-
-    signature = keras.tree.map_structure(
-        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]), model.input
-    )
     archive = keras.export.ExportArchive()
     for layer in _weightless_layers(model):
         archive.track(layer)
-    archive.add_endpoint("serve", model.__call__, input_signature=[signature])
+    archive.add_endpoint("serve", model.__call__, input_signature=[input_signature(model)])
     # More signatures over the same variables (e.g. training/explain.py's activations, gradcam):
     # name -> a tf.function with its input signature.
     for name, function in (extra_endpoints or {}).items():
         archive.add_endpoint(name, function)
     archive.add_variable_collection("variables", [v.value for v in model.variables])
     archive.write_out(str(path), verbose=False)
+
+
+def input_signature(model: keras.Model):
+    """The model's inputs as ``tf.TensorSpec`` (a dict of them for named inputs), named as the
+    Keras inputs: what a serving signature takes."""
+    import tensorflow as tf
+
+    return keras.tree.map_structure(
+        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]), model.input
+    )
 
 
 def _weightless_layers(model: keras.Model):
