@@ -43,6 +43,7 @@ from app.errors import DeadlineExceededError, InvalidInputError, QueueFullError
 from app.servable import ServedModel
 
 EXPLAIN_SIGNATURES = ("activations", "gradcam")
+OCCLUSION_TASKS = ("text_classification", "tabular_classification")
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -97,23 +98,27 @@ def require_signatures(model: ServedModel) -> None:
         )
 
 
+def require_explainable(model: ServedModel) -> None:
+    """400 unless the protocol ``:explain`` verb can explain ``model``: a binary text or
+    tabular classifier (by occlusion), or an image CNN with the explanation signatures."""
+    if model.task not in OCCLUSION_TASKS:
+        require_signatures(model)
+
+
 def explain_arrays(
     model: ServedModel, arrays: dict[str, np.ndarray], size: int, values: bool, max_tokens: int
 ) -> list[dict[str, Any]]:
-    """The protocol ``:explain`` verb: a decoded ``:predict`` body explained the way the
-    model's kind allows (Grad-CAM and activations for an image CNN with the signatures;
-    occlusion and activations for a binary text or tabular classifier)."""
-    if all(name in model.signatures for name in EXPLAIN_SIGNATURES):
-        ((_, pixels),) = arrays.items()
-        return explain_images(model, pixels, values)
+    """The protocol ``:explain`` verb: a decoded ``:predict`` body of a model that passed
+    :func:`require_explainable`, explained the way its kind allows (occlusion and activations
+    for a text or tabular classifier; Grad-CAM and activations for an image CNN)."""
     if model.task == "text_classification":
         ((_, texts),) = arrays.items()
         return explain_texts(model, [_text(t) for t in np.ravel(texts)], max_tokens)
     if model.task == "tabular_classification":
         rows = {name: _column(array, size) for name, array in arrays.items()}
         return explain_rows(model, rows, size)
-    require_signatures(model)  # says what an image model would need
-    return []
+    ((_, pixels),) = arrays.items()
+    return explain_images(model, pixels, values)
 
 
 def _column(array: np.ndarray, size: int) -> list | np.ndarray:

@@ -354,14 +354,31 @@ class LanguageBalancedAccuracy(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         p = predict_probabilities(self.model, self.validation["text"].to_numpy())[:, 0] > 0.5
-        scores = [
-            balanced_accuracy_score(self.validation["label"][mask], p[mask])
-            for lang in LANGUAGES
-            for mask in [(self.validation["language"] == lang).to_numpy()]
-            if mask.any()
-        ]
+        scores = balanced_accuracy_by_language(
+            self.validation["label"], p, self.validation["language"]
+        )
         if logs is not None:
-            logs[MONITOR] = float(min(scores))
+            logs[MONITOR] = min(scores.values())
+
+
+def balanced_accuracy_by_language(y, predicted: np.ndarray, languages) -> dict[str, float]:
+    """The goal metric: balanced accuracy of each language present."""
+    y, languages = np.asarray(y), np.asarray(languages)
+    return {
+        lang: float(balanced_accuracy_score(y[mask], predicted[mask]))
+        for lang in LANGUAGES
+        for mask in [languages == lang]
+        if mask.any()
+    }
+
+
+def bag_scale(model: keras.Model, char_weight: float) -> np.ndarray:
+    """Per-feature scale of the bags: 1 for the word bag, ``char_weight`` for the character
+    bag (folded into a head's weights: a logistic regression on ``[words, a * chars]`` scores
+    like weights ``[u, a * v]`` on ``[words, chars]``)."""
+    n_word = model.get_layer("word_bigram_tfidf_weighting").idf.shape[0]
+    n_char = model.get_layer("char_ngram_tfidf_weighting").idf.shape[0]
+    return np.r_[np.ones(n_word), np.full(n_char, char_weight)]
 
 
 def bag_features(model: keras.Model, texts: np.ndarray) -> sparse.csr_matrix:
@@ -384,21 +401,15 @@ def fit_linear_head(model: keras.Model, tr: pd.DataFrame, val: pd.DataFrame) -> 
     graph is unchanged. Returns the path."""
     x_tr = bag_features(model, tr["text"].to_numpy())
     x_val = bag_features(model, val["text"].to_numpy())
-    n_word = model.get_layer("word_bigram_tfidf_weighting").idf.shape[0]
     path, best = [], None
     for char_weight in CHAR_WEIGHTS:
-        scale = np.r_[np.ones(n_word), np.full(x_tr.shape[1] - n_word, char_weight)]
+        scale = bag_scale(model, char_weight)
         scaling = sparse.diags(scale)
         for c in C_GRID:
             clf = LogisticRegression(C=c, max_iter=3000)
             clf.fit(x_tr @ scaling, tr["label"].to_numpy(), sample_weight=balanced_weights(tr))
             predicted = clf.predict(x_val @ scaling)
-            scores = {
-                lang: float(balanced_accuracy_score(val["label"][mask], predicted[mask]))
-                for lang in LANGUAGES
-                for mask in [(val["language"] == lang).to_numpy()]
-                if mask.any()
-            }
+            scores = balanced_accuracy_by_language(val["label"], predicted, val["language"])
             train_accuracy = clf.score(x_tr @ scaling, tr["label"].to_numpy())
             path.append(
                 {
@@ -450,7 +461,7 @@ def fit_gated_heads(model: keras.Model, train: pd.DataFrame, seed: int) -> dict:
     fold_ratios = [nb_ratios(x[a], y[a], weights[a]) for a, _ in folds]
 
     def scale_of(char_weight: float, ratios: np.ndarray | None) -> np.ndarray:
-        scale = np.r_[np.ones(n_word), np.full(x.shape[1] - n_word, char_weight)]
+        scale = bag_scale(model, char_weight)
         return scale * ratios if ratios is not None else scale
 
     path = []
@@ -463,12 +474,7 @@ def fit_gated_heads(model: keras.Model, train: pd.DataFrame, seed: int) -> dict:
                     clf = LogisticRegression(C=c, max_iter=5000)
                     clf.fit(x[fit_rows] @ scaling, y[fit_rows], sample_weight=weights[fit_rows])
                     predicted[held_rows] = clf.predict(x[held_rows] @ scaling)
-                scores = {
-                    lang: float(balanced_accuracy_score(y[mask], predicted[mask]))
-                    for lang in LANGUAGES
-                    for mask in [languages == lang]
-                    if mask.any()
-                }
+                scores = balanced_accuracy_by_language(y, predicted, languages)
                 path.append(
                     {"nb": nb, "char_weight": char_weight, "C": c, "cv_balanced_accuracy": scores}
                 )

@@ -22,7 +22,7 @@ from app.codec import json_response
 from app.config import Settings
 from app.errors import InvalidInputError, PayloadTooLargeError
 from app.examples import SEVEN_PIXELS
-from app.explain import explain_arrays, require_signatures
+from app.explain import explain_arrays, require_explainable
 from app.servable import SIGNATURE, ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"])
@@ -186,8 +186,7 @@ async def _explain(model: ServedModel, request: Request) -> Response:
     block's activations (``?values=false`` leaves their numbers out, keeping the PNG grids).
     For binary text and tabular classifiers: occlusion attributions and the layers'
     activations, as their typed ``:explain`` endpoints answer."""
-    if model.task not in ("text_classification", "tabular_classification"):
-        require_signatures(model)
+    require_explainable(model)  # before the body is read
     settings: Settings = request.app.state.settings
     raw = await request.body()
     _, arrays, size = await off_loop_if_large(
