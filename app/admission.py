@@ -20,6 +20,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.concurrency import ConcurrencyLimit
 from app.errors import (
     QueueFullError,
     ServerOverloadedError,
@@ -102,8 +103,11 @@ class AdmissionMiddleware:
         return send_closing
 
 
-# ---- refusals before the app: see app.server ---------------------------------------------
-QuickRefusal = Callable[[bytes, bytes], bytes | None]
+# ---- admission before the app: see app.server --------------------------------------------
+# For a request's (method, path) at its headers: the complete 429 to send (refused), the
+# model's ConcurrencyLimit (admitted: a slot is held until the response ends) or None (the app
+# decides).
+QuickAdmission = Callable[[bytes, bytes], bytes | ConcurrencyLimit | None]
 
 _INFERENCE_PATH = re.compile(
     rb"^/v1/models/(?P<v1>[^/:]+)(?:/versions/(?P<v1v>\d+))?:predict$"
@@ -117,17 +121,20 @@ _TEMPLATES = {
 }
 
 
-def quick_refusal(app) -> QuickRefusal:
-    """A check the HTTP protocol runs as soon as a request's headers are parsed: for a
-    ``:predict`` / ``/infer`` request to a model whose queue cannot take it, the complete 429
-    response (keep-alive), else None.
+def quick_admission(app) -> QuickAdmission:
+    """A check the HTTP protocol runs as soon as a request's headers are parsed, for a
+    ``:predict`` / ``/infer`` request to a served model: the complete 429 response
+    (keep-alive) when its queue cannot take the request or it already has as many requests
+    in progress as it can answer in time (:class:`app.concurrency.ConcurrencyLimit`); else
+    that limit, with a slot taken for this request (the protocol gives it back, with the
+    request's latency, when the response ends).
 
     Why below the app: under overload most requests are refused, and a closed-loop client
     resends at once. Refused through the ASGI stack (a task, middleware, routing, an exception
     handler: ~200 us of event loop each) they take the loop from the admitted requests, whose
     answers then come late; refused here (~20 us, no task) they do not."""
 
-    def refuse(method: bytes, path: bytes) -> bytes | None:
+    def admit(method: bytes, path: bytes) -> bytes | ConcurrencyLimit | None:
         if method != b"POST":
             return None
         match = _INFERENCE_PATH.match(path)
@@ -141,7 +148,14 @@ def quick_refusal(app) -> QuickRefusal:
         version = match["v1v"] if v1 else match["v2v"]
         try:
             model = repository.get(name, version.decode() if version else None)
-            model.batcher.check_room()
+            batcher = model.batcher
+            batcher.check_room()
+            limit = batcher.concurrency
+            if limit.full:
+                batcher.refuse(
+                    f"{limit.inflight} requests in progress, as many as it answers within "
+                    "their deadline"
+                )
         except QueueFullError as exc:
             metrics.HTTP_REQUESTS.labels(
                 name, _TEMPLATES[(v1, version is not None)], "POST", "429"
@@ -149,9 +163,10 @@ def quick_refusal(app) -> QuickRefusal:
             return _refusal(exc)
         except ServingError:
             return None  # unknown, not ready, ...: the app answers with the details
-        return None
+        limit.acquire()
+        return limit
 
-    return refuse
+    return admit
 
 
 def _refusal(exc: QueueFullError) -> bytes:

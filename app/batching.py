@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app import metrics
+from app.concurrency import ConcurrencyLimit
 from app.errors import (
     DeadlineExceededError,
     InferenceError,
@@ -124,6 +125,8 @@ class DynamicBatcher:
         self._call_time_s = 0.0  # recent model call time (moving average)
         self._busy = False  # a model call is running
         self._closed = False  # stopped for good (the version was unloaded)
+        # Requests admitted at their headers (python -m app) and not answered yet.
+        self.concurrency = ConcurrencyLimit(timeout_s, maximum=max_queue_size)
         self.stats = BatcherStats()
 
     # ---- lifecycle
@@ -180,19 +183,20 @@ class DynamicBatcher:
         request's deadline (at the model's recent call time). Admitting a request that would
         only time out in the queue wastes its slot, and the client learns later."""
         if len(self._queue) + requests > self.max_queue_size:
-            self._refuse(f"{self.max_queue_size} requests waiting")
+            self.refuse(f"{self.max_queue_size} requests waiting")
         if self._call_time_s and self._queued:
             # The model call running, the batches queued ahead and the one a new request
             # joins must fit in a share of its deadline: the rest is for reading, parsing and
             # answering it. (An empty queue always admits: the estimate must not lock out.)
             batches = -(-(self._queued + requests) // self.max_batch_size) + self._busy
             if batches * self._call_time_s > self.timeout_s * ADMISSION_SHARE:
-                self._refuse(
+                self.refuse(
                     f"the queued work would take {batches * self._call_time_s * 1000:.0f} ms, "
                     f"too much of a new request's deadline of {self.timeout_s * 1000:.0f} ms"
                 )
 
-    def _refuse(self, why: str) -> None:
+    def refuse(self, why: str) -> None:
+        """Raise :class:`QueueFullError` (429) saying ``why``, and count it."""
         metrics.REJECTED.labels(self.name, "queue_full").inc()
         raise QueueFullError(f"model '{self.name}' queue is full ({why}); retry later")
 

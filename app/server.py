@@ -29,7 +29,8 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.admission import QuickRefusal, ServerState, quick_refusal
+from app.admission import QuickAdmission, ServerState, quick_admission
+from app.concurrency import ConcurrencyLimit
 from app.config import Settings
 
 logger = logging.getLogger("app.server")
@@ -66,8 +67,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_connections = 1024
     max_header_bytes = 16 * 1024
     header_timeout_s = 10.0
-    quick_refusal: QuickRefusal | None = None  # see app.admission.quick_refusal
+    quick_admission: QuickAdmission | None = None  # see app.admission.quick_admission
     refusal_delay_s = 0.0
+    refusal_max_delay_s = 0.0
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -80,6 +82,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._skipping = False  # a request refused at its headers: its body is discarded
         self._refusal_pending = False  # ... and its 429 not sent yet (refusal_delay_s)
         self._body_done = False
+        self._slot: ConcurrencyLimit | None = None  # held by the admitted request in progress
+        self._slot_since = 0.0
+        self._refused_in_a_row = 0  # this connection's requests refused since its last admitted
 
     # ---- connection
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -94,6 +99,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._release_slot(measured=False)
         if not self._refused:
             super().connection_lost(exc)
 
@@ -132,23 +138,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
             raise _Rejected  # stops the parser: no request is started
         if (
-            self.quick_refusal is not None
+            self.quick_admission is not None
             and not self.pipeline
             and (self.cycle is None or self.cycle.response_complete)
         ):
-            refusal = self.quick_refusal(self.parser.get_method(), self.url.split(b"?", 1)[0])
-            if refusal is not None:
+            verdict = self.quick_admission(self.parser.get_method(), self.url.split(b"?", 1)[0])
+            if isinstance(verdict, ConcurrencyLimit):
+                self._release_slot(measured=False)  # (none held: one request at a time)
+                self._slot, self._slot_since = verdict, time.monotonic()
+                self._refused_in_a_row = 0
+            elif verdict is not None:
                 self._skipping = True
                 self._refusal_pending = True
                 self._body_done = False
-                if self.refusal_delay_s > 0:
+                delay_s = self._refusal_delay()
+                if delay_s > 0:
                     # Nothing more is read from this client until its refusal is sent.
                     self.flow.pause_reading()
-                    self.loop.call_later(self.refusal_delay_s, self._send_refusal, refusal)
+                    self.loop.call_later(delay_s, self._send_refusal, verdict)
                 else:
-                    self._send_refusal(refusal)
+                    self._send_refusal(verdict)
                 return
         super().on_headers_complete()
+
+    def _refusal_delay(self) -> float:
+        """``refusal_delay_s``, doubled for each refusal in a row on this connection up to
+        ``refusal_max_delay_s``: a client that resends at once, ignoring ``Retry-After``, is
+        slowed down instead of turning the server into a refusal loop; a first refusal, or one
+        after an admitted request, is sent soon."""
+        longest = max(self.refusal_max_delay_s, self.refusal_delay_s)
+        delay_s = min(self.refusal_delay_s * 2 ** min(self._refused_in_a_row, 16), longest)
+        self._refused_in_a_row += 1
+        return delay_s
 
     def _send_refusal(self, refusal: bytes) -> None:
         if self.transport.is_closing():
@@ -187,8 +208,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def on_response_complete(self) -> None:
+        self._release_slot(measured=True)
         super().on_response_complete()
         self._in_head, self._head_bytes = True, 0  # the next bytes start a new request
+
+    def _release_slot(self, *, measured: bool) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release(time.monotonic() - self._slot_since if measured else None)
 
     # ---- head timer
     def _arm_head_timer(self) -> None:
@@ -213,7 +240,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def guarded_protocol(
-    settings: Settings, refusal: QuickRefusal | None = None
+    settings: Settings, admission: QuickAdmission | None = None
 ) -> type[GuardedHttpToolsProtocol]:
     """The protocol class with this configuration's limits (and the app's early refusal,
     unless API keys are required: a refusal must not come before the key check)."""
@@ -224,8 +251,9 @@ def guarded_protocol(
             "max_connections": settings.max_connections,
             "max_header_bytes": settings.max_header_bytes,
             "header_timeout_s": settings.header_timeout_s,
-            "quick_refusal": None if settings.api_keys else staticmethod(refusal),
+            "quick_admission": None if settings.api_keys else staticmethod(admission),
             "refusal_delay_s": settings.refusal_delay_ms / 1000,
+            "refusal_max_delay_s": settings.refusal_max_delay_ms / 1000,
         },
     )
 
@@ -268,7 +296,7 @@ def build_server(settings: Settings) -> DrainingServer:
         app,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(settings, quick_refusal(app)),
+        http=guarded_protocol(settings, quick_admission(app)),
         lifespan="on",
         log_level=settings.log_level,
         access_log=settings.access_log,

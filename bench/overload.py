@@ -176,13 +176,23 @@ def wrk(
 
 
 class Probe:
-    """A few clients beside the load, one request at a time each on a keep-alive connection
-    (as the load's own clients), recording (status, seconds) of every request."""
+    """A few clients beside the load, one request at a time each, recording (status, seconds)
+    of every request: on a keep-alive connection (as the load's own clients, which resend at
+    once), or with ``fresh`` on a new connection each (a client that has not been refused
+    before: its connection is opened before the clock starts)."""
 
-    def __init__(self, url: str, body: bytes, clients: int = 4, interval_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        url: str,
+        body: bytes,
+        clients: int = 4,
+        interval_s: float = 0.005,
+        *,
+        fresh: bool = False,
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path
-        self.body, self.interval_s = body, interval_s
+        self.body, self.interval_s, self.fresh = body, interval_s, fresh
         self.samples: list[tuple[int, float]] = []
         self.stopped = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
@@ -197,13 +207,19 @@ class Probe:
         while not self.stopped.is_set():
             if connection is None:
                 connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                if self.fresh:
+                    try:
+                        connection.connect()
+                    except OSError:
+                        connection = None
+                        continue
             start = time.perf_counter()
             try:
                 connection.request("POST", self.path, self.body, headers)
                 reply = connection.getresponse()
                 reply.read()
                 status = reply.status
-                if reply.getheader("connection", "").lower() == "close":
+                if self.fresh or reply.getheader("connection", "").lower() == "close":
                     connection.close()
                     connection = None
             except (OSError, http.client.HTTPException):
@@ -288,14 +304,14 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
             f"p99 {capacity['latency_us']['p99'] / 1000:.1f} ms, failed {capacity['failed']}"
         )
         for factor in args.factors:
-            probe = Probe(url, body_file.read_bytes())
-            probe.start()
+            probe, fresh = _probes(url, body_file)
             load = wrk(url, 64 * factor, args.duration, body_file)
-            seen = probe.stop()
-            seen.pop("admitted")
+            seen, first = probe.stop(), fresh.stop()
+            seen.pop("admitted"), first.pop("admitted")
             entry = {
                 **_summary(load),
                 "probe": seen,
+                "probe_new_connections": first,
                 "goodput_share": round(load["ok_per_s"] / capacity["ok_per_s"], 3),
             }
             results[f"overload_{factor}x"] = entry
@@ -305,7 +321,9 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
                 f"{load['errors']['status']} ({load['errors']['status'] / load['requests']:.0%}"
                 f"), socket errors {load['failed'] - load['errors']['status']}; probe: "
                 f"admitted p99 {seen['admitted_p99_ms']} ms, refused p99 "
-                f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}"
+                f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}; "
+                f"new connections: refused p99 {first['refused_p99_ms']} ms, statuses "
+                f"{first['statuses']}"
             )
     finally:
         server.stop()
@@ -316,22 +334,23 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         args.log_dir,
         request_timeout_ms="50",
         workers=args.workers,
-        refusal_delay_ms=args.refusal_delay_ms,
+        **({"refusal_delay_ms": args.refusal_delay_ms} if args.refusal_delay_ms else {}),
     )
     try:
         server.wait_ready()
         url = f"{server.url}/v1/models/mnist:predict"
         wrk(url, 64, 3, body_file)
-        probe = Probe(url, body_file.read_bytes())
-        probe.start()
+        probe, fresh = _probes(url, body_file)
         load = wrk(url, 256, args.duration, body_file)
-        seen = probe.stop()
+        seen, first = probe.stop(), fresh.stop()
         admitted = seen.pop("admitted")
+        first.pop("admitted")
         in_time_share = (sum(1 for s in admitted if s <= 0.050) / len(admitted)) if admitted else 0
         in_time = load["ok_per_s"] * in_time_share
         entry = {
             **_summary(load),
             "probe": seen,
+            "probe_new_connections": first,
             "in_time_per_s": round(in_time, 1),
             "in_time_share_of_capacity": round(in_time / capacity["ok_per_s"], 3),
         }
@@ -342,10 +361,22 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
             f"{entry['in_time_share_of_capacity']:.0%} of capacity (2xx, all within 50 ms of "
             f"their arrival in the app: {load['ok_per_s'] / capacity['ok_per_s']:.0%}); "
             f"504/429 {load['errors']['status']}; probe: refused p99 "
-            f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}"
+            f"{seen['refused_p99_ms']} ms, statuses {seen['statuses']}; new connections: "
+            f"refused p99 {first['refused_p99_ms']} ms, admitted p99 "
+            f"{first['admitted_p99_ms']} ms, statuses {first['statuses']}"
         )
     finally:
         server.stop()
+
+
+def _probes(url: str, body_file: Path) -> tuple[Probe, Probe]:
+    """Started: 4 keep-alive clients (as the load's) and 2 that open a new connection for each
+    request (what a client sees that has not just been refused: the first refusal's latency)."""
+    body = body_file.read_bytes()
+    probes = Probe(url, body), Probe(url, body, clients=2, interval_s=0.02, fresh=True)
+    for probe in probes:
+        probe.start()
+    return probes
 
 
 def _summary(result: dict) -> dict:
@@ -677,7 +708,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default="overload,hostile,shutdown,readiness")
     parser.add_argument("--workers", type=int, default=1, help="SERVING_WORKERS of the server")
     parser.add_argument("--factors", default="4,8", help="overload factors (x 64 connections)")
-    parser.add_argument("--refusal-delay-ms", default="20", help="for the 50 ms deadline run")
+    parser.add_argument(
+        "--refusal-delay-ms",
+        default=None,
+        help="for the 50 ms deadline run (default: the server's)",
+    )
     args = parser.parse_args(argv)
     args.factors = [int(f) for f in args.factors.split(",") if f]
     RESULTS_DIR.mkdir(exist_ok=True)

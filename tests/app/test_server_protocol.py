@@ -4,11 +4,17 @@ gets its 429 without reaching the app, and the connection stays usable for the n
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 
 import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from app.admission import quick_admission
+from app.batching import DynamicBatcher
+from app.concurrency import ConcurrencyLimit
+from app.errors import ModelNotFoundError
 from app.server import GuardedHttpToolsProtocol
 
 pytestmark = pytest.mark.anyio
@@ -47,12 +53,16 @@ class FakeTransport(asyncio.Transport):
         )
 
 
-async def _protocol(refuse, delay_s: float = 0.0):
+async def _protocol(
+    refuse, delay_s: float = 0.0, max_delay_s: float = 0.0, gate: asyncio.Event | None = None
+):
     reached = []
 
     async def app(scope, receive, send):
         reached.append(scope["path"])
         await receive()
+        if gate is not None:
+            await gate.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -61,7 +71,11 @@ async def _protocol(refuse, delay_s: float = 0.0):
     cls = type(
         "P",
         (GuardedHttpToolsProtocol,),
-        {"quick_refusal": staticmethod(refuse), "refusal_delay_s": delay_s},
+        {
+            "quick_admission": staticmethod(refuse),
+            "refusal_delay_s": delay_s,
+            "refusal_max_delay_s": max_delay_s,
+        },
     )
     protocol = cls(config=config, server_state=ServerState(), app_state={})
     transport = FakeTransport()
@@ -96,3 +110,105 @@ async def test_the_refusal_sees_the_method_and_the_path_without_the_query():
     await asyncio.sleep(0.05)
     assert seen == [(b"POST", b"/v1/models/m:predict")]
     protocol.connection_lost(None)
+
+
+REFUSAL = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
+
+
+async def _answer(protocol, transport) -> tuple[bytes, float]:
+    """Send one request; its answer's status line and how long it took to come."""
+    transport.written.clear()
+    start = time.monotonic()
+    protocol.data_received(REQUEST)
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    return bytes(transport.written.split(b"\r\n", 1)[0]), time.monotonic() - start
+
+
+async def test_refusals_in_a_row_are_held_longer_and_an_admitted_request_resets_the_hold():
+    limit = ConcurrencyLimit(5.0)
+    verdicts = iter([REFUSAL] * 5 + [limit, REFUSAL])
+    protocol, transport, _ = await _protocol(lambda m, p: next(verdicts), 0.01, 0.5)
+    holds = []
+    for _ in range(5):
+        status, seconds = await _answer(protocol, transport)
+        assert status == b"HTTP/1.1 429 Too Many Requests"
+        holds.append(seconds)
+    # 10, 20, 40, 80, 160 ms (timers never fire early)
+    assert [h >= 0.01 * 2**i for i, h in enumerate(holds)] == [True] * 5
+    status, _ = await _answer(protocol, transport)
+    assert status == b"HTTP/1.1 200 OK"
+    status, seconds = await _answer(protocol, transport)
+    assert status == b"HTTP/1.1 429 Too Many Requests"
+    assert 0.01 <= seconds < holds[-1]  # back to the first hold
+    protocol.connection_lost(None)
+
+
+class RecordingLimit(ConcurrencyLimit):
+    def __init__(self) -> None:
+        super().__init__(5.0)
+        self.released: list[float | None] = []
+
+    def release(self, latency_s: float | None) -> None:
+        self.released.append(latency_s)
+        super().release(latency_s)
+
+
+async def test_an_admitted_request_holds_its_slot_until_its_answer_is_sent():
+    limit, gate = RecordingLimit(), asyncio.Event()
+
+    def admit(method, path):
+        limit.acquire()
+        return limit
+
+    protocol, transport, reached = await _protocol(admit, gate=gate)
+    protocol.data_received(REQUEST)
+    await asyncio.sleep(0.05)
+    assert reached and limit.inflight == 1 and limit.released == []  # the app is working
+    gate.set()
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    assert limit.inflight == 0 and len(limit.released) == 1 and limit.released[0] >= 0.05
+    protocol.connection_lost(None)
+    assert len(limit.released) == 1  # given back once
+
+
+async def test_a_connection_lost_mid_request_gives_its_slot_back_unmeasured():
+    limit = RecordingLimit()
+
+    def admit(method, path):
+        limit.acquire()
+        return limit
+
+    protocol, transport, _ = await _protocol(admit, gate=asyncio.Event())
+    protocol.data_received(REQUEST)
+    await asyncio.sleep(0.02)
+    protocol.connection_lost(None)
+    assert limit.inflight == 0 and limit.released == [None]
+
+
+def _app_with(batcher: DynamicBatcher):
+    class Repository:
+        def get(self, name: str, version: str | None):
+            if name != "m":
+                raise ModelNotFoundError(f"no model {name!r}")
+            return SimpleNamespace(batcher=batcher)
+
+    return SimpleNamespace(state=SimpleNamespace(repository=Repository()))
+
+
+def test_the_quick_admission_takes_a_model_slot_and_refuses_past_the_models_cap():
+    batcher = DynamicBatcher(lambda inputs: inputs, name="m", timeout_s=0.05)
+    batcher.concurrency.limit = 2
+    admit = quick_admission(_app_with(batcher))
+    assert admit(b"POST", b"/v1/models/m:predict") is batcher.concurrency
+    assert admit(b"POST", b"/v2/models/m/versions/1/infer") is batcher.concurrency
+    refusal = admit(b"POST", b"/v1/models/m:predict")
+    assert isinstance(refusal, bytes) and refusal.startswith(b"HTTP/1.1 429 ")
+    assert b"retry-after: " in refusal and b"2 requests in progress" in refusal
+    batcher.concurrency.release(0.01)
+    assert admit(b"POST", b"/v1/models/m:predict") is batcher.concurrency
+    # Not for the quick path: other methods and routes, unknown models (the app explains).
+    assert admit(b"GET", b"/v1/models/m") is None
+    assert admit(b"POST", b"/v1/models/other:predict") is None
+    assert batcher.concurrency.inflight == 2
