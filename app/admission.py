@@ -15,8 +15,8 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from urllib.parse import parse_qs
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
@@ -104,51 +104,82 @@ class AdmissionMiddleware:
 
 
 # ---- admission before the app: see app.server --------------------------------------------
-# For a request's (method, path) at its headers: the complete 429 to send (refused), the
-# model's ConcurrencyLimit (admitted: a slot is held until the response ends) or None (the app
-# decides).
-QuickAdmission = Callable[[bytes, bytes], bytes | ConcurrencyLimit | None]
+# For a request's method, path and query at its headers: the complete 429 to send (refused),
+# the model's ConcurrencyLimit (admitted: a slot is held until the response ends) or None (the
+# app decides).
+QuickAdmission = Callable[[bytes, bytes, bytes], bytes | ConcurrencyLimit | None]
 
-_INFERENCE_PATH = re.compile(
+_PROTOCOL_PATH = re.compile(
     rb"^/v1/models/(?P<v1>[^/:]+)(?:/versions/(?P<v1v>\d+))?:predict$"
     rb"|^/v2/models/(?P<v2>[^/]+)(?:/versions/(?P<v2v>\d+))?/infer$"
 )
-_TEMPLATES = {
+_PROTOCOL_TEMPLATES = {
     (True, False): "/v1/models/{name}:{method}",
     (True, True): "/v1/models/{name}/versions/{version}:{method}",
     (False, False): "/v2/models/{name}/infer",
     (False, True): "/v2/models/{name}/versions/{version}/infer",
 }
+# The typed inference endpoints (app.api.tasks) and the model each one serves; the version is
+# the ``version`` query parameter. Explanations are not here: they have their own slots.
+_TASK_PATH = re.compile(
+    rb"^/v1/images/(?P<image>[^/:]+):classify$|^/v1/(?P<task>[a-z]+):(?:predict|forecast)$"
+)
+TASK_MODELS = {
+    b"sentiment": "sentiment",
+    b"spam": "spam",
+    b"churn": "churn",
+    b"movies": "movie_profit",
+    b"sales": "sales",
+}
+
+
+def _target(path: bytes, query: bytes) -> tuple[str, str | None, str] | None:
+    """The (model, version, route template) a POST to ``path`` runs, if it runs one model."""
+    match = _PROTOCOL_PATH.match(path)
+    if match is not None:
+        v1 = match["v1"] is not None
+        version = match["v1v"] if v1 else match["v2v"]
+        return (
+            (match["v1"] if v1 else match["v2"]).decode("latin-1"),
+            version.decode() if version else None,
+            _PROTOCOL_TEMPLATES[(v1, version is not None)],
+        )
+    match = _TASK_PATH.match(path)
+    if match is None:
+        return None
+    if match["image"] is not None:
+        name, template = match["image"].decode("latin-1"), "/v1/images/{model}:classify"
+    elif match["task"] in TASK_MODELS:
+        name, template = TASK_MODELS[match["task"]], path.decode()
+    else:
+        return None
+    versions = parse_qs(query.decode("latin-1")).get("version") if query else None
+    return name, versions[-1] if versions else None, template
 
 
 def quick_admission(app) -> QuickAdmission:
-    """A check the HTTP protocol runs as soon as a request's headers are parsed, for a
-    ``:predict`` / ``/infer`` request to a served model: the complete 429 response
-    (keep-alive) when its queue cannot take the request or it already has as many requests
-    in progress as it can answer in time (:class:`app.concurrency.ConcurrencyLimit`); else
-    that limit, with a slot taken for this request (the protocol gives it back, with the
-    request's latency, when the response ends).
+    """A check the HTTP protocol runs as soon as a request's headers are parsed, for an
+    inference request to one served model (``:predict`` / ``/infer`` and the typed endpoints):
+    the complete 429 response (keep-alive) when its queue cannot take the request or it already
+    has as many requests in progress as it can answer in time
+    (:class:`app.concurrency.ConcurrencyLimit`); else that limit, with a slot taken for this
+    request (the protocol gives it back, with the request's latency, when the response ends).
 
     Why below the app: under overload most requests are refused, and a closed-loop client
     resends at once. Refused through the ASGI stack (a task, middleware, routing, an exception
     handler: ~200 us of event loop each) they take the loop from the admitted requests, whose
-    answers then come late; refused here (~20 us, no task) they do not."""
+    answers then come late; refused here (no task) they do not."""
 
-    def admit(method: bytes, path: bytes) -> bytes | ConcurrencyLimit | None:
+    def admit(method: bytes, path: bytes, query: bytes) -> bytes | ConcurrencyLimit | None:
         if method != b"POST":
             return None
-        match = _INFERENCE_PATH.match(path)
-        if match is None:
-            return None
+        target = _target(path, query)
         repository = getattr(app.state, "repository", None)
-        if repository is None:
+        if target is None or repository is None:
             return None
-        v1 = match["v1"] is not None
-        name = (match["v1"] if v1 else match["v2"]).decode("latin-1")
-        version = match["v1v"] if v1 else match["v2v"]
+        name, version, template = target
         try:
-            model = repository.get(name, version.decode() if version else None)
-            batcher = model.batcher
+            batcher = repository.get(name, version).batcher
             batcher.check_room()
             limit = batcher.concurrency
             if limit.full:
@@ -157,10 +188,8 @@ def quick_admission(app) -> QuickAdmission:
                     "their deadline"
                 )
         except QueueFullError as exc:
-            metrics.HTTP_REQUESTS.labels(
-                name, _TEMPLATES[(v1, version is not None)], "POST", "429"
-            ).inc()
-            return _refusal(exc)
+            metrics.HTTP_REQUESTS.labels(name, template, "POST", "429").inc()
+            return _refusal(path.decode("latin-1"), exc)
         except ServingError:
             return None  # unknown, not ready, ...: the app answers with the details
         limit.acquire()
@@ -169,12 +198,9 @@ def quick_admission(app) -> QuickAdmission:
     return admit
 
 
-def _refusal(exc: QueueFullError) -> bytes:
-    body = orjson.dumps({"error": exc.detail})
-    return b"".join(
-        [
-            b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n",
-            b"retry-after: %d\r\ncontent-length: %d\r\n\r\n" % (exc.retry_after_s, len(body)),
-            body,
-        ]
-    )
+def _refusal(path: str, exc: QueueFullError) -> bytes:
+    """The 429 as bytes on the wire (keep-alive), in the body format of ``path``'s API."""
+    response = serving_error_response(path, exc)
+    head = [b"HTTP/1.1 429 Too Many Requests\r\n"]
+    head += [b"%s: %s\r\n" % (k, v) for k, v in response.raw_headers]
+    return b"".join([*head, b"\r\n", response.body])

@@ -142,7 +142,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and not self.pipeline
             and (self.cycle is None or self.cycle.response_complete)
         ):
-            verdict = self.quick_admission(self.parser.get_method(), self.url.split(b"?", 1)[0])
+            path, _, query = self.url.partition(b"?")
+            verdict = self.quick_admission(self.parser.get_method(), path, query)
             if isinstance(verdict, ConcurrencyLimit):
                 self._release_slot(measured=False)  # (none held: one request at a time)
                 self._slot, self._slot_since = verdict, time.monotonic()

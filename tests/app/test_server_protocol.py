@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from app.admission import quick_admission
+from app.admission import TASK_MODELS, quick_admission
 from app.batching import DynamicBatcher
 from app.concurrency import ConcurrencyLimit
 from app.errors import ModelNotFoundError
@@ -86,7 +86,7 @@ async def _protocol(
 @pytest.mark.parametrize("delay_s", [0.0, 0.05])
 async def test_a_refused_request_never_reaches_the_app_and_the_connection_goes_on(delay_s):
     answers = iter([b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n", None])
-    protocol, transport, reached = await _protocol(lambda m, p: next(answers), delay_s)
+    protocol, transport, reached = await _protocol(lambda m, p, q: next(answers), delay_s)
     protocol.data_received(REQUEST)
     if delay_s:
         assert transport.written == b"" and not transport.reading  # held, nothing more read
@@ -103,12 +103,12 @@ async def test_a_refused_request_never_reaches_the_app_and_the_connection_goes_o
     protocol.connection_lost(None)
 
 
-async def test_the_refusal_sees_the_method_and_the_path_without_the_query():
+async def test_the_admission_sees_the_method_the_path_and_the_query():
     seen = []
-    protocol, transport, _ = await _protocol(lambda m, p: seen.append((m, p)))
+    protocol, transport, _ = await _protocol(lambda m, p, q: seen.append((m, p, q)))
     protocol.data_received(REQUEST.replace(b":predict", b":predict?x=1", 1))
     await asyncio.sleep(0.05)
-    assert seen == [(b"POST", b"/v1/models/m:predict")]
+    assert seen == [(b"POST", b"/v1/models/m:predict", b"x=1")]
     protocol.connection_lost(None)
 
 
@@ -128,7 +128,7 @@ async def _answer(protocol, transport) -> tuple[bytes, float]:
 async def test_refusals_in_a_row_are_held_longer_and_an_admitted_request_resets_the_hold():
     limit = ConcurrencyLimit(5.0)
     verdicts = iter([REFUSAL] * 5 + [limit, REFUSAL])
-    protocol, transport, _ = await _protocol(lambda m, p: next(verdicts), 0.01, 0.5)
+    protocol, transport, _ = await _protocol(lambda m, p, q: next(verdicts), 0.01, 0.5)
     holds = []
     for _ in range(5):
         status, seconds = await _answer(protocol, transport)
@@ -157,7 +157,7 @@ class RecordingLimit(ConcurrencyLimit):
 async def test_an_admitted_request_holds_its_slot_until_its_answer_is_sent():
     limit, gate = RecordingLimit(), asyncio.Event()
 
-    def admit(method, path):
+    def admit(method, path, query):
         limit.acquire()
         return limit
 
@@ -176,7 +176,7 @@ async def test_an_admitted_request_holds_its_slot_until_its_answer_is_sent():
 async def test_a_connection_lost_mid_request_gives_its_slot_back_unmeasured():
     limit = RecordingLimit()
 
-    def admit(method, path):
+    def admit(method, path, query):
         limit.acquire()
         return limit
 
@@ -187,10 +187,12 @@ async def test_a_connection_lost_mid_request_gives_its_slot_back_unmeasured():
     assert limit.inflight == 0 and limit.released == [None]
 
 
-def _app_with(batcher: DynamicBatcher):
+def _app_with(batcher: DynamicBatcher, asked: list | None = None):
     class Repository:
         def get(self, name: str, version: str | None):
-            if name != "m":
+            if asked is not None:
+                asked.append((name, version))
+            if name not in ("m", "movie_profit"):
                 raise ModelNotFoundError(f"no model {name!r}")
             return SimpleNamespace(batcher=batcher)
 
@@ -201,14 +203,47 @@ def test_the_quick_admission_takes_a_model_slot_and_refuses_past_the_models_cap(
     batcher = DynamicBatcher(lambda inputs: inputs, name="m", timeout_s=0.05)
     batcher.concurrency.limit = 2
     admit = quick_admission(_app_with(batcher))
-    assert admit(b"POST", b"/v1/models/m:predict") is batcher.concurrency
-    assert admit(b"POST", b"/v2/models/m/versions/1/infer") is batcher.concurrency
-    refusal = admit(b"POST", b"/v1/models/m:predict")
+    assert admit(b"POST", b"/v1/models/m:predict", b"") is batcher.concurrency
+    assert admit(b"POST", b"/v2/models/m/versions/1/infer", b"") is batcher.concurrency
+    refusal = admit(b"POST", b"/v1/models/m:predict", b"")
     assert isinstance(refusal, bytes) and refusal.startswith(b"HTTP/1.1 429 ")
     assert b"retry-after: " in refusal and b"2 requests in progress" in refusal
+    assert b"application/json" in refusal  # the TF Serving API's error format
+    refusal = admit(b"POST", b"/v1/images/m:classify", b"")  # a typed endpoint
+    assert b"application/problem+json" in refusal and b'"status":429' in refusal
     batcher.concurrency.release(0.01)
-    assert admit(b"POST", b"/v1/models/m:predict") is batcher.concurrency
+    assert admit(b"POST", b"/v1/models/m:predict", b"") is batcher.concurrency
     # Not for the quick path: other methods and routes, unknown models (the app explains).
-    assert admit(b"GET", b"/v1/models/m") is None
-    assert admit(b"POST", b"/v1/models/other:predict") is None
+    assert admit(b"GET", b"/v1/models/m", b"") is None
+    assert admit(b"POST", b"/v1/models/other:predict", b"") is None
+    assert admit(b"POST", b"/v1/images/m:explain", b"") is None
     assert batcher.concurrency.inflight == 2
+
+
+def test_the_typed_endpoints_are_admitted_for_their_model_and_version():
+    asked: list = []
+    batcher = DynamicBatcher(lambda inputs: inputs, name="m")
+    admit = quick_admission(_app_with(batcher, asked))
+    assert admit(b"POST", b"/v1/images/m:classify", b"top_k=2&version=3") is batcher.concurrency
+    assert admit(b"POST", b"/v1/movies:predict", b"") is batcher.concurrency
+    assert admit(b"POST", b"/v1/sentiment:predict", b"version=stable") is None  # not served
+    assert admit(b"POST", b"/v1/nothing:predict", b"") is None
+    assert asked == [("m", "3"), ("movie_profit", None), ("sentiment", "stable")]
+
+
+def test_the_typed_endpoints_table_follows_the_routes():
+    from app.api.tasks import churn, movies, sales, sentiment, spam
+    from app.main import create_app
+
+    paths = {route.path for route in create_app().routes}
+    for module, verb in [
+        (churn, "predict"),
+        (movies, "predict"),
+        (sales, "forecast"),
+        (sentiment, "predict"),
+        (spam, "predict"),
+    ]:
+        task = module.__name__.rsplit(".", 1)[1]
+        assert f"/v1/{task}:{verb}" in paths
+        assert TASK_MODELS[task.encode()] == module.MODEL_NAME
+    assert "/v1/images/{model}:classify" in paths
