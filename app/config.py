@@ -201,20 +201,21 @@ class Settings(BaseSettings, BatchingConfig):
     model_overrides: dict[str, BatchingOverride] = Field(default_factory=dict)
 
     refusal_delay_ms: float = Field(
-        default=5.0,
+        default=10.0,
         ge=0,
         le=1000,
-        description="A 429 for a full queue is sent this long after the request's headers "
-        "(python -m app), and nothing more is read from that client meanwhile: clients that "
-        "retry at once would otherwise spend the server's CPU on refusals. Doubled for each "
-        "further refusal in a row on the same connection, up to refusal_max_delay_ms.",
+        description="python -m app: a 429 decided at a request's headers is sent at once the "
+        "first time; each further refusal in a row on the same connection is held this long, "
+        "doubled each time up to refusal_max_delay_ms, and nothing more is read from that "
+        "client meanwhile: clients that resend at once would otherwise spend the server's CPU "
+        "on refusals. 0: never held.",
     )
     refusal_max_delay_ms: float = Field(
         default=1000.0,
         ge=0,
         le=10000,
         description="The longest a 429 is held for a connection refused again and again "
-        "(see refusal_delay_ms).",
+        "(see refusal_delay_ms); an admitted request resets it.",
     )
     max_inflight_requests: PositiveInt = Field(
         default=768,

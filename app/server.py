@@ -163,14 +163,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _refusal_delay(self) -> float:
-        """``refusal_delay_s``, doubled for each refusal in a row on this connection up to
-        ``refusal_max_delay_s``: a client that resends at once, ignoring ``Retry-After``, is
-        slowed down instead of turning the server into a refusal loop; a first refusal, or one
-        after an admitted request, is sent soon."""
-        longest = max(self.refusal_max_delay_s, self.refusal_delay_s)
-        delay_s = min(self.refusal_delay_s * 2 ** min(self._refused_in_a_row, 16), longest)
+        """How long this refusal is held: none for a first refusal (or one after an admitted
+        request), then ``refusal_delay_s`` doubled for each further refusal in a row on this
+        connection, up to ``refusal_max_delay_s``. A client that resends at once, ignoring
+        ``Retry-After``, is slowed down instead of turning the server into a refusal loop."""
+        in_a_row = self._refused_in_a_row
         self._refused_in_a_row += 1
-        return delay_s
+        if in_a_row == 0:
+            return 0.0
+        longest = max(self.refusal_max_delay_s, self.refusal_delay_s)
+        return min(self.refusal_delay_s * 2 ** min(in_a_row - 1, 16), longest)
 
     def _send_refusal(self, refusal: bytes) -> None:
         if self.transport.is_closing():

@@ -85,9 +85,13 @@ async def _protocol(
 
 @pytest.mark.parametrize("delay_s", [0.0, 0.05])
 async def test_a_refused_request_never_reaches_the_app_and_the_connection_goes_on(delay_s):
-    answers = iter([b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n", None])
+    refusal = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
+    answers = iter([refusal, refusal, None])
     protocol, transport, reached = await _protocol(lambda m, p, q: next(answers), delay_s)
     protocol.data_received(REQUEST)
+    assert transport.written.startswith(b"HTTP/1.1 429 ")  # a first refusal: at once
+    transport.written.clear()
+    protocol.data_received(REQUEST)  # refused again, in a row
     if delay_s:
         assert transport.written == b"" and not transport.reading  # held, nothing more read
         await asyncio.sleep(delay_s * 2)
@@ -134,13 +138,14 @@ async def test_refusals_in_a_row_are_held_longer_and_an_admitted_request_resets_
         status, seconds = await _answer(protocol, transport)
         assert status == b"HTTP/1.1 429 Too Many Requests"
         holds.append(seconds)
-    # 10, 20, 40, 80, 160 ms (timers never fire early)
-    assert [h >= 0.01 * 2**i for i, h in enumerate(holds)] == [True] * 5
+    # at once, then 10, 20, 40, 80 ms (timers never fire early)
+    assert holds[0] < 0.01
+    assert [h >= 0.01 * 2**i for i, h in enumerate(holds[1:])] == [True] * 4
     status, _ = await _answer(protocol, transport)
     assert status == b"HTTP/1.1 200 OK"
     status, seconds = await _answer(protocol, transport)
     assert status == b"HTTP/1.1 429 Too Many Requests"
-    assert 0.01 <= seconds < holds[-1]  # back to the first hold
+    assert seconds < 0.01 < holds[1]  # at once again
     protocol.connection_lost(None)
 
 
