@@ -194,6 +194,7 @@ class Probe:
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path
         self.body, self.interval_s, self.fresh = body, interval_s, fresh
         self.samples: list[tuple[int, float]] = []
+        self.errors: list[str] = []  # of the requests with no answer (status 0)
         self.stopped = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
@@ -222,8 +223,9 @@ class Probe:
                 if self.fresh or reply.getheader("connection", "").lower() == "close":
                     connection.close()
                     connection = None
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as exc:
                 status = 0
+                self.errors.append(repr(exc)[:200])
                 connection.close()
                 connection = None
             self.samples.append((status, time.perf_counter() - start))
@@ -241,6 +243,7 @@ class Probe:
                 str(k): sum(1 for s, _ in self.samples if s == k)
                 for k in sorted({s for s, _ in self.samples})
             },
+            "socket_errors": self.errors[:5],
             "admitted_p99_ms": _p99_ms(admitted),
             "refused_p99_ms": _p99_ms(refused),
             "admitted": admitted,
