@@ -5,7 +5,8 @@ have reached the queue, at the model's call time. In a burst many requests pass 
 headers before any of them is queued, and the event loop's own time (reading, parsing,
 answering) is not in the model's call time: they are admitted and then wait past their
 deadline — a 504 after the work of a whole request. This cap counts each admitted request from
-its headers to its last response byte and keeps their number where the measured latency stays
+its headers to its last response byte, measures its latency from its last body byte (a slow
+upload is the client's time) to its answer, and keeps their number where that latency stays
 within a share of the deadline (a gradient limiter, like Netflix's concurrency-limits or Envoy's
 adaptive concurrency filter): latency over the target shrinks the cap in proportion; latency
 under it while the cap is reached lets the cap grow. With the default 5 s deadline it stays at

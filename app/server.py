@@ -189,6 +189,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         if not self._skipping:
+            if self._slot is not None:
+                # The server's part of the latency starts with the whole body: a slow upload
+                # must not shrink the model's cap for everyone.
+                self._slot_since = time.monotonic()
             super().on_message_complete()
             return
         self._body_done = True

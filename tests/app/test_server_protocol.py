@@ -252,3 +252,21 @@ def test_the_typed_endpoints_table_follows_the_routes():
         assert f"/v1/{task}:{verb}" in paths
         assert TASK_MODELS[task.encode()] == module.MODEL_NAME
     assert "/v1/images/{model}:classify" in paths
+
+
+async def test_a_slow_upload_is_not_counted_in_the_models_latency():
+    limit = RecordingLimit()
+
+    def admit(method, path, query):
+        limit.acquire()
+        return limit
+
+    protocol, transport, _ = await _protocol(admit)
+    head, _, body = REQUEST.partition(b"\r\n\r\n")
+    protocol.data_received(head + b"\r\n\r\n")
+    await asyncio.sleep(0.1)  # the client takes its time to send the body
+    protocol.data_received(body)
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    assert len(limit.released) == 1 and limit.released[0] < 0.05
+    protocol.connection_lost(None)
