@@ -119,6 +119,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # ---- parser callbacks
     def on_message_begin(self) -> None:
+        # A request has begun: the connection is not idle. (A keep-alive timer armed after the
+        # previous request, whose end came in the same read as this one's start, would
+        # otherwise close the connection while this request is held or served.)
+        self._unset_keepalive_if_required()
         super().on_message_begin()
         self._head_size = 0
         self._arm_head_timer()
@@ -206,6 +210,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.parser.should_keep_alive():
             self.transport.close()
         elif not self.transport.is_closing():
+            self._unset_keepalive_if_required()
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )

@@ -54,7 +54,11 @@ class FakeTransport(asyncio.Transport):
 
 
 async def _protocol(
-    refuse, delay_s: float = 0.0, max_delay_s: float = 0.0, gate: asyncio.Event | None = None
+    refuse,
+    delay_s: float = 0.0,
+    max_delay_s: float = 0.0,
+    gate: asyncio.Event | None = None,
+    keep_alive_s: float = 5.0,
 ):
     reached = []
 
@@ -66,7 +70,9 @@ async def _protocol(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", timeout_keep_alive=keep_alive_s
+    )
     config.load()
     cls = type(
         "P",
@@ -269,4 +275,24 @@ async def test_a_slow_upload_is_not_counted_in_the_models_latency():
     while not transport.written:
         await asyncio.sleep(0.002)
     assert len(limit.released) == 1 and limit.released[0] < 0.05
+    protocol.connection_lost(None)
+
+
+async def test_a_request_held_after_one_that_ended_in_the_same_read_keeps_its_connection():
+    # The first request is refused at once; the end of its body and all of the second request
+    # come in one read: the idle timer armed after the first must not close the connection
+    # while the second is held.
+    verdicts = iter([REFUSAL, REFUSAL])
+    protocol, transport, _ = await _protocol(
+        lambda m, p, q: next(verdicts), delay_s=0.3, max_delay_s=0.3, keep_alive_s=0.2
+    )
+    head, _, body = REQUEST.partition(b"\r\n\r\n")
+    protocol.data_received(head + b"\r\n\r\n")
+    assert transport.written.startswith(b"HTTP/1.1 429 ")
+    transport.written.clear()
+    protocol.data_received(body + REQUEST)
+    # A stale idle timer would fire at 0.2 s, in the hold; the connection is idle from 0.3 s
+    # (the 429 sent) and may be closed from 0.5 s.
+    await asyncio.sleep(0.4)
+    assert not transport.closed and transport.written.startswith(b"HTTP/1.1 429 ")
     protocol.connection_lost(None)
