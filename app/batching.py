@@ -126,7 +126,11 @@ class DynamicBatcher:
         self._busy = False  # a model call is running
         self._closed = False  # stopped for good (the version was unloaded)
         # Requests admitted at their headers (python -m app) and not answered yet.
-        self.concurrency = ConcurrencyLimit(timeout_s, maximum=max_queue_size)
+        self.concurrency = ConcurrencyLimit(
+            timeout_s,
+            maximum=max_queue_size,
+            gauge=metrics.ADMISSION_LIMIT.labels(name, version),
+        )
         self.stats = BatcherStats()
 
     # ---- lifecycle

@@ -17,6 +17,7 @@ answered in time.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 TARGET_SHARE = 0.4  # of the deadline: the mean latency aimed at (its tail must fit the rest)
 WINDOW_S = 0.05  # seconds of latency samples per adjustment
@@ -24,14 +25,29 @@ MAX_GROWTH = 1.25  # per window, so that a burst after a quiet spell is not all 
 MAX_SHRINK = 0.5
 
 
-class ConcurrencyLimit:
-    """Admitted-and-unanswered requests of one model version, and their adaptive cap."""
+class _Gauge(Protocol):
+    def set(self, value: float) -> None: ...
 
-    def __init__(self, deadline_s: float, *, minimum: int = 4, maximum: int = 1024) -> None:
+
+class ConcurrencyLimit:
+    """Admitted-and-unanswered requests of one model version, and their adaptive cap
+    (published to ``gauge`` when it changes)."""
+
+    def __init__(
+        self,
+        deadline_s: float,
+        *,
+        minimum: int = 4,
+        maximum: int = 1024,
+        gauge: _Gauge | None = None,
+    ) -> None:
         self.target_s = deadline_s * TARGET_SHARE
         self.minimum = minimum
         self.maximum = maximum
+        self.gauge = gauge
         self.limit = float(maximum)
+        if gauge is not None:
+            gauge.set(self.limit)
         self.inflight = 0
         self._window_start = time.monotonic()
         self._latency_sum = 0.0
@@ -50,8 +66,8 @@ class ConcurrencyLimit:
         self.inflight += 1
 
     def release(self, latency_s: float | None) -> None:
-        """One admitted request is over; ``latency_s`` from its headers to its answer (None:
-        its connection was lost, no measurement)."""
+        """One admitted request is over; ``latency_s`` from its last body byte to its answer
+        (None: its connection was lost, no measurement)."""
         self.inflight -= 1
         if latency_s is None:
             return
@@ -73,3 +89,7 @@ class ConcurrencyLimit:
             self.limit = max(float(self.minimum), base * max(MAX_SHRINK, ratio))
         elif self._reached:
             self.limit = min(float(self.maximum), self.limit * min(MAX_GROWTH, ratio) + 1)
+        else:
+            return
+        if self.gauge is not None:
+            self.gauge.set(round(self.limit))

@@ -49,6 +49,14 @@ QUEUE_DEPTH = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",  # several workers: their queues add up
 )
+ADMISSION_LIMIT = Gauge(
+    "serving_admission_limit",
+    "Requests the model version admits at once (python -m app's adaptive cap: what it answers "
+    "within the deadline; see app.concurrency).",
+    ["model", "version"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",  # several workers: their caps add up
+)
 BATCH_SIZE = Histogram(
     "serving_batch_size",
     "Instances per model call (after dynamic batching).",

@@ -76,3 +76,18 @@ def test_a_lost_connection_frees_its_slot_without_a_measurement(clock):
     clock.now += 1
     limit.release(None)
     assert limit.inflight == 0 and limit.limit == 512
+
+
+def test_the_cap_is_published_when_it_changes(clock):
+    class Gauge:
+        def __init__(self) -> None:
+            self.values: list[float] = []
+
+        def set(self, value: float) -> None:
+            self.values.append(value)
+
+    gauge = Gauge()
+    limit = ConcurrencyLimit(0.050, maximum=512, gauge=gauge)
+    _window(limit, clock, 10, 0.005)  # nothing to change
+    _window(limit, clock, 100, 0.040)
+    assert gauge.values == [512, 50]
