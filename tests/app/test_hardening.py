@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.codec import json_depth
-from app.limits import RequestBodyMiddleware
+from app.errors import PayloadTooLargeError
+from app.limits import RequestBodyMiddleware, decompress
 from app.main import create_app
 from app.repository import RepositoryError
 from tests.app.conftest import make_settings
@@ -336,3 +337,14 @@ def test_typed_endpoints_refuse_deep_json_and_parse_large_bodies_off_the_loop(
         assert small.status_code == large.status_code == 404
     loop_thread = threads[1]  # the small body is parsed on the event loop's thread
     assert threads[0] != loop_thread and threads[2] != loop_thread  # the large ones are not
+
+
+def test_a_body_that_decodes_large_is_decoded_off_the_event_loop():
+    # Judged by what it decodes to, not by its compressed size: 20 KB of gzip can hold 19 MB.
+    small, bomb = gzip.compress(b"[1]" * 100), gzip.compress(b"[" * 19_000_000)
+    assert len(bomb) < 30_000
+    assert decompress(small, 64 * 1024, 20_000_000) == b"[1]" * 100  # inline
+    assert decompress(bomb, 64 * 1024, 20_000_000) is None  # too much for the event loop
+    assert len(decompress(bomb, 20_000_000, 20_000_000)) == 19_000_000  # in the thread
+    with pytest.raises(PayloadTooLargeError):
+        decompress(bomb, 1_000_000, 1_000_000)
