@@ -8,6 +8,7 @@ compared in constant time; a missing or wrong key is a 401 with ``WWW-Authentica
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -53,16 +54,20 @@ class ApiKeyMiddleware:
         await response(scope, receive, send)
 
     def _problem(self, scope: Scope) -> str | None:
-        """Why the request is not authorised, or None when it is."""
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        if header is None:
-            return "this endpoint needs 'Authorization: Bearer <API key>'"
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            return "the Authorization header must be 'Bearer <API key>'"
-        token = token.strip()
-        # Compare with every key (no early exit): the time taken says nothing about the keys.
-        matched = False
-        for key in self.keys:
-            matched |= hmac.compare_digest(token, key)
-        return None if matched else "invalid API key"
+        return key_problem(scope["headers"], self.keys)
+
+
+def key_problem(headers: Iterable[tuple[bytes, bytes]], keys: list[bytes]) -> str | None:
+    """Why a request with these (lower-case) headers is not authorised, or None when it is."""
+    header = next((v for k, v in headers if k == b"authorization"), None)
+    if header is None:
+        return "this endpoint needs 'Authorization: Bearer <API key>'"
+    scheme, _, token = header.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return "the Authorization header must be 'Bearer <API key>'"
+    token = token.strip()
+    # Compare with every key (no early exit): the time taken says nothing about the keys.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token, key)
+    return None if matched else "invalid API key"

@@ -32,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.admission import QuickAdmission, ServerState, quick_admission
 from app.concurrency import ConcurrencyLimit
 from app.config import Settings
+from app.security import key_problem
 
 logger = logging.getLogger("app.server")
 
@@ -68,6 +69,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_header_bytes = 16 * 1024
     header_timeout_s = 10.0
     quick_admission: QuickAdmission | None = None  # see app.admission.quick_admission
+    api_keys: list[bytes] = []  # set: only a request with a valid key is admitted early
     refusal_delay_s = 0.0
     refusal_max_delay_s = 0.0
 
@@ -147,7 +149,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and (self.cycle is None or self.cycle.response_complete)
         ):
             path, _, query = self.url.partition(b"?")
-            verdict = self.quick_admission(self.parser.get_method(), path, query)
+            verdict = (
+                None  # the app answers 401; a refusal must not come before the key check
+                if self.api_keys and key_problem(self.headers, self.api_keys) is not None
+                else self.quick_admission(self.parser.get_method(), path, query)
+            )
             if isinstance(verdict, ConcurrencyLimit):
                 self._release_slot(measured=False)  # (none held: one request at a time)
                 self._slot, self._slot_since = verdict, time.monotonic()
@@ -254,8 +260,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 def guarded_protocol(
     settings: Settings, admission: QuickAdmission | None = None
 ) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class with this configuration's limits (and the app's early refusal,
-    unless API keys are required: a refusal must not come before the key check)."""
+    """The protocol class with this configuration's limits and the app's early admission
+    (with API keys, only for a request that carries a valid one: a refusal must not come
+    before the key check)."""
     return type(
         "ConfiguredHttpProtocol",
         (GuardedHttpToolsProtocol,),
@@ -263,7 +270,9 @@ def guarded_protocol(
             "max_connections": settings.max_connections,
             "max_header_bytes": settings.max_header_bytes,
             "header_timeout_s": settings.header_timeout_s,
-            "quick_admission": None if settings.api_keys else staticmethod(admission),
+            "quick_admission": None if admission is None else staticmethod(admission),
+            # (only inference paths are admitted early: never among the open paths)
+            "api_keys": [key.get_secret_value().encode() for key in settings.api_keys],
             "refusal_delay_s": settings.refusal_delay_ms / 1000,
             "refusal_max_delay_s": settings.refusal_max_delay_ms / 1000,
         },

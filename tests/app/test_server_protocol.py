@@ -59,6 +59,7 @@ async def _protocol(
     max_delay_s: float = 0.0,
     gate: asyncio.Event | None = None,
     keep_alive_s: float = 5.0,
+    api_keys: tuple[bytes, ...] = (),
 ):
     reached = []
 
@@ -81,6 +82,7 @@ async def _protocol(
             "quick_admission": staticmethod(refuse),
             "refusal_delay_s": delay_s,
             "refusal_max_delay_s": max_delay_s,
+            "api_keys": list(api_keys),
         },
     )
     protocol = cls(config=config, server_state=ServerState(), app_state={})
@@ -295,4 +297,19 @@ async def test_a_request_held_after_one_that_ended_in_the_same_read_keeps_its_co
     # (the 429 sent) and may be closed from 0.5 s.
     await asyncio.sleep(0.4)
     assert not transport.closed and transport.written.startswith(b"HTTP/1.1 429 ")
+    protocol.connection_lost(None)
+
+
+async def test_with_api_keys_only_a_request_with_a_valid_key_is_admitted_early():
+    seen = []
+    protocol, transport, reached = await _protocol(
+        lambda m, p, q: seen.append(p), api_keys=(b"k1", b"k2")
+    )
+    for auth in [b"", b"Authorization: Bearer wrong\r\n", b"Authorization: Bearer k2\r\n"]:
+        transport.written.clear()
+        protocol.data_received(REQUEST.replace(b"Host: x\r\n", b"Host: x\r\n" + auth, 1))
+        while not transport.written:
+            await asyncio.sleep(0.002)
+    # The first two go to the app (which answers 401 there), never refused before the check.
+    assert seen == [b"/v1/models/m:predict"] and len(reached) == 3
     protocol.connection_lost(None)
