@@ -9,11 +9,13 @@ SIGTERM drain) on 127.0.0.1 with the committed ``mnist`` model, and measures:
    admitted (200) and of refused (429/503) requests;
 3. **deadline**: ``SERVING_REQUEST_TIMEOUT_MS=50`` at 4x: answers per second that arrived within
    50 ms (2xx rate x the probe's share of 200s within 50 ms);
-4. **hostile requests**: a 50,000-deep JSON body, a KServe binary tensor of 26,000 digits, a
+4. **typed endpoint**: the same with one 28x28 PNG uploaded to ``/v1/images/mnist:classify``
+   (capacity, and 4x with a 50 ms deadline);
+5. **hostile requests**: a 50,000-deep JSON body, a KServe binary tensor of 26,000 digits, a
    4096x4096 RGBA PNG (and a 5000x5000 one, over the pixel cap), 1 MB of header, 10,000 headers,
    200 slow-header connections, ~60,000 requests for random model names: status, time, the
    server's RSS growth, a liveness probe's latency meanwhile, and ``/metrics`` size;
-5. **shutdown**: SIGTERM under 128 connections of load that stops within the drain window
+6. **shutdown**: SIGTERM under 128 connections of load that stops within the drain window
    (as a load balancer would take the replica out): failed requests, how soon readiness turned
    503, and when the process exited, with a slow-body client holding a connection open.
 
@@ -370,6 +372,35 @@ def section_overload(args, models_dir: Path, body_file: Path, results: dict) -> 
         server.stop()
 
 
+def section_typed(args, models_dir: Path, results: dict) -> None:
+    """The typed image endpoint (one 28x28 PNG, multipart) under the same overload: capacity
+    with the default deadline, then 4x with a 50 ms one (every 2xx is within the deadline of its
+    arrival in the app)."""
+    body, content_type = multipart(png_bytes(28), "files")
+    body_file = args.log_dir / "overload-digit.multipart"
+    body_file.write_bytes(body)
+    shares = {}
+    for timeout_ms, connections in (("5000", 64), ("50", 256)):
+        server = Server(
+            models_dir, "mnist", args.log_dir, access_log="false", request_timeout_ms=timeout_ms
+        )
+        try:
+            server.wait_ready()
+            url = f"{server.url}/v1/images/mnist:classify"
+            wrk(url, 64, 3, body_file, content_type=content_type)  # warm-up
+            load = wrk(url, connections, args.duration, body_file, content_type=content_type)
+            shares[timeout_ms] = load["ok_per_s"]
+            results[f"typed_image_{timeout_ms}ms_{connections}c"] = _summary(load)
+        finally:
+            server.stop()
+    share = shares["50"] / shares["5000"]
+    results["typed_image_deadline_50ms_4x_share"] = round(share, 3)
+    print(
+        f"typed image upload: capacity {shares['5000']:.0f} req/s (64 connections); 50 ms "
+        f"deadline, 256 connections: {shares['50']:.0f} req/s in time = {share:.0%} of capacity"
+    )
+
+
 def _probes(url: str, body_file: Path) -> tuple[Probe, Probe]:
     """Started: 4 keep-alive clients (as the load's) and one that opens a new connection for
     each request, 20 a second (what a client sees that has not just been refused: the first
@@ -708,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "datasets")
     parser.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per load")
-    parser.add_argument("--sections", default="overload,hostile,shutdown,readiness")
+    parser.add_argument("--sections", default="overload,typed,hostile,shutdown,readiness")
     parser.add_argument("--workers", type=int, default=1, help="SERVING_WORKERS of the server")
     parser.add_argument("--factors", default="4,8", help="overload factors (x 64 connections)")
     parser.add_argument(
@@ -738,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
         section_hostile(args, args.models_dir, results)
     if "shutdown" in sections:
         section_shutdown(args, args.models_dir, args.body_file, results)
+    if "typed" in sections:
+        section_typed(args, args.models_dir, results)
     if "readiness" in sections:
         section_readiness(args, args.models_dir.resolve(), results, tmp)
     out = RESULTS_DIR / f"overload-{args.workers}w.json"
