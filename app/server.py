@@ -8,7 +8,10 @@ sees it:
 - **request head:** line plus headers at most ``max_header_bytes`` (431), sent within
   ``header_timeout_s`` of the first byte (or of connecting; 408): slow-header clients
   (slowloris) are cut off and never pin a file descriptor;
-- **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header.
+- **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header;
+- **admission at the headers** (``app.admission.quick_admission``): an inference request is
+  refused (429) or admitted to its model's adaptive cap (``app.concurrency``) before its body
+  is read; a connection refused again and again gets its next 429s later.
 
 **SIGTERM** (what Kubernetes and ``docker stop`` send): readiness turns 503 at once and every
 response says ``Connection: close``; the server keeps answering for ``drain_seconds`` so that a
@@ -63,7 +66,8 @@ class _Rejected(Exception):
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a connection cap, a request-head size cap and a
-    request-head timeout (uvicorn has none of the three for httptools)."""
+    request-head timeout (uvicorn has none of the three for httptools), and the app's
+    admission at the headers."""
 
     max_connections = 1024
     max_header_bytes = 16 * 1024
@@ -143,34 +147,42 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.max_header_bytes:
             self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
             raise _Rejected  # stops the parser: no request is started
-        if (
-            self.quick_admission is not None
-            and not self.pipeline
-            and (self.cycle is None or self.cycle.response_complete)
-        ):
-            path, _, query = self.url.partition(b"?")
-            verdict = (
-                None  # the app answers 401; a refusal must not come before the key check
-                if self.api_keys and key_problem(self.headers, self.api_keys) is not None
-                else self.quick_admission(self.parser.get_method(), path, query)
-            )
-            if isinstance(verdict, ConcurrencyLimit):
-                self._release_slot(measured=False)  # (none held: one request at a time)
-                self._slot, self._slot_since = verdict, time.monotonic()
-                self._refused_in_a_row = 0
-            elif verdict is not None:
-                self._skipping = True
-                self._refusal_pending = True
-                self._body_done = False
-                delay_s = self._refusal_delay()
-                if delay_s > 0:
-                    # Nothing more is read from this client until its refusal is sent.
-                    self.flow.pause_reading()
-                    self.loop.call_later(delay_s, self._send_refusal, verdict)
-                else:
-                    self._send_refusal(verdict)
-                return
+        if self._admit_early():
+            return  # refused here: the app never sees the request
         super().on_headers_complete()
+
+    def _admit_early(self) -> bool:
+        """The app's quick admission (``app.admission``) at the request's headers: an admitted
+        request holds a slot of its model's cap until its answer ends; a refused one gets its
+        429 at once or held (:meth:`_refusal_delay`). True when refused."""
+        if (
+            self.quick_admission is None
+            or self.pipeline
+            or (self.cycle is not None and not self.cycle.response_complete)
+        ):
+            return False
+        if self.api_keys and key_problem(self.headers, self.api_keys) is not None:
+            return False  # the app answers 401: a refusal must not come before the key check
+        path, _, query = self.url.partition(b"?")
+        verdict = self.quick_admission(self.parser.get_method(), path, query)
+        if verdict is None:
+            return False
+        if isinstance(verdict, ConcurrencyLimit):
+            self._release_slot(measured=False)  # (none held: one request at a time)
+            self._slot, self._slot_since = verdict, time.monotonic()
+            self._refused_in_a_row = 0
+            return False
+        self._skipping = True
+        self._refusal_pending = True
+        self._body_done = False
+        delay_s = self._refusal_delay()
+        if delay_s > 0:
+            # Nothing more is read from this client until its refusal is sent.
+            self.flow.pause_reading()
+            self.loop.call_later(delay_s, self._send_refusal, verdict)
+        else:
+            self._send_refusal(verdict)
+        return True
 
     def _refusal_delay(self) -> float:
         """How long this refusal is held: none for a first refusal (or one after an admitted
