@@ -37,3 +37,25 @@ def test_overrides_follow_the_batching_rules(monkeypatch):
     monkeypatch.delenv("SERVING_MODEL_OVERRIDES")
     assert set(BatchingConfig.model_fields) <= set(Settings.model_fields)
     assert BatchingConfig().max_batch_size == Settings(_env_file=None).max_batch_size == 32
+
+
+def test_every_setting_is_documented_with_its_default():
+    # docs/configuration.md's table: | name | `SERVING_NAME` | `default` | what it does |
+    import re
+    from pathlib import Path
+
+    table = Path(__file__).parents[2] / "docs" / "configuration.md"
+    rows = {}
+    for line in table.read_text().splitlines():
+        cells = line.split(" | ")
+        env = re.match(r"`(SERVING_[A-Z0-9_]+)`", cells[1]) if len(cells) > 3 else None
+        if line.startswith("| ") and env:
+            default = re.match(r"`([^`]*)`", cells[2].strip())
+            rows[env[1]] = default[1] if default else None  # None: described in words
+    defaults = Settings.model_construct()
+    for name in Settings.model_fields:
+        env = f"SERVING_{name.upper()}"
+        assert env in rows, f"{name} is not in docs/configuration.md"
+        value = getattr(defaults, name)
+        if rows[env] is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            assert float(rows[env].replace("_", "")) == value, (name, rows[env], value)
