@@ -158,9 +158,16 @@ async def test_refusals_in_a_row_are_held_longer_and_an_admitted_request_resets_
 
 
 class RecordingLimit(ConcurrencyLimit):
+    """A model's cap that admits every request and records what each gave back."""
+
     def __init__(self) -> None:
         super().__init__(5.0)
         self.released: list[float | None] = []
+
+    def admit(self, method: bytes, path: bytes, query: bytes) -> ConcurrencyLimit:
+        """A quick admission that takes a slot of this cap."""
+        self.acquire()
+        return self
 
     def release(self, latency_s: float | None) -> None:
         self.released.append(latency_s)
@@ -170,11 +177,7 @@ class RecordingLimit(ConcurrencyLimit):
 async def test_an_admitted_request_holds_its_slot_until_its_answer_is_sent():
     limit, gate = RecordingLimit(), asyncio.Event()
 
-    def admit(method, path, query):
-        limit.acquire()
-        return limit
-
-    protocol, transport, reached = await _protocol(admit, gate=gate)
+    protocol, transport, reached = await _protocol(limit.admit, gate=gate)
     protocol.data_received(REQUEST)
     await asyncio.sleep(0.05)
     assert reached and limit.inflight == 1 and limit.released == []  # the app is working
@@ -189,11 +192,7 @@ async def test_an_admitted_request_holds_its_slot_until_its_answer_is_sent():
 async def test_a_connection_lost_mid_request_gives_its_slot_back_unmeasured():
     limit = RecordingLimit()
 
-    def admit(method, path, query):
-        limit.acquire()
-        return limit
-
-    protocol, transport, _ = await _protocol(admit, gate=asyncio.Event())
+    protocol, transport, _ = await _protocol(limit.admit, gate=asyncio.Event())
     protocol.data_received(REQUEST)
     await asyncio.sleep(0.02)
     protocol.connection_lost(None)
@@ -265,11 +264,7 @@ def test_the_typed_endpoints_table_follows_the_routes():
 async def test_a_slow_upload_is_not_counted_in_the_models_latency():
     limit = RecordingLimit()
 
-    def admit(method, path, query):
-        limit.acquire()
-        return limit
-
-    protocol, transport, _ = await _protocol(admit)
+    protocol, transport, _ = await _protocol(limit.admit)
     head, _, body = REQUEST.partition(b"\r\n\r\n")
     protocol.data_received(head + b"\r\n\r\n")
     await asyncio.sleep(0.1)  # the client takes its time to send the body
