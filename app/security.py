@@ -46,15 +46,12 @@ class ApiKeyMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        problem = self._problem(scope)
+        problem = key_problem(scope["headers"], self.keys)
         if problem is None:
             await self.app(scope, receive, send)
             return
         response = serving_error_response(scope["path"], UnauthorizedError(problem))
         await response(scope, receive, send)
-
-    def _problem(self, scope: Scope) -> str | None:
-        return key_problem(scope["headers"], self.keys)
 
 
 def key_problem(headers: Iterable[tuple[bytes, bytes]], keys: list[bytes]) -> str | None:
