@@ -144,10 +144,15 @@ def wrk(
     script: Path = LUA_SCRIPT,
     timeout_s: float = 30,
     content_type: str = "application/json",
+    threads: int = 2,
+    prefix: tuple[str, ...] = (),
 ) -> dict:
-    threads = min(connections, 2)
+    """wrk's summary of a closed-loop load, with ``ok_per_s`` and ``failed`` added; ``prefix``
+    runs wrk under another command (e.g. taskset)."""
+    threads = min(connections, threads)
     done = subprocess.run(
         [
+            *prefix,
             "wrk",
             f"-t{threads}",
             f"-c{connections}",

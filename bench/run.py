@@ -1,6 +1,7 @@
 """Serving benchmark: dynamic batching ON vs OFF under concurrent single-image ``:predict`` calls.
 
-For each mode it starts ``uvicorn app.main:app`` (one worker, 127.0.0.1, a free port), waits for
+For each mode it starts ``python -m app`` (one worker, 127.0.0.1, a free port; ``--app`` serves an
+ASGI app with plain uvicorn instead), waits for
 ``/v2/health/ready``, checks one prediction, loads the server with ``wrk`` (closed loop: N
 connections, one MNIST digit per request, a Lua script for the POST body), and reads the mean batch
 size of the measured window from the ``serving_batch_size`` histogram on ``/metrics``.
@@ -107,7 +108,7 @@ def start_server(
     prefix: list[str],
     log_path: Path,
     models_dir: Path,
-    app_target: str,
+    app_target: str | None,
 ) -> subprocess.Popen:
     env = os.environ.copy()
     env.update(
@@ -120,22 +121,34 @@ def start_server(
             **batching,
         }
     )
-    command = [
-        *prefix,
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app_target,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    if app_target is None:  # the product: its HTTP limits, early admission, drain
+        env.update(
+            {
+                "SERVING_HOST": HOST,
+                "SERVING_PORT": str(port),
+                "SERVING_WORKERS": "1",
+                "SERVING_ACCESS_LOG": "false",
+                "SERVING_DRAIN_SECONDS": "0",  # stop at once when the run is over
+            }
+        )
+        command = [*prefix, sys.executable, "-m", "app"]
+    else:
+        command = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app_target,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
     log = log_path.open("wb")
     return subprocess.Popen(
         command,
@@ -458,7 +471,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mnist")
-    parser.add_argument("--app", default="app.main:app", help="the ASGI app uvicorn serves")
+    parser.add_argument(
+        "--app",
+        default=None,
+        help="an ASGI app for plain uvicorn to serve, e.g. app.main:app (default: the product, "
+        "python -m app)",
+    )
     parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     parser.add_argument(
         "--data-dir",
