@@ -262,8 +262,9 @@ class DynamicBatcher:
                 f"model '{self.name}': the request's deadline passed before it was queued"
             )
         future = loop.create_future()
+        # (The queue-depth gauge is set by the worker at each batch: per request it would
+        # take the metric's lock on every call.)
         self._queue.append(_Pending(inputs, size, deadline, future))
-        self._queue_gauge.set(len(self._queue))
         self._queued += size
         # Wake the worker only when it has something to do: a first request (its max_wait
         # clock starts) or a full batch. Waking it per request costs more than the batching.

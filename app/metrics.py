@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from contextvars import ContextVar
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -126,6 +127,24 @@ def _is_served(scope: Scope, model: str) -> bool:
     return repository is not None and repository.has(model)
 
 
+# (model, endpoint, method, status) -> its request counter and latency histogram. ``labels()``
+# takes the metric's lock and builds its key on every call; the label values are bounded
+# (served models, route templates, methods, statuses), so each series is looked up once.
+_HTTP_SERIES: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
+def _http_series(model: str, endpoint: str, method: str, status: int) -> tuple[Any, Any]:
+    key = (model, endpoint, method, status)
+    series = _HTTP_SERIES.get(key)
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(model, endpoint, method, str(status)),
+            HTTP_LATENCY.labels(model, endpoint),
+        )
+        _HTTP_SERIES[key] = series
+    return series
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware (cheap on the hot path): counts and times every HTTP request.
 
@@ -169,5 +188,6 @@ class MetricsMiddleware:
                 if model and not _is_served(scope, model):
                     model = UNKNOWN_MODEL  # clients choose names: never one series per name
                 method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-                HTTP_REQUESTS.labels(model, endpoint, method, str(status)).inc()
-                HTTP_LATENCY.labels(model, endpoint).observe(time.perf_counter() - start)
+                count, latency = _http_series(model, endpoint, method, status)
+                count.inc()
+                latency.observe(time.perf_counter() - start)

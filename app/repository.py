@@ -342,8 +342,11 @@ class ModelRepository:
 
     def default_version(self, name: str) -> ServedModel | None:
         """The version that answers when none is named: the highest ready one (None if none)."""
-        ready = [m for m in self.versions(name) if m.ready]
-        return ready[-1] if ready else None
+        models = self._models.get(name)
+        if models is None:
+            self.versions(name)  # raises ModelNotFoundError
+        newest = max((number for number, m in models.items() if m.ready), default=None)
+        return None if newest is None else models[newest]
 
     def get(
         self, name: str, version: int | str | None = None, *, ready: bool = True
@@ -355,17 +358,18 @@ class ModelRepository:
         and warm or a model with no ready version. ``ready=False`` (status pages) returns any
         version, the highest one when none is ready.
         """
-        versions = self.versions(name)
         if version is None or version == "":
             model = self.default_version(name)
             if model is not None:
                 return model
+            versions = self.versions(name)
             if ready:
                 raise ModelNotReadyError(
                     f"model '{name}' has no ready version: "
                     + "; ".join(f"{m.version}: {m.error or m.state}" for m in versions)
                 )
             return versions[-1]
+        versions = self.versions(name)
         number = self.resolve_version(name, version)
         model = self._models[name].get(number)
         if model is None:

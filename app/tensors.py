@@ -135,6 +135,11 @@ def _describe(array: np.ndarray) -> str:
 
 def as_string_array(name: str, value: Any) -> np.ndarray:
     """Text or bytes (nested lists) as an object array of UTF-8 ``bytes``."""
+    if type(value) is list and all(type(item) is str for item in value):
+        # The common case (a column of texts or categories): encoded in one pass.
+        array = np.empty(len(value), dtype=object)
+        array[:] = [item.encode("utf-8") for item in value]
+        return array
     if isinstance(value, np.ndarray) and value.dtype.kind == "O":
         array = value
     else:
