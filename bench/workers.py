@@ -99,26 +99,23 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
             time.sleep(0.5)
             pids = worker_pids(server.process.pid)
         time.sleep(2.0)  # the workers that were not asked yet finish loading
-        if args.warmup > 0:
-            wrk(
+
+        def load(seconds: float) -> dict:
+            return wrk(
                 url,
                 args.connections,
-                args.warmup,
+                seconds,
                 body_file,
                 threads=args.wrk_threads,
                 prefix=args.wrk_prefix,
             )
+
+        if args.warmup > 0:
+            load(args.warmup)
         counted_before = counted_200s(server.url, model)
         batch_before = histogram_totals(metric_families(server.url), "batch_size", model)
         cpu_before, _ = tree_usage(server.process.pid)
-        result = wrk(
-            url,
-            args.connections,
-            args.duration,
-            body_file,
-            threads=args.wrk_threads,
-            prefix=args.wrk_prefix,
-        )
+        result = load(args.duration)
         cpu_after, rss_tree = tree_usage(server.process.pid)
         batch_after = histogram_totals(metric_families(server.url), "batch_size", model)
         counted = counted_200s(server.url, model) - counted_before
@@ -153,11 +150,11 @@ def table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        per_worker = row["rss_per_worker_mb"]
+        low, high = min(row["rss_per_worker_mb"]), max(row["rss_per_worker_mb"])
         lines.append(
             f"| {row['workers']} | {row['req_per_s']:,.0f} | {row['p50_ms']:.1f} | "
             f"{row['p99_ms']:.1f} | {row['failed']} | {row['cpu_ms_per_request']:.2f} | "
-            f"{row['cores_used']:.2f} | {min(per_worker)}–{max(per_worker)} | "
+            f"{row['cores_used']:.2f} | {low if low == high else f'{low}–{high}'} | "
             f"{row['rss_tree_mb']:,.0f} | "
             + (f"{row['mean_batch']:.1f}" if row["mean_batch"] else "–")
             + f" | {row['metrics_counted']:,.0f} of {row['wrk_ok']:,} |"

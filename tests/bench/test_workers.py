@@ -1,0 +1,67 @@
+"""bench.workers' bookkeeping: which processes are the serving workers, and its table. The
+benchmark itself is a script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.peers.__main__ import end_tree
+from bench.workers import table, worker_pids
+
+# A supervisor as app.server's: spawned (not forked) children, as SERVING_WORKERS starts them.
+SUPERVISOR = """
+import multiprocessing, time
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=time.sleep, args=(60,)) for _ in range(2)]
+    for child in children:
+        child.start()
+    print("started", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_spawned_workers_are_found_and_a_single_process_is_its_own_worker():
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR], stdout=subprocess.PIPE, text=True
+    )
+    alone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert supervisor.stdout is not None and supervisor.stdout.readline() == "started\n"
+        workers = worker_pids(supervisor.pid)
+        deadline = time.monotonic() + 10
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = worker_pids(supervisor.pid)
+        assert len(workers) == 2 and supervisor.pid not in workers
+        assert worker_pids(alone.pid) == [alone.pid]
+    finally:
+        end_tree(supervisor.pid)
+        end_tree(alone.pid)
+
+
+def row(workers: int, rss: list[int]) -> dict:
+    return {
+        "workers": workers,
+        "req_per_s": 2476.4,
+        "p50_ms": 25.5,
+        "p99_ms": 45.2,
+        "failed": 0,
+        "cpu_ms_per_request": 0.72,
+        "cores_used": 1.79,
+        "rss_per_worker_mb": rss,
+        "rss_tree_mb": 1618.2,
+        "mean_batch": 20.1,
+        "metrics_counted": 37274.0,
+        "wrk_ok": 37207,
+    }
+
+
+def test_the_table_gives_each_workers_memory_and_what_the_metrics_counted():
+    lines = table([row(1, [786]), row(2, [779, 786])]).splitlines()
+    assert lines[2] == (
+        "| 1 | 2,476 | 25.5 | 45.2 | 0 | 0.72 | 1.79 | 786 | 1,618 | 20.1 | 37,274 of 37,207 |"
+    )
+    assert "| 779–786 |" in lines[3]
