@@ -45,7 +45,7 @@ HTTP_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "serving_queue_depth",
-    "Requests waiting in the model's batching queue.",
+    "Requests waiting in the model's batching queue (as its worker last formed a batch).",
     ["model", "version"],
     registry=REGISTRY,
     multiprocess_mode="livesum",  # several workers: their queues add up

@@ -328,9 +328,14 @@ class ModelRepository:
 
     def versions(self, name: str) -> list[ServedModel]:
         """Every version of ``name``, oldest first; :class:`ModelNotFoundError` if unknown."""
-        if name not in self._models:
+        models = self._versions_of(name)
+        return [models[v] for v in sorted(models)]
+
+    def _versions_of(self, name: str) -> dict[int, ServedModel]:
+        models = self._models.get(name)
+        if models is None:
             raise ModelNotFoundError(f"model '{name}' not found; serving: {self.names()}")
-        return [self._models[name][v] for v in sorted(self._models[name])]
+        return models
 
     def labels_of(self, name: str) -> dict[str, int]:
         config = self._configs.get(name)
@@ -342,9 +347,7 @@ class ModelRepository:
 
     def default_version(self, name: str) -> ServedModel | None:
         """The version that answers when none is named: the highest ready one (None if none)."""
-        models = self._models.get(name)
-        if models is None:
-            self.versions(name)  # raises ModelNotFoundError
+        models = self._versions_of(name)
         newest = max((number for number, m in models.items() if m.ready), default=None)
         return None if newest is None else models[newest]
 
