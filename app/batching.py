@@ -2,7 +2,8 @@
 
 In the spirit of TF Serving's batcher and Ray Serve's ``@serve.batch``: callers
 ``await batcher.submit(inputs)``; a worker task takes queued requests until ``max_batch_size``
-instances are gathered or ``max_wait`` has passed since the oldest queued request, concatenates
+instances are gathered or ``max_wait`` has passed since the oldest queued request (0, the
+default: at once; requests that arrive during a model call form the next batch), concatenates
 them per input, runs the model in a dedicated thread (off the event loop, one call at a time per
 model), and splits the outputs back to the callers in order.
 
@@ -100,7 +101,7 @@ class DynamicBatcher:
         name: str,
         version: str = "",
         max_batch_size: int = 32,
-        max_wait_s: float = 0.003,
+        max_wait_s: float = 0.0,
         max_queue_size: int = 256,
         timeout_s: float = 5.0,
     ) -> None:

@@ -36,8 +36,15 @@ class BatchingConfig(BaseModel):
     max_batch_size: PositiveInt = Field(
         default=32, description="Instances in one model call (dynamic batching)."
     )
+    # 0, as Triton's dynamic batcher by default: a batch takes what is queued when the model is
+    # free, and requests that arrive during a model call make the next batch. A wait only adds
+    # latency when few requests come (measured: one client at a time, 3 ms made each request
+    # 4-5x slower) and did not raise throughput under load (64 connections: the same).
     max_wait_ms: float = Field(
-        default=3.0, ge=0, description="How long a batch waits for more requests once started."
+        default=0.0,
+        ge=0,
+        description="How long the oldest queued request waits for others before its batch runs "
+        "(0: the batch takes what is queued when the model is free).",
     )
     max_queue_size: PositiveInt = Field(
         default=1024,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from app.config import BatchingConfig  # noqa: E402
 from bench.run import REPO_ROOT, histogram_totals, make_payload  # noqa: E402
 
 
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", "-c", type=int, default=64)
     parser.add_argument("--duration", "-d", type=float, default=10.0)
     parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=3.0)
+    parser.add_argument("--max-wait-ms", type=float, default=BatchingConfig().max_wait_ms)
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "bench" / "results")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.config import BatchingConfig
 from bench import profiling
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -500,7 +501,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", "-t", type=int, default=1, help="wrk threads")
     parser.add_argument("--timeout", type=float, default=5.0, help="wrk per-request timeout, s")
     parser.add_argument("--max-batch-size", type=int, default=32, help="batching-on max batch")
-    parser.add_argument("--max-wait-ms", type=float, default=3.0, help="batching-on max wait")
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=BatchingConfig().max_wait_ms,
+        help="batching-on max wait (default: the server's)",
+    )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument(
         "--no-pin",
