@@ -372,13 +372,11 @@ class ModelRepository:
                     + "; ".join(f"{m.version}: {m.error or m.state}" for m in versions)
                 )
             return versions[-1]
-        versions = self.versions(name)
-        number = self.resolve_version(name, version)
-        model = self._models[name].get(number)
+        models = self._versions_of(name)
+        model = models.get(self.resolve_version(name, version))
         if model is None:
             raise ModelNotFoundError(
-                f"model '{name}' has no version {version}; versions: "
-                f"{[m.version for m in versions]}"
+                f"model '{name}' has no version {version}; versions: {sorted(models)}"
             )
         if ready and not model.ready:
             raise ModelNotReadyError(model.not_ready_reason())
