@@ -32,10 +32,9 @@ from bench.run import (
     machine_description,
     make_payload,
     metric_families,
-    proc_stat,
 )
 
-PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+MIB_PER_MB = 1e6 / 2**20  # tree_usage gives MB; the tables give MiB
 
 
 def worker_pids(root: int) -> list[int]:
@@ -52,15 +51,11 @@ def worker_pids(root: int) -> list[int]:
     return workers or [root]
 
 
-def rss_mb(pid: int) -> float:
-    fields = proc_stat(pid)
-    return int(fields[21]) * PAGE_MB if fields is not None else 0.0
-
-
-def counted_200s(base_url: str, model: str) -> float:
-    """The 200s of ``model``'s ``:predict`` that ``/metrics`` counted (all workers)."""
+def counted_200s(families: list, model: str) -> float:
+    """The 200s of ``model``'s ``:predict`` that one scrape of ``/metrics`` counted (all
+    workers)."""
     total = 0.0
-    for family in metric_families(base_url):
+    for family in families:
         if family.name != "serving_http_requests":
             continue
         for sample in family.samples:
@@ -112,13 +107,14 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
 
         if args.warmup > 0:
             load(args.warmup)
-        counted_before = counted_200s(server.url, model)
-        batch_before = histogram_totals(metric_families(server.url), "batch_size", model)
+        before = list(metric_families(server.url))
         cpu_before, _ = tree_usage(server.process.pid)
         result = load(args.duration)
         cpu_after, rss_tree = tree_usage(server.process.pid)
-        batch_after = histogram_totals(metric_families(server.url), "batch_size", model)
-        counted = counted_200s(server.url, model) - counted_before
+        after = list(metric_families(server.url))
+        batch_before = histogram_totals(before, "batch_size", model)
+        batch_after = histogram_totals(after, "batch_size", model)
+        counted = counted_200s(after, model) - counted_200s(before, model)
         ok = result["requests"] - result["errors"]["status"]
         seconds = result["duration_us"] / 1e6
         calls = batch_after[1] - batch_before[1]
@@ -126,14 +122,14 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
             "workers": workers,
             "workers_seen": len(pids),
             "preflight": preflight,
-            "req_per_s": ok / seconds,
+            "req_per_s": result["ok_per_s"],
             "p50_ms": result["latency_us"]["p50"] / 1000,
             "p99_ms": result["latency_us"]["p99"] / 1000,
             "failed": result["failed"],
             "cpu_ms_per_request": 1000 * (cpu_after - cpu_before) / max(ok, 1),
             "cores_used": (cpu_after - cpu_before) / seconds,
-            "rss_per_worker_mb": [round(rss_mb(pid)) for pid in pids],
-            "rss_tree_mb": rss_tree * 1e6 / 2**20,
+            "rss_per_worker_mb": [round(tree_usage(pid)[1] * MIB_PER_MB) for pid in pids],
+            "rss_tree_mb": rss_tree * MIB_PER_MB,
             "mean_batch": (batch_after[0] - batch_before[0]) / calls if calls else None,
             "metrics_counted": counted,
             "wrk_ok": ok,
