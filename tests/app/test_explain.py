@@ -118,7 +118,10 @@ def test_churn_columns_are_ranked_by_contribution(client):
 
     reply = client.post("/v1/churn:explain", json={"customers": [EXAMPLE_CUSTOMER]})
     assert reply.status_code == 200, reply.text
-    (explanation,) = reply.json()["explanations"]
+    body = reply.json()
+    assert body["positive_class"] == "churn"
+    assert body["method"] == "occlusion: P(churn) minus P(churn) with the column at its default"
+    (explanation,) = body["explanations"]
     features = explanation["features"]
     contributions = [abs(f["contribution"]) for f in features]
     assert contributions == sorted(contributions, reverse=True) and len(features) >= 15
@@ -130,6 +133,8 @@ def test_text_activations_show_the_terms_the_model_weighs(client):
     text = "WINNER! Claim your free prize now, call 09061701461"
     reply = client.post("/v1/spam:explain", json={"messages": [text]})
     assert reply.status_code == 200, reply.text
+    # What the contributions are differences of, in the model's own class names.
+    assert reply.json()["method"] == "occlusion: P(spam) minus P(spam) without the token"
     (explanation,) = reply.json()["explanations"]
     assert explanation["label"] == "spam"
     layers = {layer["name"]: layer for layer in explanation["activations"]}

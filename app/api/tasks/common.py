@@ -107,18 +107,20 @@ def binary_reply(model: ServedModel, outputs: dict[str, np.ndarray]) -> BinaryRe
     return BinaryReply(model=model.name, version=model.version, predictions=predictions)
 
 
-def occlusion_reply(model: ServedModel, method: str, explained: list[dict]) -> dict[str, Any]:
+def occlusion_reply(model: ServedModel, occluded: str, explained: list[dict]) -> dict[str, Any]:
     """A binary model's occlusion explanations (``app.explain``) as the reply, each labelled as
-    :func:`binary_reply` would label its score."""
+    :func:`binary_reply` would label its score; ``occluded`` says what each feature was
+    replaced by ("without the token")."""
     labels = class_names(model.labels, 2)
+    positive = labels[1]
     threshold = 0.5 if model.decision_threshold is None else model.decision_threshold
     for item in explained:
         item["label"] = labels[int(item["score"] >= threshold)]
     return {
         "model": model.name,
         "version": model.version,
-        "method": method,
-        "positive_class": labels[1],
+        "method": f"occlusion: P({positive}) minus P({positive}) {occluded}",
+        "positive_class": positive,
         "explanations": explained,
     }
 

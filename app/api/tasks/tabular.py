@@ -93,6 +93,4 @@ async def explain_rows_reply(
     model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
     inputs = tabular_inputs(model, rows, field)
     explained = await explainer.run(model.batcher.timeout_s, explain_rows, model, inputs, len(rows))
-    return occlusion_reply(
-        model, "occlusion: P(positive) minus P(positive) with the column at its default", explained
-    )
+    return occlusion_reply(model, "with the column at its default", explained)

@@ -62,6 +62,4 @@ async def explain_texts_reply(
     explained = await explainer.run(
         model.batcher.timeout_s, explain_texts, model, list(texts), settings.max_explain_tokens
     )
-    return occlusion_reply(
-        model, "occlusion: P(positive) minus P(positive) without the token", explained
-    )
+    return occlusion_reply(model, "without the token", explained)
