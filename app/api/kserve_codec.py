@@ -54,8 +54,12 @@ def decode_request(
             split = int(header_length)
         except ValueError:
             raise InvalidInputError(f"invalid {BINARY_HEADER} header") from None
-        if not 0 <= split <= len(body):
-            raise InvalidInputError(f"{BINARY_HEADER} is larger than the request body")
+        if split < 0:
+            raise InvalidInputError(f"{BINARY_HEADER} must be >= 0, got {split}")
+        if split > len(body):
+            raise InvalidInputError(
+                f"{BINARY_HEADER} ({split}) is larger than the request body ({len(body)} bytes)"
+            )
         body, binary = body[:split], body[split:]
     payload = loads_object(body, max_depth=settings.max_json_depth)
 

@@ -115,12 +115,13 @@ def test_invalid_json_is_a_400(tiny_client, path, content):
 
 
 @pytest.mark.parametrize(
-    "headers",
-    [{"Inference-Header-Content-Length": "abc"}, {"Inference-Header-Content-Length": "99999"}],
+    ("value", "says"),
+    [("abc", "invalid"), ("99999", "larger than the request body"), ("-5", "must be >= 0")],
 )
-def test_bad_binary_header_is_a_400(tiny_client, headers):
+def test_bad_binary_header_is_a_400(tiny_client, value, says):
+    headers = {"Inference-Header-Content-Length": value}
     reply = tiny_client.post("/v2/models/tiny_image/infer", json=v2_pixels(), headers=headers)
-    assert reply.status_code == 400
+    assert reply.status_code == 400 and says in reply.json()["error"]
 
 
 def test_binary_size_beyond_the_body_is_a_400(tiny_client):
