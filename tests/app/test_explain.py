@@ -23,7 +23,7 @@ from tests.paths import DATASETS_DIR, REPO_ROOT, make_settings
 
 @pytest.fixture(scope="module")
 def client():
-    names = ["mnist", "sentiment", "churn", "spam", "simpsons"]
+    names = ["mnist", "sentiment", "churn", "spam", "simpsons", "movie_profit"]
     app = create_app(make_settings(models_dir=REPO_ROOT / "models", model_names=names))
     with TestClient(app) as test_client:
         yield test_client
@@ -226,3 +226,48 @@ def test_log_odds_stay_readable_when_the_probability_saturates():
     # 0.9998 -> 0.9994 is 0.04 points of probability but 1.1 units of log-odds.
     assert odds[1] - odds[2] == pytest.approx(1.1, abs=0.01)
     assert np.isfinite(odds).all()  # 0 and 1 are clipped
+
+
+def test_typed_explain_replies_match_their_documented_schemas(client):
+    """Each reply validates against the model the OpenAPI schema shows (extra fields forbidden,
+    so a field added to app/explain.py without documenting it fails here)."""
+    from app.api.tasks.churn import EXAMPLE_CUSTOMER
+    from app.api.tasks.explain_replies import (
+        ImageExplainReply,
+        RowExplainReply,
+        TextExplainReply,
+    )
+    from app.api.tasks.movies import EXAMPLE_MOVIE
+
+    seven = [("files", ("seven.png", SEVEN_PNG, "image/png"))]
+    cases = [
+        ("/v1/images/mnist:explain", {"files": seven}, ImageExplainReply),
+        ("/v1/images/mnist:explain?values=true", {"files": seven}, ImageExplainReply),
+        ("/v1/sentiment:explain", {"json": {"texts": ["Loved it", "Awful"]}}, TextExplainReply),
+        ("/v1/spam:explain", {"json": {"messages": ["Call now to win"]}}, TextExplainReply),
+        ("/v1/spam:explain?version=1", {"json": {"messages": ["hi"]}}, TextExplainReply),
+        ("/v1/churn:explain", {"json": {"customers": [EXAMPLE_CUSTOMER]}}, RowExplainReply),
+        ("/v1/movies:explain", {"json": {"movies": [EXAMPLE_MOVIE]}}, RowExplainReply),
+    ]
+    schema = client.get("/openapi.json").json()
+    for path, kwargs, reply_model in cases:
+        reply = client.post(path, **kwargs)
+        assert reply.status_code == 200, (path, reply.text)
+        explained = reply_model.model_validate(reply.json())
+        assert explained.explanations, path
+        template = path.split("?")[0].replace("/images/mnist:", "/images/{model}:")
+        documented = schema["paths"][template]["post"]["responses"]["200"]
+        ref = documented["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{reply_model.__name__}", path
+    # The layers each kind of model shows are in the reply, typed.
+    text = TextExplainReply.model_validate(
+        client.post("/v1/spam:explain", json={"messages": ["win a prize"]}).json()
+    )
+    assert {layer.kind for layer in text.explanations[0].activations} == {"bag", "dense"}
+    movie = RowExplainReply.model_validate(
+        client.post("/v1/movies:explain", json={"movies": [EXAMPLE_MOVIE]}).json()
+    )
+    assert movie.positive_class == "profitable" and movie.method.startswith("occlusion: P(profit")
+    # Every column the model reads is ranked, the largest contribution first.
+    contributions = [abs(f.contribution) for f in movie.explanations[0].features]
+    assert contributions == sorted(contributions, reverse=True) and len(contributions) >= 5

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.explain_replies import RowExplainReply
 from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
 
@@ -132,6 +133,7 @@ async def predict_churn(
 
 @router.post(
     "/v1/churn:explain",
+    response_model=RowExplainReply,
     responses=problem_responses(*COMMON_PROBLEMS),
     summary="Why a customer is likely to churn",
     description="Per customer: the prediction and each column's contribution to P(churn) "

@@ -33,6 +33,7 @@ from app.api.tasks.common import (
     problem_responses,
     task_model,
 )
+from app.api.tasks.explain_replies import ImageExplainReply
 from app.classification import class_names, decide, rank_classes
 from app.codec import json_response
 from app.config import Settings
@@ -214,6 +215,7 @@ InvertQuery = Annotated[
 
 @router.post(
     "/v1/images/{model}:explain",
+    response_model=ImageExplainReply,
     responses=problem_responses(400, 404, 413, 415, 422, 429, 503, 504),
     openapi_extra={"requestBody": REQUEST_BODY},
     summary="Explain image predictions: Grad-CAM and activations",

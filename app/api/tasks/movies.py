@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.explain_replies import RowExplainReply
 from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
 
@@ -180,6 +181,7 @@ async def predict_movies(
 
 @router.post(
     "/v1/movies:explain",
+    response_model=RowExplainReply,
     responses=problem_responses(*COMMON_PROBLEMS),
     summary="Why a film is likely to be profitable",
     description="Per movie: the prediction and each column's contribution to P(profitable) "

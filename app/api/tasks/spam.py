@@ -9,6 +9,7 @@ from starlette.responses import Response
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
 from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.explain_replies import TextExplainReply
 from app.api.tasks.text import Text, classify_texts, explain_texts_reply, texts_field
 from app.codec import json_response
 
@@ -57,6 +58,7 @@ async def predict_spam(
 
 @router.post(
     "/v1/spam:explain",
+    response_model=TextExplainReply,
     responses=problem_responses(*COMMON_PROBLEMS),
     summary="Why a message is spam or ham",
     description="Per message: the prediction and each token's contribution to P(spam) (occlusion: "
