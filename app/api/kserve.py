@@ -47,13 +47,20 @@ _INFER_BODY = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["name", "shape", "datatype", "data"],
+                            "required": ["name", "shape", "datatype"],
                             "properties": {
                                 "name": {"type": "string"},
                                 "shape": {"type": "array", "items": {"type": "integer"}},
                                 "datatype": {"type": "string", "enum": list(DATATYPES)},
-                                "parameters": {"type": "object"},
-                                "data": {},
+                                "parameters": {
+                                    "type": "object",
+                                    "description": "`binary_data_size`: the tensor's bytes "
+                                    "follow the JSON (binary tensor extension).",
+                                },
+                                "data": {
+                                    "description": "The values, flat or nested, row-major; "
+                                    "left out for a binary tensor."
+                                },
                             },
                         },
                     },
@@ -70,6 +77,50 @@ _INFER_BODY = {
                     }
                 ]
             },
+        }
+    },
+}
+
+
+# The Open Inference Protocol's $inference_response (KServe, docs/predict-api/v2).
+_INFER_REPLY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string", "description": "The request's `id`, when it gave one."},
+                "parameters": {"type": "object"},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "shape", "datatype"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "shape": {"type": "array", "items": {"type": "integer"}},
+                            "datatype": {"type": "string", "enum": list(DATATYPES)},
+                            "parameters": {"type": "object"},
+                            "data": {
+                                "type": "array",
+                                "description": "The values, flat, row-major (left out for a "
+                                "binary output).",
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "application/octet-stream": {
+        "schema": {
+            "type": "string",
+            "format": "binary",
+            "description": "When an output asks for `binary_data`: the JSON reply, then each "
+            "binary output's bytes; the `Inference-Header-Content-Length` header gives the "
+            "JSON's length.",
         }
     },
 }
@@ -165,6 +216,7 @@ inference_routes = post_routes(
     },
     tags=router.tags,
     request_body=_INFER_BODY,
+    reply_content=_INFER_REPLY,
 )
 
 

@@ -27,10 +27,21 @@ ERROR_STATUSES = {
     "503": "The model is not ready, or the server is overloaded or draining",
     "504": "The request's deadline passed",
 }
+# Both protocols answer errors as {"error": "..."} (TF Serving REST, KServe v2).
+ERROR_CONTENT = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string", "description": "What is wrong."}},
+        }
+    }
+}
 
 
 class ProtocolRoute(Route):
-    """``endpoint(request) -> Response`` served at ``path``, documented by ``operation``."""
+    """``endpoint(request) -> Response`` served at ``path``, documented by ``operation``
+    (``reply_content``: the OpenAPI content map of its 200 reply)."""
 
     def __init__(
         self,
@@ -41,6 +52,7 @@ class ProtocolRoute(Route):
         summary: str,
         tags: list[str],
         request_body: dict[str, Any],
+        reply_content: dict[str, Any],
         description: str | None = None,
     ) -> None:
         super().__init__(path, endpoint, methods=list(methods))
@@ -54,8 +66,11 @@ class ProtocolRoute(Route):
             ],
             "requestBody": request_body,
             "responses": {
-                "200": {"description": "The model's outputs"},
-                **{status: {"description": why} for status, why in ERROR_STATUSES.items()},
+                "200": {"description": "The model's outputs", "content": reply_content},
+                **{
+                    status: {"description": why, "content": ERROR_CONTENT}
+                    for status, why in ERROR_STATUSES.items()
+                },
             },
         }
         if description:
@@ -73,6 +88,7 @@ def post_routes(
     *,
     tags: list[str],
     request_body: dict[str, Any],
+    reply_content: dict[str, Any],
 ) -> list[ProtocolRoute]:
     """One ``POST`` route per ``path: summary`` of ``paths``, all served by ``endpoint``."""
     return [
@@ -83,6 +99,7 @@ def post_routes(
             summary=summary,
             tags=tags,
             request_body=request_body,
+            reply_content=reply_content,
         )
         for path, summary in paths.items()
     ]

@@ -59,6 +59,12 @@ def _report(model: ServedModel, base_url: str) -> dict[str, Any]:
     return report
 
 
+class PngResponse(FileResponse):
+    """A plot file; documented as ``image/png`` in the OpenAPI schema."""
+
+    media_type = "image/png"
+
+
 def _report_reply(model: ServedModel, request: Request) -> Response:
     """The report, its plot URLs naming the version that answered."""
     root = request.scope.get("root_path", "")
@@ -84,7 +90,7 @@ def _plot(model: ServedModel, plot: str) -> Response:
             f"model '{model.name}' version {model.version} has no plot '{plot}'; it has "
             f"{sorted(f'{k}.png' for k in _plots(model))}"
         )
-    return FileResponse(path, media_type="image/png")
+    return PngResponse(path)
 
 
 @router.get("/{name}/report", summary="Evaluation report of the default version")
@@ -99,12 +105,20 @@ async def version_report(
     return _report_reply(repository.get(name, version, ready=False), request)
 
 
-@router.get("/{name}/report/{plot}", summary="A plot of the default version's report")
+@router.get(
+    "/{name}/report/{plot}",
+    summary="A plot of the default version's report",
+    response_class=PngResponse,
+)
 async def report_plot(name: str, plot: str, repository: RepositoryDep) -> Response:
     return _plot(repository.get(name, ready=False), plot)
 
 
-@router.get("/{name}/versions/{version}/report/{plot}", summary="A plot of a version's report")
+@router.get(
+    "/{name}/versions/{version}/report/{plot}",
+    summary="A plot of a version's report",
+    response_class=PngResponse,
+)
 async def version_report_plot(
     name: str, version: str, plot: str, repository: RepositoryDep
 ) -> Response:

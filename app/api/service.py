@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from app import metrics
 from app.api.deps import RepositoryDep, readiness_reasons
@@ -47,7 +47,13 @@ async def healthz(request: Request, repository: RepositoryDep) -> Response:
     return json_response(body, 503 if reasons else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="The Prometheus text exposition format (every worker's series, summed, with "
+    "`SERVING_WORKERS` above 1).",
+    response_class=PlainTextResponse,
+)
 async def prometheus_metrics() -> Response:
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

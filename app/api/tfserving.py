@@ -63,6 +63,31 @@ _PREDICT_BODY = {
 }
 
 
+_PREDICT_REPLY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "description": "`:predict`: `predictions` for a row-format request, `outputs` for "
+            "a columnar one; `:explain`: `explanations`.",
+            "properties": {
+                "predictions": {
+                    "type": "array",
+                    "items": {},
+                    "description": "One per instance: the output, or with several outputs an "
+                    "object of output name to value.",
+                },
+                "outputs": {
+                    "description": "The output for the whole batch, or with several outputs an "
+                    "object of output name to values."
+                },
+                "explanations": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "example": {"predictions": [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]]},
+    }
+}
+
+
 # ---- status and metadata ------------------------------------------------------------------
 def _version_status(model: ServedModel) -> dict[str, Any]:
     state = "END" if model.state == "FAILED" else model.state
@@ -156,6 +181,7 @@ inference_routes = post_routes(
     },
     tags=router.tags,
     request_body=_PREDICT_BODY,
+    reply_content=_PREDICT_REPLY,
 )
 
 
