@@ -23,6 +23,13 @@ from app.api.kserve_codec import (
     encode_reply,
 )
 from app.api.protocol_route import post_routes
+from app.api.status_replies import (
+    Liveness,
+    ModelMetadata,
+    ModelReadiness,
+    Readiness,
+    ServerMetadata,
+)
 from app.codec import dumps, json_response
 from app.config import Settings
 from app.examples import SEVEN_PIXELS
@@ -127,7 +134,7 @@ _INFER_REPLY = {
 
 
 # ---- server and model status ---------------------------------------------------------------
-@router.get("", summary="Server metadata")
+@router.get("", summary="Server metadata", response_model=ServerMetadata)
 async def server_metadata() -> Response:
     return json_response(
         {
@@ -138,12 +145,17 @@ async def server_metadata() -> Response:
     )
 
 
-@router.get("/health/live", summary="Liveness")
+@router.get("/health/live", summary="Liveness", response_model=Liveness)
 async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready", summary="Readiness: every model loaded and warmed up")
+@router.get(
+    "/health/ready",
+    summary="Readiness: every model loaded and warmed up",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: `reasons` says why"}},
+)
 async def ready(request: Request) -> Response:
     reasons = readiness_reasons(request)
     if not reasons:
@@ -175,12 +187,16 @@ def _model_metadata(model: ServedModel, repository) -> dict[str, Any]:
     }
 
 
-@router.get("/models/{name}", summary="Model metadata")
+@router.get("/models/{name}", summary="Model metadata", response_model=ModelMetadata)
 async def model_metadata(name: str, repository: RepositoryDep) -> Response:
     return json_response(_model_metadata(repository.get(name), repository))
 
 
-@router.get("/models/{name}/versions/{version}", summary="Model metadata (one version)")
+@router.get(
+    "/models/{name}/versions/{version}",
+    summary="Model metadata (one version)",
+    response_model=ModelMetadata,
+)
 async def model_version_metadata(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response(_model_metadata(repository.get(name, version), repository))
 
@@ -192,12 +208,22 @@ def _ready_reply(model: ServedModel) -> Response:
     return json_response(body, 200 if model.ready else 503)
 
 
-@router.get("/models/{name}/ready", summary="Model readiness")
+@router.get(
+    "/models/{name}/ready",
+    summary="Model readiness",
+    response_model=ModelReadiness,
+    responses={503: {"model": ModelReadiness, "description": "Not ready (loading or failed)"}},
+)
 async def model_ready(name: str, repository: RepositoryDep) -> Response:
     return _ready_reply(repository.get(name, ready=False))
 
 
-@router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (one version)")
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="Model readiness (one version)",
+    response_model=ModelReadiness,
+    responses={503: {"model": ModelReadiness, "description": "Not ready (loading or failed)"}},
+)
 async def model_version_ready(name: str, version: str, repository: RepositoryDep) -> Response:
     return _ready_reply(repository.get(name, version, ready=False))
 

@@ -21,6 +21,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep
+from app.api.status_replies import (
+    Empty,
+    ModelConfig,
+    ModelStatistics,
+    RepositoryIndexEntry,
+)
 from app.codec import json_response, loads_object
 from app.errors import InvalidInputError
 from app.servable import ServedModel
@@ -50,7 +56,11 @@ async def _optional_json(request: Request) -> dict[str, Any]:
     return loads_object(body) if body.strip() else {}
 
 
-@router.post("/repository/index", summary="Repository index (Triton)")
+@router.post(
+    "/repository/index",
+    summary="Repository index (Triton)",
+    response_model=list[RepositoryIndexEntry],
+)
 async def repository_index(request: Request, repository: RepositoryDep) -> Response:
     options = await _optional_json(request)
     rows = repository.index()
@@ -59,7 +69,9 @@ async def repository_index(request: Request, repository: RepositoryDep) -> Respo
     return json_response(rows)
 
 
-@router.post("/repository/models/{name}/load", summary="Load a model (Triton)")
+@router.post(
+    "/repository/models/{name}/load", summary="Load a model (Triton)", response_model=Empty
+)
 async def load_model(name: str, request: Request, repository: RepositoryDep) -> Response:
     options = await _optional_json(request)
     parameters = options.get("parameters") or {}
@@ -74,7 +86,9 @@ async def load_model(name: str, request: Request, repository: RepositoryDep) -> 
     return json_response({})
 
 
-@router.post("/repository/models/{name}/unload", summary="Unload a model (Triton)")
+@router.post(
+    "/repository/models/{name}/unload", summary="Unload a model (Triton)", response_model=Empty
+)
 async def unload_model(name: str, request: Request, repository: RepositoryDep) -> Response:
     await _optional_json(request)
     await repository.unload_model(name)
@@ -124,12 +138,18 @@ def _config(model: ServedModel, repository) -> dict[str, Any]:
     }
 
 
-@router.get("/models/{name}/config", summary="Model configuration (Triton)")
+@router.get(
+    "/models/{name}/config", summary="Model configuration (Triton)", response_model=ModelConfig
+)
 async def model_config(name: str, repository: RepositoryDep) -> Response:
     return json_response(_config(repository.get(name, ready=False), repository))
 
 
-@router.get("/models/{name}/versions/{version}/config", summary="Model configuration (Triton)")
+@router.get(
+    "/models/{name}/versions/{version}/config",
+    summary="Model configuration (Triton)",
+    response_model=ModelConfig,
+)
 async def model_version_config(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response(_config(repository.get(name, version, ready=False), repository))
 
@@ -165,16 +185,28 @@ def _stats(model: ServedModel) -> dict[str, Any]:
     }
 
 
-@router.get("/models/stats", summary="Inference statistics of every model (Triton)")
+@router.get(
+    "/models/stats",
+    summary="Inference statistics of every model (Triton)",
+    response_model=ModelStatistics,
+)
 async def all_stats(repository: RepositoryDep) -> Response:
     return json_response({"model_stats": [_stats(m) for m in repository.all()]})
 
 
-@router.get("/models/{name}/stats", summary="Inference statistics (Triton)")
+@router.get(
+    "/models/{name}/stats",
+    summary="Inference statistics (Triton)",
+    response_model=ModelStatistics,
+)
 async def model_stats(name: str, repository: RepositoryDep) -> Response:
     return json_response({"model_stats": [_stats(m) for m in repository.versions(name)]})
 
 
-@router.get("/models/{name}/versions/{version}/stats", summary="Inference statistics (Triton)")
+@router.get(
+    "/models/{name}/versions/{version}/stats",
+    summary="Inference statistics (Triton)",
+    response_model=ModelStatistics,
+)
 async def model_version_stats(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response({"model_stats": [_stats(repository.get(name, version, ready=False))]})

@@ -7,12 +7,17 @@ from starlette.responses import PlainTextResponse, Response
 
 from app import metrics
 from app.api.deps import RepositoryDep, readiness_reasons
+from app.api.status_replies import Health, ModelList
 from app.codec import json_response
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/v1/models", summary="Every model with its versions, readiness, device, task, labels")
+@router.get(
+    "/v1/models",
+    summary="Every model with its versions, readiness, device, task, labels",
+    response_model=ModelList,
+)
 async def list_models(repository: RepositoryDep) -> Response:
     models = []
     for name in repository.names():
@@ -33,7 +38,12 @@ async def list_models(repository: RepositoryDep) -> Response:
     return json_response({"models": models})
 
 
-@router.get("/healthz", summary="Liveness and readiness in one reply")
+@router.get(
+    "/healthz",
+    summary="Liveness and readiness in one reply",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Not ready: `reasons` says why"}},
+)
 async def healthz(request: Request, repository: RepositoryDep) -> Response:
     reasons = readiness_reasons(request)
     body = {

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large
 from app.api.protocol_route import post_routes
+from app.api.status_replies import TFServingMetadata, TFServingModelStatus
 from app.api.tfserving_codec import decode_request, encode_predictions
 from app.codec import json_response
 from app.config import Settings
@@ -101,14 +102,18 @@ def _version_status(model: ServedModel) -> dict[str, Any]:
     }
 
 
-@router.get("/{name}", summary="Model version status")
+@router.get("/{name}", summary="Model version status", response_model=TFServingModelStatus)
 async def model_status(name: str, repository: RepositoryDep) -> Response:
     return json_response(
         {"model_version_status": [_version_status(m) for m in reversed(repository.versions(name))]}
     )
 
 
-@router.get("/{name}/versions/{version}", summary="Model version status (one version)")
+@router.get(
+    "/{name}/versions/{version}",
+    summary="Model version status (one version)",
+    response_model=TFServingModelStatus,
+)
 async def model_version_status(name: str, version: str, repository: RepositoryDep) -> Response:
     status = _version_status(repository.get(name, version, ready=False))
     return json_response({"model_version_status": [status]})
@@ -144,23 +149,35 @@ def _metadata(model: ServedModel) -> dict[str, Any]:
     }
 
 
-@router.get("/{name}/labels/{label}", summary="Model version status (by version label)")
+@router.get(
+    "/{name}/labels/{label}",
+    summary="Model version status (by version label)",
+    response_model=TFServingModelStatus,
+)
 async def model_label_status(name: str, label: str, repository: RepositoryDep) -> Response:
     status = _version_status(repository.get(name, label, ready=False))
     return json_response({"model_version_status": [status]})
 
 
-@router.get("/{name}/labels/{label}/metadata", summary="Model signature (by version label)")
+@router.get(
+    "/{name}/labels/{label}/metadata",
+    summary="Model signature (by version label)",
+    response_model=TFServingMetadata,
+)
 async def model_label_metadata(name: str, label: str, repository: RepositoryDep) -> Response:
     return json_response(_metadata(repository.get(name, label)))
 
 
-@router.get("/{name}/metadata", summary="Model signature")
+@router.get("/{name}/metadata", summary="Model signature", response_model=TFServingMetadata)
 async def model_metadata(name: str, repository: RepositoryDep) -> Response:
     return json_response(_metadata(repository.get(name)))
 
 
-@router.get("/{name}/versions/{version}/metadata", summary="Model signature (one version)")
+@router.get(
+    "/{name}/versions/{version}/metadata",
+    summary="Model signature (one version)",
+    response_model=TFServingMetadata,
+)
 async def model_version_metadata(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response(_metadata(repository.get(name, version)))
 

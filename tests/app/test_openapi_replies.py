@@ -21,20 +21,27 @@ SEVEN_V2 = {
 
 
 @pytest.fixture(scope="module")
-def paths(mnist_client):
-    return mnist_client.get("/openapi.json").json()["paths"]
+def openapi(mnist_client):
+    return mnist_client.get("/openapi.json").json()
 
 
-def assert_documented(paths, template: str, method: str, reply) -> None:
+@pytest.fixture(scope="module")
+def paths(openapi):
+    return openapi["paths"]
+
+
+def assert_documented(paths, template: str, method: str, reply, components=None) -> None:
     """``reply``'s status and media type are documented for the operation, and a JSON reply
-    validates against the documented schema."""
+    validates against the documented schema (its ``$ref``s resolved in ``components``)."""
     responses = paths[template][method]["responses"]
     assert str(reply.status_code) in responses, (template, reply.status_code)
     content = responses[str(reply.status_code)]["content"]
     media_type = reply.headers["content-type"].split(";")[0]
     assert media_type in content, (template, media_type, list(content))
     if media_type == "application/json":
-        jsonschema.validate(reply.json(), content[media_type]["schema"])
+        schema = content[media_type]["schema"]
+        assert schema, f"{template}: no schema documented"
+        jsonschema.validate(reply.json(), {**schema, "components": components or {}})
 
 
 @pytest.mark.parametrize(
@@ -85,3 +92,48 @@ def test_metrics_and_plots_are_documented_as_what_they_are(mnist_client, paths):
     plot = mnist_client.get(report["plots"]["confusion_matrix"])
     assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
     assert_documented(paths, "/v1/models/{name}/versions/{version}/report/{plot}", "get", plot)
+
+
+@pytest.mark.parametrize(
+    ("url", "template"),
+    [
+        ("/v1/models", "/v1/models"),
+        ("/healthz", "/healthz"),
+        ("/v1/models/mnist", "/v1/models/{name}"),
+        ("/v1/models/mnist/versions/4", "/v1/models/{name}/versions/{version}"),
+        ("/v1/models/mnist/metadata", "/v1/models/{name}/metadata"),
+        ("/v1/models/mnist/versions/1/metadata", "/v1/models/{name}/versions/{version}/metadata"),
+        ("/v2", "/v2"),
+        ("/v2/health/live", "/v2/health/live"),
+        ("/v2/health/ready", "/v2/health/ready"),
+        ("/v2/models/mnist", "/v2/models/{name}"),
+        ("/v2/models/mnist/versions/4", "/v2/models/{name}/versions/{version}"),
+        ("/v2/models/mnist/ready", "/v2/models/{name}/ready"),
+        ("/v2/models/mnist/versions/2/ready", "/v2/models/{name}/versions/{version}/ready"),
+        ("/v2/models/mnist/config", "/v2/models/{name}/config"),
+        ("/v2/models/mnist/versions/4/config", "/v2/models/{name}/versions/{version}/config"),
+        ("/v2/models/stats", "/v2/models/stats"),
+        ("/v2/models/mnist/stats", "/v2/models/{name}/stats"),
+        ("/v2/models/mnist/versions/4/stats", "/v2/models/{name}/versions/{version}/stats"),
+        ("POST /v2/repository/index", "/v2/repository/index"),
+    ],
+)
+def test_status_and_metadata_replies_are_as_documented(mnist_client, openapi, url, template):
+    method, _, url = url.rpartition(" ")
+    reply = mnist_client.request(method or "GET", url)
+    assert reply.status_code == 200, reply.text
+    operation = (method or "GET").lower()
+    assert_documented(openapi["paths"], template, operation, reply, openapi["components"])
+
+
+def test_a_documented_schema_rejects_a_wrong_reply(openapi):
+    """The check above can fail: a reply missing a field, or with one of the wrong type."""
+    schema = openapi["paths"]["/v2/models/{name}/ready"]["get"]["responses"]["200"]
+    schema = {
+        **schema["content"]["application/json"]["schema"],
+        "components": openapi["components"],
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "mnist", "ready": True}, schema)  # no version
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "mnist", "version": "4", "ready": "yes"}, schema)

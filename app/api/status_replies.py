@@ -1,0 +1,175 @@
+"""The documented shapes of the status, metadata and repository replies: the service's own,
+TF Serving's, KServe's and Triton's extensions.
+
+The routes write their replies as plain data (``json_response``); these models are what the
+OpenAPI schema and Swagger UI show (``response_model``), and what
+``tests/app/test_openapi_replies.py`` validates real replies against.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+State = Literal["START", "LOADING", "AVAILABLE", "UNLOADING", "FAILED", "END"]
+
+
+# ---- the service ------------------------------------------------------------------------------
+class TensorSpecReply(BaseModel):
+    dtype: str = Field(description="NumPy name: float32, uint8, string, ...")
+    shape: list[int | None] = Field(description="null: any size (the batch dimension).")
+
+
+class VersionStatus(BaseModel):
+    name: str
+    version: int
+    state: State
+    ready: bool
+    error: str | None = Field(description="Why the version failed to load, when it did.")
+    device: str | None
+    task: str | None
+    labels: list[str] | None
+    inputs: dict[str, TensorSpecReply]
+    outputs: dict[str, TensorSpecReply]
+    batching: dict[str, Any] = Field(description="The version's batching settings.")
+    load_seconds: float | None
+
+
+class ModelSummary(BaseModel):
+    name: str
+    default_version: int | None = Field(description="The version served without `?version`.")
+    ready: bool
+    device: str | None
+    task: str | None
+    labels: list[str] | None
+    versions: list[VersionStatus]
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class Health(BaseModel):
+    live: bool
+    ready: bool = Field(
+        description="Every model has a ready version and the server is not draining (503 when not)."
+    )
+    reasons: list[str] = Field(description="Why it is not ready.")
+    device: str
+    models: dict[str, str] = Field(description="`name/version`: its state.")
+    empty_model_folders: list[str]
+
+
+# ---- TF Serving -------------------------------------------------------------------------------
+class TFServingStatus(BaseModel):
+    error_code: str = Field(description="OK, or UNKNOWN when the version failed to load.")
+    error_message: str
+
+
+class TFServingVersionStatus(BaseModel):
+    version: str
+    state: Literal["START", "LOADING", "AVAILABLE", "UNLOADING", "END"]
+    status: TFServingStatus
+
+
+class TFServingModelStatus(BaseModel):
+    model_version_status: list[TFServingVersionStatus] = Field(description="Newest version first.")
+
+
+class TFServingModelSpec(BaseModel):
+    name: str
+    signature_name: str
+    version: str
+
+
+class TFServingMetadata(BaseModel):
+    """TF Serving's GetModelMetadata reply, plus what a client needs to build inputs."""
+
+    model_spec: TFServingModelSpec
+    metadata: dict[str, Any] = Field(
+        description="`signature_def.signature_def.serving_default`: the inputs and outputs "
+        "(dtype, tensor_shape, name), as TF Serving answers."
+    )
+    device: str | None
+    task: str | None
+    labels: list[str] | None
+    columns: dict[str, Any] | None = Field(
+        default=None, description="Tabular models: each column's type, values and default."
+    )
+    image: dict[str, Any] | None = Field(
+        default=None, description="Image models: input size, channels and background."
+    )
+    forecast: dict[str, Any] | None = Field(
+        default=None, description="Forecasting models: the window and horizon."
+    )
+
+
+# ---- KServe v2 --------------------------------------------------------------------------------
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Liveness(BaseModel):
+    live: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+    reasons: list[str] | None = Field(default=None, description="Why not (with the 503).")
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1: any size.")
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, Any] = Field(description="version, device, task, labels.")
+
+
+class ModelReadiness(BaseModel):
+    name: str
+    version: str
+    ready: bool
+    error: str | None = Field(default=None, description="Why it failed to load, when it did.")
+
+
+# ---- Triton's repository, configuration and statistics extensions ----------------------------
+class RepositoryIndexEntry(BaseModel):
+    name: str
+    version: str
+    state: Literal["READY", "LOADING", "UNAVAILABLE"]
+    reason: str = Field(description="Why it is not ready, when it is not.")
+
+
+class Empty(BaseModel):
+    """Triton's reply to a load or unload: an empty object (errors are 4xx)."""
+
+
+class ModelConfig(BaseModel):
+    """Triton's model configuration, as JSON (``model_config.proto``)."""
+
+    name: str
+    platform: str
+    backend: str
+    version_policy: dict[str, Any]
+    max_batch_size: int
+    input: list[dict[str, Any]]
+    output: list[dict[str, Any]]
+    dynamic_batching: dict[str, Any]
+    parameters: dict[str, Any]
+
+
+class ModelStatistics(BaseModel):
+    """Triton's statistics extension: per version, counts and cumulative times (ns)."""
+
+    model_stats: list[dict[str, Any]]
