@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from app.api.deps import RepositoryDep
+from app.api.status_replies import ModelReport
 from app.codec import json_response
 from app.errors import ModelNotFoundError
 from app.servable import ServedModel
@@ -93,12 +94,20 @@ def _plot(model: ServedModel, plot: str) -> Response:
     return PngResponse(path)
 
 
-@router.get("/{name}/report", summary="Evaluation report of the default version")
+@router.get(
+    "/{name}/report",
+    summary="Evaluation report of the default version",
+    response_model=ModelReport,
+)
 async def report(name: str, request: Request, repository: RepositoryDep) -> Response:
     return _report_reply(repository.get(name, ready=False), request)
 
 
-@router.get("/{name}/versions/{version}/report", summary="Evaluation report (one version)")
+@router.get(
+    "/{name}/versions/{version}/report",
+    summary="Evaluation report (one version)",
+    response_model=ModelReport,
+)
 async def version_report(
     name: str, version: str, request: Request, repository: RepositoryDep
 ) -> Response:

@@ -173,3 +173,38 @@ class ModelStatistics(BaseModel):
     """Triton's statistics extension: per version, counts and cumulative times (ns)."""
 
     model_stats: list[dict[str, Any]]
+
+
+# ---- model reports ----------------------------------------------------------------------------
+class ReportSource(BaseModel):
+    split: str
+    splits: dict[str, Any] | None = Field(
+        description="Sizes of the train / validation / test splits."
+    )
+    data: Any = Field(description="The data's source, license and notes, from the export.")
+
+
+class ConfusionMatrix(BaseModel):
+    labels: list[str]
+    rows_true_columns_predicted: list[list[int]]
+
+
+class ModelReport(BaseModel):
+    """The evaluation a version was exported with, on its held-out test split."""
+
+    model: str
+    version: int
+    task: str | None
+    measured_on: ReportSource
+    metrics: dict[str, float | None] = Field(
+        description="accuracy, balanced_accuracy, macro_f1, roc_auc, ... (those recorded)."
+    )
+    per_class: dict[str, Any] | None = Field(description="Precision, recall, F1 and support.")
+    confusion_matrix: ConfusionMatrix | None
+    roc: dict[str, Any] | None = Field(description="ROC points (fpr, tpr) of a binary model.")
+    decision_threshold: float | None
+    plots: dict[str, str] = Field(description="Each plot's URL (a PNG).")
+    roc_note: str | None = None
+    other_metrics: dict[str, Any] | None = Field(
+        default=None, description="Task-specific figures (forecast errors, ...)."
+    )

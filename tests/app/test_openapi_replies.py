@@ -116,6 +116,8 @@ def test_metrics_and_plots_are_documented_as_what_they_are(mnist_client, paths):
         ("/v2/models/mnist/stats", "/v2/models/{name}/stats"),
         ("/v2/models/mnist/versions/4/stats", "/v2/models/{name}/versions/{version}/stats"),
         ("POST /v2/repository/index", "/v2/repository/index"),
+        ("/v1/models/mnist/report", "/v1/models/{name}/report"),
+        ("/v1/models/mnist/versions/1/report", "/v1/models/{name}/versions/{version}/report"),
     ],
 )
 def test_status_and_metadata_replies_are_as_documented(mnist_client, openapi, url, template):

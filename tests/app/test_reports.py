@@ -90,3 +90,28 @@ def test_the_served_mnist_reports_its_test_split(mnist_client):
     assert report["metrics"]["accuracy"] >= 0.993
     assert len(report["confusion_matrix"]["rows_true_columns_predicted"]) == 10
     assert mnist_client.get(report["plots"]["confusion_matrix"]).status_code == 200
+
+
+def test_every_committed_version_reports_in_the_documented_shape():
+    """Each committed metadata.json, through the report builder, fits ModelReport (the schema
+    /openapi.json shows): binary models with ROC points, forecasting with other metrics."""
+    from types import SimpleNamespace
+
+    from app.api.reports import _report
+    from app.api.status_replies import ModelReport
+    from tests.paths import REPO_ROOT
+
+    versions = sorted((REPO_ROOT / "models").glob("*/*/metadata.json"))
+    assert len(versions) >= 10
+    for path in versions:
+        metadata = json.loads(path.read_text())
+        model = SimpleNamespace(
+            name=path.parent.parent.name,
+            version=int(path.parent.name),
+            task=metadata.get("task"),
+            metadata=metadata,
+            path=path.parent,
+        )
+        report = json.loads(json.dumps(_report(model, "/v1/models/x/versions/1")))
+        ModelReport.model_validate(report, strict=False)
+        assert report["plots"], path  # every export drew its plots
