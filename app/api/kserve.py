@@ -24,6 +24,7 @@ from app.api.kserve_codec import (
 )
 from app.api.protocol_route import post_routes
 from app.api.status_replies import (
+    NOT_FOUND,
     Liveness,
     ModelMetadata,
     ModelReadiness,
@@ -133,6 +134,13 @@ _INFER_REPLY = {
 }
 
 
+# A model's readiness: 503 with the same body while it loads or after it failed.
+MODEL_NOT_READY = {
+    **NOT_FOUND,
+    503: {"model": ModelReadiness, "description": "Not ready (loading or failed)"},
+}
+
+
 # ---- server and model status ---------------------------------------------------------------
 @router.get("", summary="Server metadata", response_model=ServerMetadata)
 async def server_metadata() -> Response:
@@ -187,7 +195,9 @@ def _model_metadata(model: ServedModel, repository) -> dict[str, Any]:
     }
 
 
-@router.get("/models/{name}", summary="Model metadata", response_model=ModelMetadata)
+@router.get(
+    "/models/{name}", summary="Model metadata", response_model=ModelMetadata, responses=NOT_FOUND
+)
 async def model_metadata(name: str, repository: RepositoryDep) -> Response:
     return json_response(_model_metadata(repository.get(name), repository))
 
@@ -196,6 +206,7 @@ async def model_metadata(name: str, repository: RepositoryDep) -> Response:
     "/models/{name}/versions/{version}",
     summary="Model metadata (one version)",
     response_model=ModelMetadata,
+    responses=NOT_FOUND,
 )
 async def model_version_metadata(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response(_model_metadata(repository.get(name, version), repository))
@@ -212,7 +223,7 @@ def _ready_reply(model: ServedModel) -> Response:
     "/models/{name}/ready",
     summary="Model readiness",
     response_model=ModelReadiness,
-    responses={503: {"model": ModelReadiness, "description": "Not ready (loading or failed)"}},
+    responses=MODEL_NOT_READY,
 )
 async def model_ready(name: str, repository: RepositoryDep) -> Response:
     return _ready_reply(repository.get(name, ready=False))
@@ -222,7 +233,7 @@ async def model_ready(name: str, repository: RepositoryDep) -> Response:
     "/models/{name}/versions/{version}/ready",
     summary="Model readiness (one version)",
     response_model=ModelReadiness,
-    responses={503: {"model": ModelReadiness, "description": "Not ready (loading or failed)"}},
+    responses=MODEL_NOT_READY,
 )
 async def model_version_ready(name: str, version: str, repository: RepositoryDep) -> Response:
     return _ready_reply(repository.get(name, version, ready=False))

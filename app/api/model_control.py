@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from app.api.deps import RepositoryDep
 from app.api.status_replies import (
+    NOT_FOUND,
     Empty,
     ModelConfig,
     ModelStatistics,
@@ -70,7 +71,10 @@ async def repository_index(request: Request, repository: RepositoryDep) -> Respo
 
 
 @router.post(
-    "/repository/models/{name}/load", summary="Load a model (Triton)", response_model=Empty
+    "/repository/models/{name}/load",
+    summary="Load a model (Triton)",
+    response_model=Empty,
+    responses=NOT_FOUND,
 )
 async def load_model(name: str, request: Request, repository: RepositoryDep) -> Response:
     options = await _optional_json(request)
@@ -87,7 +91,10 @@ async def load_model(name: str, request: Request, repository: RepositoryDep) -> 
 
 
 @router.post(
-    "/repository/models/{name}/unload", summary="Unload a model (Triton)", response_model=Empty
+    "/repository/models/{name}/unload",
+    summary="Unload a model (Triton)",
+    response_model=Empty,
+    responses=NOT_FOUND,
 )
 async def unload_model(name: str, request: Request, repository: RepositoryDep) -> Response:
     await _optional_json(request)
@@ -139,7 +146,10 @@ def _config(model: ServedModel, repository) -> dict[str, Any]:
 
 
 @router.get(
-    "/models/{name}/config", summary="Model configuration (Triton)", response_model=ModelConfig
+    "/models/{name}/config",
+    summary="Model configuration (Triton)",
+    response_model=ModelConfig,
+    responses=NOT_FOUND,
 )
 async def model_config(name: str, repository: RepositoryDep) -> Response:
     return json_response(_config(repository.get(name, ready=False), repository))
@@ -149,6 +159,7 @@ async def model_config(name: str, repository: RepositoryDep) -> Response:
     "/models/{name}/versions/{version}/config",
     summary="Model configuration (Triton)",
     response_model=ModelConfig,
+    responses=NOT_FOUND,
 )
 async def model_version_config(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response(_config(repository.get(name, version, ready=False), repository))
@@ -198,6 +209,7 @@ async def all_stats(repository: RepositoryDep) -> Response:
     "/models/{name}/stats",
     summary="Inference statistics (Triton)",
     response_model=ModelStatistics,
+    responses=NOT_FOUND,
 )
 async def model_stats(name: str, repository: RepositoryDep) -> Response:
     return json_response({"model_stats": [_stats(m) for m in repository.versions(name)]})
@@ -207,6 +219,7 @@ async def model_stats(name: str, repository: RepositoryDep) -> Response:
     "/models/{name}/versions/{version}/stats",
     summary="Inference statistics (Triton)",
     response_model=ModelStatistics,
+    responses=NOT_FOUND,
 )
 async def model_version_stats(name: str, version: str, repository: RepositoryDep) -> Response:
     return json_response({"model_stats": [_stats(repository.get(name, version, ready=False))]})

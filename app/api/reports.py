@@ -18,12 +18,25 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from app.api.deps import RepositoryDep
-from app.api.status_replies import ModelReport
+from app.api.status_replies import NOT_FOUND, ModelReport
 from app.codec import json_response
 from app.errors import ModelNotFoundError
 from app.servable import ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["model reports"])
+
+# A plot route answers PNG, its 404 JSON: declared as is (FastAPI would give the 404 the
+# route's own media type).
+PLOT_NOT_FOUND = {
+    "responses": {
+        "404": {
+            "description": "No such model, version or plot",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ProtocolError"}}
+            },
+        }
+    }
+}
 
 _SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "roc_auc_ovr_macro")
 
@@ -98,6 +111,7 @@ def _plot(model: ServedModel, plot: str) -> Response:
     "/{name}/report",
     summary="Evaluation report of the default version",
     response_model=ModelReport,
+    responses=NOT_FOUND,
 )
 async def report(name: str, request: Request, repository: RepositoryDep) -> Response:
     return _report_reply(repository.get(name, ready=False), request)
@@ -107,6 +121,7 @@ async def report(name: str, request: Request, repository: RepositoryDep) -> Resp
     "/{name}/versions/{version}/report",
     summary="Evaluation report (one version)",
     response_model=ModelReport,
+    responses=NOT_FOUND,
 )
 async def version_report(
     name: str, version: str, request: Request, repository: RepositoryDep
@@ -118,6 +133,7 @@ async def version_report(
     "/{name}/report/{plot}",
     summary="A plot of the default version's report",
     response_class=PngResponse,
+    openapi_extra=PLOT_NOT_FOUND,
 )
 async def report_plot(name: str, plot: str, repository: RepositoryDep) -> Response:
     return _plot(repository.get(name, ready=False), plot)
@@ -127,6 +143,7 @@ async def report_plot(name: str, plot: str, repository: RepositoryDep) -> Respon
     "/{name}/versions/{version}/report/{plot}",
     summary="A plot of a version's report",
     response_class=PngResponse,
+    openapi_extra=PLOT_NOT_FOUND,
 )
 async def version_report_plot(
     name: str, version: str, plot: str, repository: RepositoryDep

@@ -12,6 +12,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+
+class ProtocolError(BaseModel):
+    """The error body of ``/v1/models/...`` and ``/v2/...``, as TF Serving and KServe answer."""
+
+    error: str = Field(description="What is wrong.")
+
+
+# A route that names a model: 404 when there is no such model, version or label.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ProtocolError, "description": "No such model, version or label"}
+}
+
 State = Literal["START", "LOADING", "AVAILABLE", "UNLOADING", "FAILED", "END"]
 
 

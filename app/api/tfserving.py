@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, model_from_path, off_loop_if_large
 from app.api.protocol_route import post_routes
-from app.api.status_replies import TFServingMetadata, TFServingModelStatus
+from app.api.status_replies import NOT_FOUND, TFServingMetadata, TFServingModelStatus
 from app.api.tfserving_codec import decode_request, encode_predictions
 from app.codec import json_response
 from app.config import Settings
@@ -26,7 +26,7 @@ from app.examples import SEVEN_PIXELS
 from app.explain import explain_arrays, require_explainable
 from app.servable import SIGNATURE, ServedModel
 
-router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"])
+router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving v1"], responses=NOT_FOUND)
 
 _TF_DTYPES = {
     "float16": "DT_HALF",

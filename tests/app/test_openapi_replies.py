@@ -139,3 +139,26 @@ def test_a_documented_schema_rejects_a_wrong_reply(openapi):
         jsonschema.validate({"name": "mnist", "ready": True}, schema)  # no version
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "mnist", "version": "4", "ready": "yes"}, schema)
+
+
+@pytest.mark.parametrize(
+    ("url", "template"),
+    [
+        ("/v1/models/nope", "/v1/models/{name}"),
+        ("/v1/models/mnist/versions/99", "/v1/models/{name}/versions/{version}"),
+        ("/v1/models/nope/metadata", "/v1/models/{name}/metadata"),
+        ("/v1/models/nope/report", "/v1/models/{name}/report"),
+        ("/v1/models/mnist/report/nope.png", "/v1/models/{name}/report/{plot}"),
+        ("/v2/models/nope", "/v2/models/{name}"),
+        ("/v2/models/nope/ready", "/v2/models/{name}/ready"),
+        ("/v2/models/nope/config", "/v2/models/{name}/config"),
+        ("/v2/models/nope/stats", "/v2/models/{name}/stats"),
+        ("POST /v2/repository/models/nope/load", "/v2/repository/models/{name}/load"),
+    ],
+)
+def test_an_unknown_model_is_a_documented_404(mnist_client, openapi, url, template):
+    method, _, url = url.rpartition(" ")
+    reply = mnist_client.request(method or "GET", url)
+    assert reply.status_code == 404, reply.text
+    operation = (method or "GET").lower()
+    assert_documented(openapi["paths"], template, operation, reply, openapi["components"])
