@@ -1,9 +1,10 @@
 """Property-based run over the app's OpenAPI schema (schemathesis): no 5xx, and every response
 matches its documented status, content type and schema.
 
-Scope: the task endpoints and ``/healthz`` (this suite's concern); the protocol endpoints
-(``/v1/models/...``, ``/v2/...``) are covered by their own tests. Requests go through the suite's
-shared app (one lifespan, models loaded once), bounded to ``MAX_EXAMPLES`` per operation.
+Scope: the task endpoints and ``/healthz``, and the read-only status, metadata, report and
+statistics routes of both protocols (their documented replies and 404s); the protocol inference
+routes are covered by their own tests. Requests go through the suite's shared app (one
+lifespan, models loaded once), bounded to ``MAX_EXAMPLES`` per operation.
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+STATUS_PATHS = (
+    r"^/v1/models(/\{name\}(/versions/\{version\})?(/metadata|/report)?)?$"
+    r"|^/v2(/health/(live|ready)|/models/stats"
+    r"|/models/\{name\}(/versions/\{version\})?(/ready|/config|/stats)?)?$"
+)
+
 # The schema only (no lifespan, no models): the requests go to the shared ``client``.
-schema = schemathesis.openapi.from_dict(create_app(make_settings()).openapi()).include(
-    path_regex=TASK_PATHS
+openapi = create_app(make_settings()).openapi()
+schema = schemathesis.openapi.from_dict(openapi).include(path_regex=TASK_PATHS)
+status_schema = schemathesis.openapi.from_dict(openapi).include(
+    path_regex=STATUS_PATHS, method="GET"
 )
 
 
@@ -65,5 +74,17 @@ def send(client, case):
     suppress_health_check=list(HealthCheck),
 )
 def test_task_api_conforms_to_its_schema(case, client):
+    response = send(client, case)
+    case.validate_response(response, checks=CHECKS)
+
+
+@status_schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_status_routes_conform_to_their_schema(case, client):
     response = send(client, case)
     case.validate_response(response, checks=CHECKS)
