@@ -41,6 +41,22 @@ router = APIRouter(prefix="/v2", tags=["KServe v2"])
 SERVER_NAME = "tf-model-serving"
 SERVER_VERSION = "0.1.0"
 
+
+def _tensor_schema(*, parameters: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The Open Inference Protocol's tensor (``$request_input``, ``$response_output``)."""
+    return {
+        "type": "object",
+        "required": ["name", "shape", "datatype"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": {"type": "string", "enum": list(DATATYPES)},
+            "parameters": {"type": "object", "description": parameters},
+            "data": data,
+        },
+    }
+
+
 _INFER_BODY = {
     "required": True,
     "content": {
@@ -53,24 +69,14 @@ _INFER_BODY = {
                     "parameters": {"type": "object"},
                     "inputs": {
                         "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["name", "shape", "datatype"],
-                            "properties": {
-                                "name": {"type": "string"},
-                                "shape": {"type": "array", "items": {"type": "integer"}},
-                                "datatype": {"type": "string", "enum": list(DATATYPES)},
-                                "parameters": {
-                                    "type": "object",
-                                    "description": "`binary_data_size`: the tensor's bytes "
-                                    "follow the JSON (binary tensor extension).",
-                                },
-                                "data": {
-                                    "description": "The values, flat or nested, row-major; "
-                                    "left out for a binary tensor."
-                                },
+                        "items": _tensor_schema(
+                            parameters="`binary_data_size`: the tensor's bytes follow the JSON "
+                            "(binary tensor extension).",
+                            data={
+                                "description": "The values, flat or nested, row-major; left out "
+                                "for a binary tensor."
                             },
-                        },
+                        ),
                     },
                     "outputs": {"type": "array", "items": {"type": "object"}},
                 },
@@ -103,21 +109,14 @@ _INFER_REPLY = {
                 "parameters": {"type": "object"},
                 "outputs": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "shape", "datatype"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "shape": {"type": "array", "items": {"type": "integer"}},
-                            "datatype": {"type": "string", "enum": list(DATATYPES)},
-                            "parameters": {"type": "object"},
-                            "data": {
-                                "type": "array",
-                                "description": "The values, flat, row-major (left out for a "
-                                "binary output).",
-                            },
+                    "items": _tensor_schema(
+                        parameters="`binary_data_size` for a binary output.",
+                        data={
+                            "type": "array",
+                            "description": "The values, flat, row-major (left out for a binary "
+                            "output).",
                         },
-                    },
+                    ),
                 },
             },
         },

@@ -48,6 +48,15 @@ status_schema = schemathesis.openapi.from_dict(openapi).include(
 )
 
 
+# Reproducible and bounded: the same 25 examples per operation in every run.
+BOUNDED = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+
+
 def send(client, case):
     """Encode the case like schemathesis' requests transport would, send it with ``client``."""
     kwargs = case.as_transport_kwargs()
@@ -67,24 +76,14 @@ def send(client, case):
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
+@BOUNDED
 def test_task_api_conforms_to_its_schema(case, client):
     response = send(client, case)
     case.validate_response(response, checks=CHECKS)
 
 
 @status_schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
+@BOUNDED
 def test_status_routes_conform_to_their_schema(case, client):
     response = send(client, case)
     case.validate_response(response, checks=CHECKS)
