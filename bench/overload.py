@@ -14,7 +14,9 @@ SIGTERM drain) on 127.0.0.1 with the committed ``mnist`` model, and measures:
 5. **hostile requests**: a 50,000-deep JSON body, a KServe binary tensor of 26,000 digits, a
    4096x4096 RGBA PNG (and a 5000x5000 one, over the pixel cap), 1 MB of header, 10,000 headers,
    200 slow-header connections, ~60,000 requests for random model names: status, time, the
-   server's RSS growth, a liveness probe's latency meanwhile, and ``/metrics`` size;
+   server's RSS growth, a liveness probe's latency meanwhile, and ``/metrics`` size; and four
+   clients uploading the largest pictures the limits allow, back to back, beside a client
+   uploading single digits (its latency alone and beside them);
 6. **shutdown**: SIGTERM under 128 connections of load that stops within the drain window
    (as a load balancer would take the replica out): failed requests, how soon readiness turned
    503, and when the process exited, with a slow-body client holding a connection open.
@@ -287,12 +289,22 @@ def png_bytes(side: int) -> bytes:
     return buffer.getvalue()
 
 
-def multipart(data: bytes, name: str) -> tuple[bytes, str]:
+def noise_picture(side: int, image_format: str, **save) -> bytes:
+    """A picture of random pixels: the costliest to decode for its size (nothing compresses)."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, image_format, **save)
+    return buffer.getvalue()
+
+
+def multipart(data: bytes, name: str, content_type: str = "image/png") -> tuple[bytes, str]:
     boundary = "benchboundary7d9"
     body = (
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            "Content-Type: image/png\r\n\r\n"
+            f"Content-Type: {content_type}\r\n\r\n"
         ).encode()
         + data
         + f"\r\n--{boundary}--\r\n".encode()
@@ -570,6 +582,8 @@ def section_hostile(args, models_dir: Path, results: dict) -> None:
                 body,
                 {"Content-Type": content_type},
             )
+        hostile["heavy_uploads_beside_digits"] = _heavy_uploads(url, seconds=15.0)
+        print(f"heavy uploads beside single digits: {hostile['heavy_uploads_beside_digits']}")
         body = gzip.compress(b"[" * 19_000_000)
         probe(
             f"gzip_bomb_{len(body) // 1024}KB",
@@ -607,6 +621,68 @@ def section_hostile(args, models_dir: Path, results: dict) -> None:
         )
     finally:
         server.stop()
+
+
+def _heavy_uploads(url: str, seconds: float, clients: int = 4) -> dict:
+    """``clients`` threads upload the largest pictures the default limits let through (a
+    4096x4096 JPEG of noise, 7.9 MB; a 1800x1800 PNG of noise, 9.7 MB) back to back, while a probe
+    uploads one 28x28 digit at a time: the probe's latency alone and beside them. The
+    pictures are decoded in the image pool, off the event loop; this says what that leaves."""
+    path = "/v1/images/mnist:classify"
+    digit, digit_type = multipart(png_bytes(28), "digit.png")
+    heavy = [
+        multipart(noise_picture(4096, "JPEG", quality=60), "noise.jpg", "image/jpeg"),
+        multipart(noise_picture(1800, "PNG", compress_level=1), "noise.png"),
+    ]
+
+    def probe_for(duration: float) -> list[float]:
+        latencies: list[float] = []
+        stop_at = time.perf_counter() + duration
+        while time.perf_counter() < stop_at:
+            status, _, elapsed = request(
+                "POST", url + path, digit, {"Content-Type": digit_type}, timeout=30
+            )
+            if status == 200:
+                latencies.append(elapsed)
+            time.sleep(0.01)
+        return latencies
+
+    statuses: dict[int, int] = {}
+    stop = threading.Event()
+
+    def upload(body: bytes, content_type: str) -> None:
+        while not stop.is_set():
+            status, _, _ = request(
+                "POST", url + path, body, {"Content-Type": content_type}, timeout=60
+            )
+            statuses[status] = statuses.get(status, 0) + 1
+
+    alone = probe_for(seconds / 2)
+    threads = [
+        threading.Thread(target=upload, args=heavy[i % len(heavy)], daemon=True)
+        for i in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    beside = probe_for(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(70)
+
+    def summary(latencies: list[float]) -> dict:
+        return {
+            "n": len(latencies),
+            "p50_ms": round(float(np.percentile(latencies, 50)) * 1000, 1),
+            "p99_ms": _p99_ms(latencies),
+            "max_ms": round(max(latencies) * 1000, 1),
+        }
+
+    return {
+        "heavy_sizes_mb": [round(len(body) / 1e6, 1) for body, _ in heavy],
+        "heavy_statuses": statuses,
+        "probe_alone": summary(alone),
+        "probe_beside": summary(beside),
+    }
 
 
 def _raw_status(url: str, data: bytes) -> str:
