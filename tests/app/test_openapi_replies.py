@@ -1,5 +1,6 @@
-"""What the OpenAPI document says each reply is, against the replies themselves: the protocol
-routes (documented by hand in ``app/api/protocol_route.py``), the metrics and the report plots.
+"""What the OpenAPI document says each reply is, against the replies themselves: the protocols'
+inference routes (documented by hand in ``app/api/protocol_route.py``), their status, metadata,
+report and repository routes (``app/api/status_replies.py``), the metrics and the report plots.
 (The typed endpoints' replies: ``tasks/test_schemathesis.py`` and ``test_explain.py``.)"""
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ def openapi(mnist_client):
     return mnist_client.get("/openapi.json").json()
 
 
-@pytest.fixture(scope="module")
-def paths(openapi):
-    return openapi["paths"]
-
-
-def assert_documented(paths, template: str, method: str, reply, components=None) -> None:
+def assert_documented(openapi, template: str, method: str, reply) -> None:
     """``reply``'s status and media type are documented for the operation, and a JSON reply
-    validates against the documented schema (its ``$ref``s resolved in ``components``)."""
-    responses = paths[template][method]["responses"]
+    validates against the documented schema (its ``$ref``s resolved in the document's
+    components)."""
+    responses = openapi["paths"][template][method]["responses"]
     assert str(reply.status_code) in responses, (template, reply.status_code)
     content = responses[str(reply.status_code)]["content"]
     media_type = reply.headers["content-type"].split(";")[0]
@@ -41,7 +38,7 @@ def assert_documented(paths, template: str, method: str, reply, components=None)
     if media_type == "application/json":
         schema = content[media_type]["schema"]
         assert schema, f"{template}: no schema documented"
-        jsonschema.validate(reply.json(), {**schema, "components": components or {}})
+        jsonschema.validate(reply.json(), {**schema, "components": openapi["components"]})
 
 
 @pytest.mark.parametrize(
@@ -54,9 +51,9 @@ def assert_documented(paths, template: str, method: str, reply, components=None)
         ("/v1/models/mnist:predict", {"instances": [[1, 2]]}),  # 400
     ],
 )
-def test_tf_serving_replies_are_as_documented(mnist_client, paths, url, body):
+def test_tf_serving_replies_are_as_documented(mnist_client, openapi, url, body):
     reply = mnist_client.post(url, json=body)
-    assert_documented(paths, V1, "post", reply)
+    assert_documented(openapi, V1, "post", reply)
 
 
 def test_tf_serving_reply_keys(mnist_client):
@@ -77,21 +74,21 @@ def test_tf_serving_reply_keys(mnist_client):
         {"inputs": [{**SEVEN_V2, "shape": [1, 28, 28]}]},  # 400
     ],
 )
-def test_kserve_replies_are_as_documented(mnist_client, paths, body):
+def test_kserve_replies_are_as_documented(mnist_client, openapi, body):
     reply = mnist_client.post("/v2/models/mnist/infer", json=body)
-    assert_documented(paths, V2, "post", reply)
+    assert_documented(openapi, V2, "post", reply)
     if "id" in body:
         assert reply.json()["id"] == body["id"]
 
 
-def test_metrics_and_plots_are_documented_as_what_they_are(mnist_client, paths):
+def test_metrics_and_plots_are_documented_as_what_they_are(mnist_client, openapi):
     metrics = mnist_client.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert_documented(paths, "/metrics", "get", metrics)
+    assert_documented(openapi, "/metrics", "get", metrics)
     report = mnist_client.get("/v1/models/mnist/versions/4/report").json()
     plot = mnist_client.get(report["plots"]["confusion_matrix"])
     assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
-    assert_documented(paths, "/v1/models/{name}/versions/{version}/report/{plot}", "get", plot)
+    assert_documented(openapi, "/v1/models/{name}/versions/{version}/report/{plot}", "get", plot)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +138,7 @@ def test_status_replies_and_404s_are_as_documented(mnist_client, openapi, url, t
     reply = mnist_client.request(method or "GET", url)
     assert reply.status_code == status, reply.text
     operation = (method or "GET").lower()
-    assert_documented(openapi["paths"], template, operation, reply, openapi["components"])
+    assert_documented(openapi, template, operation, reply)
 
 
 def test_a_documented_schema_rejects_a_wrong_reply(openapi):
