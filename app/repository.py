@@ -92,6 +92,12 @@ class ModelRepository:
         self.empty_models: list[str] = []  # model folders with no numbered version
         self.unloaded: set[str] = set()  # unloaded through the API: not reloaded by polling
         self.loaded = False  # True once the first load has tried every version
+        # Models found at start-up (a bucket's: the ones named, until its first sync): until the
+        # first load has registered them, a request for one is "not ready yet" (503), not
+        # "no such model" (404).
+        self._expected: set[str] = (
+            set(settings.model_names or ()) if is_remote(self.source) else set()
+        )
         self._runtime_ready = False
         self._lock = asyncio.Lock()  # one reconcile or unload at a time
 
@@ -107,6 +113,7 @@ class ModelRepository:
 
     def _scan_or_fail(self) -> list[tuple[str, int, Path]]:
         found, self.empty_models = scan(self.root, self.settings.model_names)
+        self._expected.update(name for name, _, _ in found)
         for name in self.empty_models:
             logger.error(
                 "model folder '%s' has no numbered version folder (<name>/<version>/): not served",
@@ -334,6 +341,11 @@ class ModelRepository:
     def _versions_of(self, name: str) -> dict[int, ServedModel]:
         models = self._models.get(name)
         if models is None:
+            if not self.loaded and name in self._expected:
+                # Loading in the background: its versions are registered as their turn comes.
+                raise ModelNotReadyError(
+                    f"model '{name}' has no ready version yet: the server is loading its models"
+                )
             raise ModelNotFoundError(f"model '{name}' not found; serving: {self.names()}")
         return models
 

@@ -28,6 +28,7 @@ from app.api.status_replies import (
     Liveness,
     ModelMetadata,
     ModelReadiness,
+    ProtocolError,
     Readiness,
     ServerMetadata,
 )
@@ -133,10 +134,14 @@ _INFER_REPLY = {
 }
 
 
-# A model's readiness: 503 with the same body while it loads or after it failed.
+# A model's readiness: 503 with the same body while a version loads or after it failed; with
+# an error body while the server has not reached the model's load yet (just started).
 MODEL_NOT_READY = {
     **NOT_FOUND,
-    503: {"model": ModelReadiness, "description": "Not ready (loading or failed)"},
+    503: {
+        "model": ModelReadiness | ProtocolError,
+        "description": "Not ready (loading, failed, or not reached yet at start-up)",
+    },
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import jsonschema
 from fastapi.testclient import TestClient
 
 from app import repository as repository_module
@@ -46,3 +47,46 @@ def test_background_loading_reports_not_ready_until_models_are_warm(tiny_models_
             assert time.monotonic() < deadline, "never became ready"
             time.sleep(0.05)
         assert client.post("/v1/models/tiny_image:predict", json=pixels).status_code == 200
+
+
+def test_a_model_still_waiting_for_its_load_is_not_ready_rather_than_unknown(
+    tiny_models_dir, monkeypatch
+):
+    """Before the background load has registered a model's versions (here: held while the
+    device is chosen, before any version is registered), a request for it is a 503 "not
+    ready yet", as for a version that is loading; an unknown name stays a 404."""
+    gate = threading.Event()
+    original_select = repository_module.select_device
+
+    def slow_select(requested):
+        gate.wait(30)
+        return original_select(requested)
+
+    monkeypatch.setattr(repository_module, "select_device", slow_select)
+    app = create_app(
+        Settings(
+            _env_file=None,
+            models_dir=tiny_models_dir,
+            model_names=["tiny_image"],
+            load_in_background=True,
+            log_level="warning",
+        )
+    )
+    with TestClient(app) as client:
+        try:
+            ready = client.get("/v2/models/tiny_image/ready")
+            assert ready.status_code == 503 and "loading" in ready.json()["error"]
+            openapi = client.get("/openapi.json").json()  # the reply is one it documents
+            documented = openapi["paths"]["/v2/models/{name}/ready"]["get"]["responses"]["503"]
+            schema = documented["content"]["application/json"]["schema"]
+            jsonschema.validate(ready.json(), {**schema, "components": openapi["components"]})
+            assert client.get("/v1/models/tiny_image").status_code == 503
+            predict = client.post("/v1/models/tiny_image:predict", json={"instances": [[0]]})
+            assert predict.status_code == 503 and "no ready version" in predict.json()["error"]
+            assert client.get("/v2/models/nope/ready").status_code == 404
+        finally:
+            gate.set()
+        deadline = time.monotonic() + 60
+        while client.get("/v2/models/tiny_image/ready").status_code != 200:
+            assert time.monotonic() < deadline, "never became ready"
+            time.sleep(0.05)
