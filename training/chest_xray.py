@@ -180,6 +180,7 @@ def train(cfg: TrainConfig) -> Path:
     history = model.fit(
         train_ds,
         validation_data=val_ds,
+        shuffle=False,  # the dataset shuffles itself (Keras ignores shuffle for a Dataset)
         epochs=cfg.epochs_or(EPOCHS),
         class_weight=class_weights(train_y),
         verbose=2 if cfg.limit is None else 0,

@@ -239,6 +239,7 @@ def fit_model(x_tr: pd.DataFrame, y_tr, x_val: pd.DataFrame, y_val, cfg: TrainCo
     model.run_eagerly = cfg.limit is not None  # smoke: tracing costs more than steps
     history = model.fit(
         to_dataset(to_inputs(x_tr, columns), y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
+        shuffle=False,  # the dataset shuffles itself (Keras ignores shuffle for a Dataset)
         validation_data=to_dataset(to_inputs(x_val, columns), y_val, batch_size=256),
         epochs=cfg.epochs_or(EPOCHS),
         class_weight={0: float(weights[0]), 1: float(weights[1])},

@@ -177,6 +177,7 @@ def distil(teacher: keras.Model, x_tr, y_tr, x_val, y_val, cfg: TrainConfig, see
     distiller.compile(optimizer="adam", metrics=["accuracy"])
     history = distiller.fit(
         augmented_batches(x_tr, y_tr, seed),
+        shuffle=False,  # the dataset shuffles itself (Keras ignores shuffle for a Dataset)
         validation_data=(x_val, y_val),
         epochs=cfg.epochs_or(EPOCHS),
         verbose=2 if cfg.limit is None else 0,

@@ -157,6 +157,7 @@ def fit_variant(variant, columns, x_tr, y_tr, x_val, y_val, cfg: TrainConfig):
     val_ds = to_dataset(to_inputs(x_val, columns), y_val, batch_size=256)
     history = model.fit(
         to_dataset(to_inputs(x_tr, columns), y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
+        shuffle=False,  # the dataset shuffles itself (Keras ignores shuffle for a Dataset)
         validation_data=val_ds,
         epochs=cfg.epochs_or(EPOCHS),
         verbose=2 if cfg.limit is None else 0,

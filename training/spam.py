@@ -115,6 +115,7 @@ def train(cfg: TrainConfig) -> Path:
     model.run_eagerly = cfg.limit is not None  # smoke: tracing costs more than steps
     history = model.fit(
         to_dataset(x_tr, y_tr, batch_size=BATCH_SIZE, shuffle_seed=cfg.seed),
+        shuffle=False,  # the dataset shuffles itself (Keras ignores shuffle for a Dataset)
         validation_data=to_dataset(x_val, y_val, batch_size=256),
         epochs=cfg.epochs_or(EPOCHS),
         verbose=2 if cfg.limit is None else 0,
