@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.servable import ModelState
+
 
 class ProtocolError(BaseModel):
     """The error body of ``/v1/models/...`` and ``/v2/...``, as TF Serving and KServe answer."""
@@ -24,8 +26,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ProtocolError, "description": "No such model, version or label"}
 }
 
-State = Literal["START", "LOADING", "AVAILABLE", "UNLOADING", "FAILED", "END"]
-
 
 # ---- the service ------------------------------------------------------------------------------
 class TensorSpecReply(BaseModel):
@@ -36,7 +36,7 @@ class TensorSpecReply(BaseModel):
 class VersionStatus(BaseModel):
     name: str
     version: int
-    state: State
+    state: ModelState
     ready: bool
     error: str | None = Field(description="Why the version failed to load, when it did.")
     device: str | None

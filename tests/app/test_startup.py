@@ -14,6 +14,25 @@ from app.main import create_app
 from app.servable import ServedModel
 
 
+def background_loading_app(models_dir):
+    return create_app(
+        Settings(
+            _env_file=None,
+            models_dir=models_dir,
+            model_names=["tiny_image"],
+            load_in_background=True,
+            log_level="warning",
+        )
+    )
+
+
+def wait_until_ready(client: TestClient, path: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.get(path).status_code != 200:
+        assert time.monotonic() < deadline, f"{path}: never became ready"
+        time.sleep(0.05)
+
+
 def test_background_loading_reports_not_ready_until_models_are_warm(tiny_models_dir, monkeypatch):
     gate = threading.Event()
     original_load = ServedModel.load
@@ -23,15 +42,7 @@ def test_background_loading_reports_not_ready_until_models_are_warm(tiny_models_
         original_load(self, warmup=warmup)
 
     monkeypatch.setattr(repository_module.ServedModel, "load", slow_load)
-    app = create_app(
-        Settings(
-            _env_file=None,
-            models_dir=tiny_models_dir,
-            model_names=["tiny_image"],
-            load_in_background=True,
-            log_level="warning",
-        )
-    )
+    app = background_loading_app(tiny_models_dir)
     pixels = {"instances": [[[[0]] * 8] * 8]}
     with TestClient(app) as client:
         try:
@@ -42,10 +53,7 @@ def test_background_loading_reports_not_ready_until_models_are_warm(tiny_models_
             assert loading.status_code == 503 and "no ready version" in loading.json()["error"]
         finally:
             gate.set()
-        deadline = time.monotonic() + 60
-        while client.get("/v2/health/ready").status_code != 200:
-            assert time.monotonic() < deadline, "never became ready"
-            time.sleep(0.05)
+        wait_until_ready(client, "/v2/health/ready")
         assert client.post("/v1/models/tiny_image:predict", json=pixels).status_code == 200
 
 
@@ -63,15 +71,7 @@ def test_a_model_still_waiting_for_its_load_is_not_ready_rather_than_unknown(
         return original_select(requested)
 
     monkeypatch.setattr(repository_module, "select_device", slow_select)
-    app = create_app(
-        Settings(
-            _env_file=None,
-            models_dir=tiny_models_dir,
-            model_names=["tiny_image"],
-            load_in_background=True,
-            log_level="warning",
-        )
-    )
+    app = background_loading_app(tiny_models_dir)
     with TestClient(app) as client:
         try:
             ready = client.get("/v2/models/tiny_image/ready")
@@ -86,7 +86,4 @@ def test_a_model_still_waiting_for_its_load_is_not_ready_rather_than_unknown(
             assert client.get("/v2/models/nope/ready").status_code == 404
         finally:
             gate.set()
-        deadline = time.monotonic() + 60
-        while client.get("/v2/models/tiny_image/ready").status_code != 200:
-            assert time.monotonic() < deadline, "never became ready"
-            time.sleep(0.05)
+        wait_until_ready(client, "/v2/models/tiny_image/ready")

@@ -81,21 +81,18 @@ class FeatureContribution(_Occlusion):
 class _Explained(_Strict):
     label: str = Field(description="The predicted class, as `:predict` answers.")
     score: float = Field(ge=0, le=1, description="P(positive class).")
+    activations: list[LayerActivation] = Field(
+        description="The model's intermediate layers (empty for a version exported without them)."
+    )
 
 
 class TextExplanation(_Explained):
     tokens: list[TokenContribution] = Field(description="Each token, in the text's order.")
-    activations: list[LayerActivation] = Field(
-        description="The model's intermediate layers (empty for a version exported without them)."
-    )
 
 
 class RowExplanation(_Explained):
     features: list[FeatureContribution] = Field(
         description="Each column, the largest contribution first."
-    )
-    activations: list[LayerActivation] = Field(
-        description="The model's intermediate layers (empty for a version exported without them)."
     )
 
 
