@@ -5,8 +5,11 @@ One ``python -m app`` serves every model; wrk sends single-item requests. In eac
 and right before its own model's ``:predict`` with the same item (raw inputs, TF Serving JSON;
 skip with ``--no-reference``): each ratio compares runs seconds apart, so the drift of a shared
 machine does not decide it. The table gives medians over the rounds: req/s, p99, the server's
-CPU per request, failures, the ratios to mnist's ``:predict`` (throughput and p99) and to the
-model's own ``:predict`` (the typed endpoint's own overhead, apart from its model's cost).
+CPU per request and the part of it spent on its event loop (the main thread: HTTP, routing,
+parsing, decoding, replies; the rest is the model's threads), how busy that loop was (1.00: a
+whole core, the bound of one worker), failures, the ratios to mnist's ``:predict`` (throughput
+and p99) and to the model's own ``:predict`` (the typed endpoint's own overhead, apart from its
+model's cost).
 The typed endpoints' goal: >= 70 % of ``:predict``'s req/s, p99 <= 2x its p99.
 """
 
@@ -21,7 +24,13 @@ from statistics import median
 
 from bench import profiling
 from bench.overload import Server, digit_body, multipart, wrk
-from bench.run import REPO_ROOT, RESULTS_DIR, cpu_seconds, machine_description
+from bench.run import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    cpu_seconds,
+    event_loop_cpu_seconds,
+    machine_description,
+)
 
 MODELS = ["mnist", "sentiment", "spam", "churn", "movie_profit", "sales"]
 
@@ -170,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             body_file.write_bytes(body)
             url = server.url + path
             wrk(url, args.connections, args.warmup, body_file, content_type=content_type)
-            cpu = cpu_seconds(server.process.pid)
+            pid = server.process.pid
+            cpu, loop_cpu = cpu_seconds(pid), event_loop_cpu_seconds(pid)
             recording = None
             if label == args.profile and label not in profiled:
                 profiled.add(label)
@@ -183,12 +193,16 @@ def main(argv: list[str] | None = None) -> int:
             if recording is not None:
                 print(profiling.finish(recording), flush=True)
             served = max(result["requests"] - result["errors"]["status"], 1)
-            result["cpu_ms"] = (cpu_seconds(server.process.pid) - cpu) / served * 1000
+            result["cpu_ms"] = (cpu_seconds(pid) - cpu) / served * 1000
+            loop_seconds = event_loop_cpu_seconds(pid) - loop_cpu
+            result["loop_ms"] = loop_seconds / served * 1000
+            result["loop_busy"] = loop_seconds / (result["duration_us"] / 1e6)
             print(
                 f"{label:22s} {result['ok_per_s']:7.0f} req/s  p50 "
                 f"{result['latency_us']['p50'] / 1000:6.1f} ms  p99 "
                 f"{result['latency_us']['p99'] / 1000:6.1f} ms  failed {result['failed']}  "
-                f"cpu {result['cpu_ms']:.2f} ms/req",
+                f"cpu {result['cpu_ms']:.2f} ms/req, event loop {result['loop_ms']:.2f} "
+                f"(busy {result['loop_busy']:.2f})",
                 flush=True,
             )
             return result
@@ -209,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         f"rounds of {args.duration:g} s runs (after {args.warmup:g} s of load each); medians"
     )
     print(
-        "| endpoint | req/s | p99 ms | server CPU ms/req | failed | req/s vs mnist :predict "
+        "| endpoint | req/s | p99 ms | server CPU ms/req | event loop CPU ms/req (busy) "
+        "| failed | req/s vs mnist :predict "
         "| p99 vs mnist :predict | req/s vs its model's :predict | p99 vs its model's :predict "
         "| its model's :predict req/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     predicts = [predict for label in typed for predict, _, _ in rounds[label]]
     print(_row("`:predict` (mnist, one digit)", predicts, [], [], [], [], []))
     for label in typed:
@@ -244,7 +259,9 @@ def _row(
     return (
         f"| {label} | {median(r['ok_per_s'] for r in results):,.0f} | "
         f"{median(r['latency_us']['p99'] for r in results) / 1000:.1f} | "
-        f"{median(r['cpu_ms'] for r in results):.2f} | {sum(r['failed'] for r in results)} | "
+        f"{median(r['cpu_ms'] for r in results):.2f} | "
+        f"{median(r['loop_ms'] for r in results):.2f} "
+        f"({median(r['loop_busy'] for r in results):.2f}) | {sum(r['failed'] for r in results)} | "
         f"{ratio(vs_predict)} | {ratio(p99, '×')} | {ratio(vs_own)} | {ratio(p99_own, '×')} | "
         f"{own_rate} |"
     )

@@ -243,19 +243,30 @@ def batch_size_totals(base_url: str, model: str) -> tuple[float, float]:
     return histogram_totals(metric_families(base_url), "batch_size", model)
 
 
-def proc_stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (Linux only): ``[0]`` is the
-    state (field 3 of stat), ``[1]`` the parent, ``[11]`` / ``[12]`` utime / stime, ``[21]`` the
-    RSS in pages. None when the process is gone."""
+def proc_stat(pid: int, thread: int | None = None) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` (of one of its threads with ``thread``) after the
+    command name (Linux only): ``[0]`` is the state (field 3 of stat), ``[1]`` the parent,
+    ``[11]`` / ``[12]`` utime / stime, ``[21]`` the RSS in pages. None when it is gone."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
 
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process (all its threads), from /proc (Linux only)."""
-    fields = proc_stat(pid)
+    return _cpu(proc_stat(pid))
+
+
+def event_loop_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process's main thread: in a ``python -m app`` worker, its
+    event loop (HTTP, routing, parsing, replies), apart from the model's threads (the batch
+    thread and TensorFlow's own)."""
+    return _cpu(proc_stat(pid, thread=pid))
+
+
+def _cpu(fields: list[str] | None) -> float | None:
     if fields is None:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -5,9 +5,11 @@ For each count of ``--workers`` (default ``1,2``), in ``--rounds`` alternated ro
 ``--models``), checks that N workers serve and that the first test digit reads as its label, then
 loads it with single-digit TF Serving ``:predict`` requests from wrk (closed loop) and prints:
 requests/s, p50/p99, failed requests, the server's CPU per request and cores used (summed over
-its whole process tree), the RSS of each worker and of the whole tree, the mean batch size, and
-whether ``/metrics`` (Prometheus multiprocess mode: summed over the workers) counted every 200
-that wrk received. Results go to ``bench/results/workers.json``.
+its whole process tree), how busy each worker's event loop was (its main thread's CPU over the
+run's seconds: 1.00 is a whole core, the most one worker's HTTP side can use), the RSS of each
+worker and of the whole tree, the mean batch size, and whether ``/metrics`` (Prometheus
+multiprocess mode: summed over the workers) counted every 200 that wrk received. Results go
+to ``bench/results/workers.json``.
 
 On a machine with many cores give wrk enough threads and connections to load every worker
 (e.g. ``--workers 1,2,4,8 --connections 512 --wrk-threads 4``), and keep wrk off the server's
@@ -28,6 +30,7 @@ from bench.run import (
     REPO_ROOT,
     RESULTS_DIR,
     check_prediction,
+    event_loop_cpu_seconds,
     histogram_totals,
     machine_description,
     make_payload,
@@ -109,8 +112,10 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
             load(args.warmup)
         before = list(metric_families(server.url))
         cpu_before, _ = tree_usage(server.process.pid)
+        loops_before = [event_loop_cpu_seconds(pid) or 0.0 for pid in pids]
         result = load(args.duration)
         cpu_after, rss_tree = tree_usage(server.process.pid)
+        loops_after = [event_loop_cpu_seconds(pid) or 0.0 for pid in pids]
         after = list(metric_families(server.url))
         batch_before = histogram_totals(before, "batch_size", model)
         batch_after = histogram_totals(after, "batch_size", model)
@@ -128,6 +133,10 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
             "failed": result["failed"],
             "cpu_ms_per_request": 1000 * (cpu_after - cpu_before) / max(ok, 1),
             "cores_used": (cpu_after - cpu_before) / seconds,
+            "event_loops_busy": [
+                (after - before) / seconds
+                for before, after in zip(loops_before, loops_after, strict=True)
+            ],
             "rss_per_worker_mb": [round(tree_usage(pid)[1] * MIB_PER_MB) for pid in pids],
             "rss_tree_mb": rss_tree * MIB_PER_MB,
             "mean_batch": (batch_after[0] - batch_before[0]) / calls if calls else None,
@@ -141,16 +150,18 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| workers | req/s | p50 ms | p99 ms | failed | server CPU ms/req | cores | RSS per "
-        "worker MB | RSS all MB | mean batch | /metrics counted |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workers | req/s | p50 ms | p99 ms | failed | server CPU ms/req | cores | event loops "
+        "busy | RSS per worker MB | RSS all MB | mean batch | /metrics counted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         low, high = min(row["rss_per_worker_mb"]), max(row["rss_per_worker_mb"])
+        busy = sorted(f"{share:.2f}" for share in row["event_loops_busy"])
         lines.append(
             f"| {row['workers']} | {row['req_per_s']:,.0f} | {row['p50_ms']:.1f} | "
             f"{row['p99_ms']:.1f} | {row['failed']} | {row['cpu_ms_per_request']:.2f} | "
-            f"{row['cores_used']:.2f} | {low if low == high else f'{low}–{high}'} | "
+            f"{row['cores_used']:.2f} | {' / '.join(busy)} | "
+            f"{low if low == high else f'{low}–{high}'} | "
             f"{row['rss_tree_mb']:,.0f} | "
             + (f"{row['mean_batch']:.1f}" if row["mean_batch"] else "–")
             + f" | {row['metrics_counted']:,.0f} of {row['wrk_ok']:,} |"

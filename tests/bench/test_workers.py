@@ -1,13 +1,16 @@
-"""bench.workers' bookkeeping: which processes are the serving workers, and its table. The
-benchmark itself is a script."""
+"""bench.workers' bookkeeping: which processes are the serving workers, whose CPU is the event
+loop's, and its table. The benchmark itself is a script."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
 
 from bench.peers.__main__ import end_tree
+from bench.run import cpu_seconds, event_loop_cpu_seconds
 from bench.workers import table, worker_pids
 
 # A supervisor as app.server's: spawned (not forked) children, as SERVING_WORKERS starts them.
@@ -42,7 +45,7 @@ def test_the_spawned_workers_are_found_and_a_single_process_is_its_own_worker():
         end_tree(alone.pid)
 
 
-def row(workers: int, rss: list[int]) -> dict:
+def row(workers: int, rss: list[int], busy: list[float]) -> dict:
     return {
         "workers": workers,
         "req_per_s": 2476.4,
@@ -51,6 +54,7 @@ def row(workers: int, rss: list[int]) -> dict:
         "failed": 0,
         "cpu_ms_per_request": 0.72,
         "cores_used": 1.79,
+        "event_loops_busy": busy,
         "rss_per_worker_mb": rss,
         "rss_tree_mb": 1618.2,
         "mean_batch": 20.1,
@@ -59,9 +63,28 @@ def row(workers: int, rss: list[int]) -> dict:
     }
 
 
-def test_the_table_gives_each_workers_memory_and_what_the_metrics_counted():
-    lines = table([row(1, [786]), row(2, [779, 786])]).splitlines()
+def test_the_table_gives_each_workers_memory_loop_and_what_the_metrics_counted():
+    lines = table([row(1, [786], [0.994]), row(2, [779, 786], [0.91, 0.857])]).splitlines()
     assert lines[2] == (
-        "| 1 | 2,476 | 25.5 | 45.2 | 0 | 0.72 | 1.79 | 786 | 1,618 | 20.1 | 37,274 of 37,207 |"
+        "| 1 | 2,476 | 25.5 | 45.2 | 0 | 0.72 | 1.79 | 0.99 | 786 | 1,618 | 20.1 "
+        "| 37,274 of 37,207 |"
     )
-    assert "| 779–786 |" in lines[3]
+    assert "| 0.86 / 0.91 | 779–786 |" in lines[3]
+
+
+def test_the_event_loop_is_the_main_threads_share_of_the_cpu():
+    spinner = threading.Thread(target=_spin, args=(0.3,))
+    spinner.start()
+    spinner.join()  # CPU of another thread: the process's, not its main thread's
+    process, main = cpu_seconds(os.getpid()), event_loop_cpu_seconds(os.getpid())
+    assert main is not None and process is not None
+    before = main
+    _spin(0.3)
+    assert event_loop_cpu_seconds(os.getpid()) - before >= 0.2
+    assert process - main >= 0.2
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
