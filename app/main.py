@@ -18,7 +18,17 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __doc__ as app_doc
 from app.admission import AdmissionMiddleware, ServerState
-from app.api import demo, docs, kserve, model_control, protocol_route, reports, service, tfserving
+from app.api import (
+    demo,
+    docs,
+    kserve,
+    model_control,
+    protocol_route,
+    reports,
+    route_index,
+    service,
+    tfserving,
+)
 from app.api.tasks import routers as task_routers
 from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
@@ -125,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         add_routes(app, router)
     protocol_route.install(app, [*tfserving.inference_routes, *kserve.inference_routes])
+    route_index.install(app.router)  # ahead of all: the paths without parameters by a dict
     return app
 
 

@@ -42,6 +42,7 @@ from app.codec import check_depth
 from app.errors import InvalidInputError
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+_NO_QUERY: dict[str, str] = {}
 
 
 class _OffloadingRequest(Request):
@@ -132,8 +133,10 @@ class _FastPath:
         values: dict[str, Any] = {}
         if self.params is not None:
             raw = {}
+            # No query string (the usual request): no QueryParams object to parse it into.
+            query = request.query_params if request.scope.get("query_string") else _NO_QUERY
             for where, key in self.sources.values():
-                found = (request.path_params if where == "path" else request.query_params).get(key)
+                found = (request.path_params if where == "path" else query).get(key)
                 if found is not None:
                     raw[key] = found  # the model's fields carry the same aliases
             try:
