@@ -120,7 +120,7 @@ async def predict_churn(
     repository: RepositoryDep,
     settings: SettingsDep,
     version: VersionQuery = None,
-) -> BinaryReply:
+) -> Response:
     return await classify_rows(
         repository,
         settings,

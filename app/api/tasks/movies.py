@@ -168,7 +168,7 @@ async def predict_movies(
     repository: RepositoryDep,
     settings: SettingsDep,
     version: VersionQuery = None,
-) -> BinaryReply:
+) -> Response:
     return await classify_rows(
         repository,
         settings,

@@ -13,6 +13,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
@@ -26,6 +27,7 @@ from app.api.tasks.common import (
     problem_responses,
     task_model,
 )
+from app.codec import json_response
 from app.errors import InvalidInputError
 
 MODEL_NAME = "sales"
@@ -107,7 +109,7 @@ async def forecast_sales(
     repository: RepositoryDep,
     settings: SettingsDep,
     version: VersionQuery = None,
-) -> ForecastReply:
+) -> Response:
     check_count(len(body.history), settings.max_history_length, "history", "history values")
     model = task_model(repository, MODEL_NAME, FORECASTING, version)
     block = model.metadata.get("forecast", {})
@@ -131,9 +133,12 @@ async def forecast_sales(
         series = np.pad(series, (window - series.size, 0), mode="edge")
     outputs = await model.infer({input_name: series[None, :]})
     forecast = check_finite(np.asarray(outputs["output_0"], dtype=np.float64)[0], model)
-    return ForecastReply(
-        model=model.name,
-        version=model.version,
-        horizon=body.horizon,
-        forecast=[float(v) for v in forecast[: body.horizon]],
+    # A ForecastReply by construction, written as plain data by orjson (as binary_reply).
+    return json_response(
+        {
+            "model": model.name,
+            "version": model.version,
+            "horizon": body.horizon,
+            "forecast": [float(v) for v in forecast[: body.horizon]],
+        }
     )

@@ -44,7 +44,7 @@ async def predict_sentiment(
     repository: RepositoryDep,
     settings: SettingsDep,
     version: VersionQuery = None,
-) -> BinaryReply:
+) -> Response:
     return await classify_texts(
         repository,
         settings,

@@ -45,7 +45,7 @@ async def predict_spam(
     repository: RepositoryDep,
     settings: SettingsDep,
     version: VersionQuery = None,
-) -> BinaryReply:
+) -> Response:
     return await classify_texts(
         repository,
         settings,

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from starlette.responses import Response
 
 from app.api.tasks.common import (
     TABULAR_CLASSIFICATION,
-    BinaryReply,
     binary_reply,
     check_count,
     occlusion_reply,
@@ -71,7 +71,7 @@ async def classify_rows(
     rows: list[dict[str, Any]],
     field: str,
     version: int | None,
-) -> BinaryReply:
+) -> Response:
     check_count(len(rows), settings.max_items_per_request, field, field)
     model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
     outputs = await model.infer(tabular_inputs(model, rows, field))

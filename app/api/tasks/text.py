@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
+from starlette.responses import Response
 
 from app.api.tasks.common import (
     TEXT_CLASSIFICATION,
-    BinaryReply,
     binary_reply,
     check_count,
     check_text_length,
@@ -35,7 +35,7 @@ async def classify_texts(
     texts: list[str],
     field: str,
     version: int | None,
-) -> BinaryReply:
+) -> Response:
     """Score ``texts`` with the binary text classifier ``model_name`` (raw UTF-8 in)."""
     check_count(len(texts), settings.max_items_per_request, field, field)
     check_text_length(texts, settings.max_text_chars, field)

@@ -7,6 +7,8 @@ import csv
 import pytest
 from task_helpers import TEST_LIMITS, assert_problem, require_dataset, require_model
 
+from app.api.tasks.sales import ForecastReply
+
 URL = "/v1/sales:forecast"
 
 
@@ -35,6 +37,8 @@ def test_forecast_has_the_horizon_and_the_series_scale(client):
     # Same scale as the input (thousands of bottles a month), not normalised units.
     low, high = min(history), max(history)
     assert all(0.3 * low <= v <= 1.5 * high for v in forecast), forecast
+    # The reply is written as plain data: it must still be what the documented schema says.
+    assert ForecastReply.model_validate_json(response.content).model_dump(mode="json") == body
     mean = sum(history[-12:]) / 12
     assert 0.5 * mean < sum(forecast) / 6 < 2 * mean
 

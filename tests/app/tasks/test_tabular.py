@@ -8,6 +8,8 @@ import json
 import pytest
 from task_helpers import TEST_LIMITS, assert_problem, require_dataset, require_model
 
+from app.api.tasks.common import BinaryReply
+
 CHURN = "/v1/churn:predict"
 MOVIES = "/v1/movies:predict"
 CHURN_NUMERIC = {
@@ -86,6 +88,8 @@ def test_churn_rows_from_the_csv(client):
     churned = [p["score"] for p, y in zip(predictions, labels, strict=True) if y == "churn"]
     stayed = [p["score"] for p, y in zip(predictions, labels, strict=True) if y == "stay"]
     assert sum(churned) / len(churned) > sum(stayed) / len(stayed)  # score is P(churn)
+    # The reply is written as plain data: it must still be what the documented schema says.
+    assert BinaryReply.model_validate_json(response.content).model_dump(mode="json") == body
 
 
 def test_churn_blank_total_charges_is_filled(client):
@@ -156,6 +160,7 @@ def test_movie_rows_from_the_csv(client):
     assert accuracy(body["predictions"], labels) >= 0.6
     for prediction in body["predictions"]:  # score is P(profitable)
         assert (prediction["score"] >= 0.5) == (prediction["label"] == "profitable")
+    assert BinaryReply.model_validate_json(response.content).model_dump(mode="json") == body
 
 
 def test_movie_with_nulls_and_missing_fields(client):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from task_helpers import TEST_LIMITS, assert_problem, require_model
 
+from app.api.tasks.common import BinaryReply
+
 SENTIMENT = "/v1/sentiment:predict"
 SPAM = "/v1/spam:predict"
 
@@ -42,6 +44,8 @@ def test_sentiment_in_spanish_and_english(client):
     assert [p["label"] for p in body["predictions"]] == [label for _, label in REVIEWS]
     for prediction in body["predictions"]:  # score is P(positive)
         assert (prediction["score"] >= 0.5) == (prediction["label"] == "positive")
+    # The reply is written as plain data: it must still be what the documented schema says.
+    assert BinaryReply.model_validate_json(response.content).model_dump(mode="json") == body
 
 
 def test_spam_and_ham(client):
@@ -53,6 +57,7 @@ def test_spam_and_ham(client):
     spam, ham = body["predictions"]
     assert spam["label"] == "spam" and spam["score"] > 0.5
     assert ham["label"] == "ham" and ham["score"] < 0.5
+    assert BinaryReply.model_validate_json(response.content).model_dump(mode="json") == body
 
 
 @pytest.mark.parametrize(("url", "field"), [(SENTIMENT, "texts"), (SPAM, "messages")])
