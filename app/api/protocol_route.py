@@ -19,6 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from app.api.status_replies import PROTOCOL_ERROR_CONTENT
+
 ERROR_STATUSES = {
     "400": "Malformed input",
     "404": "No such model, version or label",
@@ -26,16 +28,6 @@ ERROR_STATUSES = {
     "429": "The model's queue is full; retry later",
     "503": "The model is not ready, or the server is overloaded or draining",
     "504": "The request's deadline passed",
-}
-# Both protocols answer errors as {"error": "..."} (TF Serving REST, KServe v2).
-ERROR_CONTENT = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {"error": {"type": "string", "description": "What is wrong."}},
-        }
-    }
 }
 
 
@@ -68,7 +60,7 @@ class ProtocolRoute(Route):
             "responses": {
                 "200": {"description": "The model's outputs", "content": reply_content},
                 **{
-                    status: {"description": why, "content": ERROR_CONTENT}
+                    status: {"description": why, "content": PROTOCOL_ERROR_CONTENT}
                     for status, why in ERROR_STATUSES.items()
                 },
             },

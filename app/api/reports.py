@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from app.api.deps import RepositoryDep
-from app.api.status_replies import NOT_FOUND, ModelReport, ProtocolError
+from app.api.status_replies import NOT_FOUND, PROTOCOL_ERROR_CONTENT, ModelReport
 from app.codec import json_response
 from app.errors import ModelNotFoundError
 from app.servable import ServedModel
@@ -31,7 +31,7 @@ PLOT_NOT_FOUND = {
     "responses": {
         "404": {
             "description": "No such model, version or plot",
-            "content": {"application/json": {"schema": ProtocolError.model_json_schema()}},
+            "content": PROTOCOL_ERROR_CONTENT,
         }
     }
 }

@@ -21,6 +21,9 @@ class ProtocolError(BaseModel):
     error: str = Field(description="What is wrong.")
 
 
+# That body as an OpenAPI content map, for the routes whose replies are documented by hand.
+PROTOCOL_ERROR_CONTENT = {"application/json": {"schema": ProtocolError.model_json_schema()}}
+
 # A route that names a model: 404 when there is no such model, version or label.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ProtocolError, "description": "No such model, version or label"}
