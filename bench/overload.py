@@ -198,10 +198,12 @@ class Probe:
         interval_s: float = 0.005,
         *,
         fresh: bool = False,
+        content_type: str = "application/json",
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path
         self.body, self.interval_s, self.fresh = body, interval_s, fresh
+        self.headers = {"Content-Type": content_type}
         self.samples: list[tuple[int, float]] = []
         self.errors: list[str] = []  # of the requests with no answer (status 0)
         self.stopped = threading.Event()
@@ -212,7 +214,6 @@ class Probe:
             thread.start()
 
     def _run(self) -> None:
-        headers = {"Content-Type": "application/json"}
         connection = None
         while not self.stopped.is_set():
             if connection is None:
@@ -225,7 +226,7 @@ class Probe:
                         continue
             start = time.perf_counter()
             try:
-                connection.request("POST", self.path, self.body, headers)
+                connection.request("POST", self.path, self.body, self.headers)
                 reply = connection.getresponse()
                 reply.read()
                 status = reply.status
@@ -626,7 +627,7 @@ def section_hostile(args, models_dir: Path, results: dict) -> None:
 def _heavy_uploads(url: str, seconds: float, clients: int = 4) -> dict:
     """``clients`` threads upload the largest pictures the default limits let through (a
     4096x4096 JPEG of noise, 7.9 MB; a 1800x1800 PNG of noise, 9.7 MB) back to back, while a probe
-    uploads one 28x28 digit at a time: the probe's latency alone and beside them. The
+    uploads one 28x28 digit at a time (keep-alive): the probe's latency alone and beside them. The
     pictures are decoded in the image pool, off the event loop; this says what that leaves."""
     path = "/v1/images/mnist:classify"
     digit, digit_type = multipart(png_bytes(28), "digit.png")
@@ -636,16 +637,10 @@ def _heavy_uploads(url: str, seconds: float, clients: int = 4) -> dict:
     ]
 
     def probe_for(duration: float) -> list[float]:
-        latencies: list[float] = []
-        stop_at = time.perf_counter() + duration
-        while time.perf_counter() < stop_at:
-            status, _, elapsed = request(
-                "POST", url + path, digit, {"Content-Type": digit_type}, timeout=30
-            )
-            if status == 200:
-                latencies.append(elapsed)
-            time.sleep(0.01)
-        return latencies
+        probe = Probe(url + path, digit, clients=1, interval_s=0.01, content_type=digit_type)
+        probe.start()
+        time.sleep(duration)
+        return probe.stop()["admitted"]
 
     statuses: dict[int, int] = {}
     stop = threading.Event()
