@@ -5,7 +5,8 @@
 #
 #   bash deploy/docker/build_local.sh            # as root; needs docker.io and debootstrap
 #
-# Prints the image size, the build time and each container's time to readiness.
+# Prints the image size, the build time, and each container's time to readiness and memory (RSS
+# of its server process once ready, every model of models/ loaded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -59,9 +60,11 @@ for port in "${PORTS[@]}"; do
     done
     ready=$(echo "$(date +%s.%N) - $start" | bc)
     user=$(docker exec "tfms-$port" id -un)
+    pid=$(docker inspect "tfms-$port" --format '{{.State.Pid}}')
+    rss_mb=$(( $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status") / 1024 ))
     answer=$(curl -sf -X POST "http://127.0.0.1:$port/v2/models/mnist/infer" \
         -H 'Content-Type: application/json' \
         -d '{"inputs":[{"name":"pixels","shape":[1,28,28,1],"datatype":"UINT8","data":'"$(python3 -c 'print([0]*784)')"'}]}')
-    echo "container on :$port ready after ${ready} s (user $user): ${answer:0:90}..."
+    echo "container on :$port ready after ${ready} s (user $user, RSS ${rss_mb} MB): ${answer:0:90}..."
 done
 docker stop -t 40 "tfms-${PORTS[0]}" >/dev/null && echo "docker stop: clean exit ($(docker inspect "tfms-${PORTS[0]}" --format '{{.State.ExitCode}}'))"
