@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
+from app import config
 from deploy.helm.helm_binary import helm_binary
 from tests.paths import REPO_ROOT
 
@@ -94,11 +95,27 @@ def test_the_deployment_rolls_drains_and_probes_readiness(helm):
     assert pod["terminationGracePeriodSeconds"] > pre_stop + int(
         env["SERVING_GRACEFUL_TIMEOUT_SECONDS"]
     )
+    assert env["SERVING_WORKERS"] == "1"
     assert env["SERVING_INTRA_OP_THREADS"] == "3"  # 4 CPUs: one left to the event loop
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     hpa = objects["HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
+
+
+@pytest.mark.parametrize(("cpu", "workers"), [("2", 1), ("4", 2), ("2500m", 2), ("16", 8)])
+def test_workers_and_tensorflow_threads_follow_the_values(helm, monkeypatch, cpu, workers):
+    """``serving.workers`` reaches the server; TensorFlow's threads come from the CPU limit (a
+    pod's CPU set is the node's) by the server's own default rule."""
+    objects = by_kind(
+        render(helm, "--set", f"resources.limits.cpu={cpu}", "--set", f"serving.workers={workers}")
+    )
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SERVING_WORKERS"] == str(workers)
+    whole_cpus = int(cpu[:-1]) // 1000 if cpu.endswith("m") else int(cpu)
+    monkeypatch.setattr(config, "available_cores", lambda: whole_cpus)
+    assert env["SERVING_INTRA_OP_THREADS"] == str(config.Settings(_env_file=None).intra_op_threads)
 
 
 def test_kserve_values_render_a_valid_inference_service(helm):

@@ -34,7 +34,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* Whole CPUs of the limit ("2", "2500m"); TensorFlow gets all but one, the event loop one. */}}
+{{/* Whole CPUs of the limit ("2", "2500m"); TensorFlow gets all but one, the event loop one (the
+server's own default, which cannot count a pod's CPUs itself: its CPU set is the node's). */}}
 {{- define "tfms.intraOpThreads" -}}
 {{- $cpu := toString (.Values.resources.limits.cpu | default "2") -}}
 {{- $cores := 0 -}}
@@ -48,6 +49,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The SERVING_* environment shared by the Deployment and the InferenceService. */}}
 {{- define "tfms.env" -}}
+- name: SERVING_WORKERS
+  value: {{ .Values.serving.workers | default 1 | quote }}
 - name: SERVING_INTRA_OP_THREADS
   value: {{ include "tfms.intraOpThreads" . | quote }}
 - name: SERVING_MAX_BATCH_SIZE
