@@ -95,12 +95,33 @@ def test_the_deployment_rolls_drains_and_probes_readiness(helm):
     assert pod["terminationGracePeriodSeconds"] > pre_stop + int(
         env["SERVING_GRACEFUL_TIMEOUT_SECONDS"]
     )
-    assert env["SERVING_WORKERS"] == "1"
+    assert env["SERVING_WORKERS"] == "2"
     assert env["SERVING_INTRA_OP_THREADS"] == "3"  # 4 CPUs: one left to the event loop
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     hpa = objects["HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
+
+
+# Measured with `python -m bench.workers` (docs/scaling.md): one worker saturated uses about 1.2
+# CPUs (its event loop is the bound); each worker holds about 1.1 GB with every committed model.
+ONE_WORKER_CPUS = 1.2
+ONE_WORKER_GIB = 1.1
+
+
+def test_a_saturated_default_pod_reaches_the_cpu_target_and_has_memory_per_worker(helm):
+    """With fewer workers than CPUs a saturated pod would stay under the HPA's CPU target (one
+    worker: 60 % of 2 CPUs against 70 %) and never scale out."""
+    objects = by_kind(render(helm))
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    workers = int({e["name"]: e.get("value") for e in container["env"]}["SERVING_WORKERS"])
+    requests = container["resources"]["requests"]
+    cpus = float(requests["cpu"])
+    target = objects["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["resource"]["target"]
+    saturated_percent = min(workers * ONE_WORKER_CPUS, cpus) / cpus * 100
+    assert saturated_percent > target["averageUtilization"] + 10
+    assert requests["memory"].endswith("Gi")
+    assert float(requests["memory"].removesuffix("Gi")) >= workers * ONE_WORKER_GIB
 
 
 @pytest.mark.parametrize(("cpu", "workers"), [("2", 1), ("4", 2), ("2500m", 2), ("16", 8)])
