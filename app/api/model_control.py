@@ -11,6 +11,11 @@
 - ``GET /v2/models[/{name}[/versions/{v}]]/stats``: request and model-call counts and times.
 
 With ``SERVING_API_KEYS`` set they need a key, like every endpoint but the health probes.
+
+Each worker process (``SERVING_WORKERS``) holds its own models: a load or unload would change the
+one worker that received it, so with several workers both are refused (400, as Triton refuses
+them outside its explicit control mode); the repository's polling reaches every worker. The
+statistics are the answering worker's (``/metrics`` sums every worker's).
 """
 
 from __future__ import annotations
@@ -20,19 +25,28 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import RepositoryDep
+from app.api.deps import RepositoryDep, SettingsDep
 from app.api.status_replies import (
     NOT_FOUND,
     Empty,
     ModelConfig,
     ModelStatistics,
+    ProtocolError,
     RepositoryIndexEntry,
 )
 from app.codec import json_response, loads_object
+from app.config import Settings
 from app.errors import InvalidInputError
 from app.servable import ServedModel
 
 router = APIRouter(prefix="/v2", tags=["KServe v2: model repository"])
+CONTROL_REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ProtocolError,
+        "description": "Refused: a body this server does not take, a load that failed, or "
+        "several worker processes (each holds its own models)",
+    }
+}
 
 _TRITON_TYPES = {
     "bool": "TYPE_BOOL",
@@ -74,9 +88,12 @@ async def repository_index(request: Request, repository: RepositoryDep) -> Respo
     "/repository/models/{name}/load",
     summary="Load a model (Triton)",
     response_model=Empty,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **CONTROL_REFUSED},
 )
-async def load_model(name: str, request: Request, repository: RepositoryDep) -> Response:
+async def load_model(
+    name: str, request: Request, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
+    _require_one_worker(settings, "load")
     options = await _optional_json(request)
     parameters = options.get("parameters") or {}
     if not isinstance(parameters, dict):
@@ -94,12 +111,25 @@ async def load_model(name: str, request: Request, repository: RepositoryDep) -> 
     "/repository/models/{name}/unload",
     summary="Unload a model (Triton)",
     response_model=Empty,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **CONTROL_REFUSED},
 )
-async def unload_model(name: str, request: Request, repository: RepositoryDep) -> Response:
+async def unload_model(
+    name: str, request: Request, repository: RepositoryDep, settings: SettingsDep
+) -> Response:
+    _require_one_worker(settings, "unload")
     await _optional_json(request)
     await repository.unload_model(name)
     return json_response({})
+
+
+def _require_one_worker(settings: Settings, action: str) -> None:
+    if settings.workers > 1:
+        raise InvalidInputError(
+            f"cannot {action} a model through the API with {settings.workers} worker processes "
+            "(SERVING_WORKERS): only the worker that received the request would. Change the "
+            "repository (a version folder, the model's config.json) and let polling "
+            "(SERVING_REPOSITORY_POLL_SECONDS) reach every worker, or serve with one worker"
+        )
 
 
 def _dims(shape: tuple[int | None, ...]) -> list[int]:

@@ -242,6 +242,20 @@ def test_tritonclient_repository_config_and_statistics(tiny_models_dir, tmp_path
         stop_server(process)
 
 
+def test_api_load_and_unload_are_refused_with_several_workers(tiny_models_dir, tmp_path):
+    """Each worker holds its own models: a load or unload would change one of them only."""
+    models = tmp_path / "models"
+    (models / "tiny_image").mkdir(parents=True)
+    add_version(tiny_models_dir, models, 1, 1)
+    app = create_app(make_settings(models_dir=models, workers=2, log_level="warning"))
+    with TestClient(app) as client:
+        for action in ("load", "unload"):
+            reply = client.post(f"/v2/repository/models/tiny_image/{action}")
+            assert reply.status_code == 400
+            assert f"cannot {action} a model" in reply.json()["error"]
+        assert client.get("/v2/models/tiny_image/ready").status_code == 200
+
+
 # ---- a repository in S3 ----------------------------------------------------------------------
 def test_models_served_from_s3_and_new_versions_picked_up(moto_s3, tiny_models_dir, tmp_path):
     s3_url, s3 = moto_s3

@@ -1,5 +1,6 @@
 """``SERVING_WORKERS=2``: two processes on one socket, each with its models; metrics are summed
-over them, readiness and SIGTERM work as with one."""
+over them, readiness and SIGTERM work as with one; an API unload, which would reach one worker
+only, is refused."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
     process, url = start_server(tmp_path, workers="2", drain_seconds="0.5")
     try:
         body = {"instances": np.zeros((1, 8, 8, 1), dtype=np.uint8).tolist()}
-        # New connections: the kernel spreads them over the two workers.
+        unload = httpx.post(f"{url}/v2/repository/models/tiny_image/unload")
+        assert unload.status_code == 400
+        assert "2 worker processes" in unload.json()["error"]
+        # New connections: the kernel spreads them over the two workers, both still serving.
         for _ in range(40):
             assert httpx.post(f"{url}/v1/models/tiny_image:predict", json=body).status_code == 200
         metrics = httpx.get(f"{url}/metrics").text
