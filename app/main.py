@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         add_routes(app, router)
     protocol_route.install(app, [*tfserving.inference_routes, *kserve.inference_routes])
-    route_index.install(app.router)  # ahead of all: the paths without parameters by a dict
+    route_index.install(app.router)  # ahead of all: each path's candidate routes from a dict
     return app
 
 

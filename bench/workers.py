@@ -134,8 +134,8 @@ def measure(workers: int, args: argparse.Namespace, body: bytes, label: int | No
             "cpu_ms_per_request": 1000 * (cpu_after - cpu_before) / max(ok, 1),
             "cores_used": (cpu_after - cpu_before) / seconds,
             "event_loops_busy": [
-                (after - before) / seconds
-                for before, after in zip(loops_before, loops_after, strict=True)
+                (end - start) / seconds
+                for start, end in zip(loops_before, loops_after, strict=True)
             ],
             "rss_per_worker_mb": [round(tree_usage(pid)[1] * MIB_PER_MB) for pid in pids],
             "rss_tree_mb": rss_tree * MIB_PER_MB,
