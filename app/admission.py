@@ -25,6 +25,7 @@ from app.errors import (
     QueueFullError,
     ServerOverloadedError,
     ServingError,
+    error_bytes,
     serving_error_response,
 )
 
@@ -200,7 +201,4 @@ def quick_admission(app) -> QuickAdmission:
 
 def _refusal(path: str, exc: QueueFullError) -> bytes:
     """The 429 as bytes on the wire (keep-alive), in the body format of ``path``'s API."""
-    response = serving_error_response(path, exc)
-    head = [b"HTTP/1.1 429 Too Many Requests\r\n"]
-    head += [b"%s: %s\r\n" % (k, v) for k, v in response.raw_headers]
-    return b"".join([*head, b"\r\n", response.body])
+    return error_bytes(path, exc)

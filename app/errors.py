@@ -93,6 +93,28 @@ class RequestTimeoutError(ServingError):
         super().__init__(detail, headers={"Connection": "close"})
 
 
+class MalformedRequestError(ServingError):
+    """Bytes that are not an HTTP/1.1 request; the connection is closed."""
+
+    status_code = 400
+    title = "Malformed HTTP request"
+    slug = "malformed-request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class HeadersTooLargeError(ServingError):
+    """The request line and headers exceed ``max_header_bytes``; the connection is closed."""
+
+    status_code = 431
+    title = "Request header fields too large"
+    slug = "headers-too-large"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
 class ServerOverloadedError(ServingError):
     """The server holds ``max_inflight_requests`` already."""
 
@@ -193,6 +215,18 @@ def serving_error_response(path: str, exc: ServingError) -> Response:
         extra=extra,
         headers=exc.headers,
     )
+
+
+def error_bytes(path: str, exc: ServingError, *, close: bool = False) -> bytes:
+    """``serving_error_response`` as HTTP/1.1 bytes, for the answers the server writes on the
+    wire itself (before or instead of the app); ``close`` says the connection ends with it."""
+    response = serving_error_response(path, exc)
+    status = exc.status_code
+    head = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status).encode())]
+    head += [b"%s: %s\r\n" % pair for pair in response.raw_headers if pair[0] != b"connection"]
+    if close:
+        head.append(b"connection: close\r\n")
+    return b"".join([*head, b"\r\n", response.body])
 
 
 def _reason(status: int) -> str:

@@ -35,29 +35,26 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.admission import QuickAdmission, ServerState, quick_admission
 from app.concurrency import ConcurrencyLimit
 from app.config import Settings
+from app.errors import (
+    HeadersTooLargeError,
+    MalformedRequestError,
+    RequestTimeoutError,
+    ServerOverloadedError,
+    ServingError,
+    error_bytes,
+)
 from app.security import key_problem
 
 logger = logging.getLogger("app.server")
 
-_REASONS = {
-    408: b"Request Timeout",
-    431: b"Request Header Fields Too Large",
-    503: b"Service Unavailable",
-}
+
+def _canned(error: ServingError) -> bytes:
+    """A complete response that closes the connection, written before any route is chosen:
+    the RFC 9457 problem the app itself answers for ``error``."""
+    return error_bytes("", error, close=True)
 
 
-def _canned(status: int, message: str) -> bytes:
-    """A complete response that closes the connection (written without the app)."""
-    body = message.encode()
-    return b"".join(
-        [
-            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
-            b"content-type: text/plain; charset=utf-8\r\n",
-            b"content-length: %d\r\n" % len(body),
-            b"connection: close\r\n\r\n",
-            body,
-        ]
-    )
+_TOO_MANY_CONNECTIONS = _canned(ServerOverloadedError("too many connections; retry later"))
 
 
 class _Rejected(Exception):
@@ -97,7 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) >= self.max_connections:
             self._refused = True
             self.transport = transport
-            transport.write(_canned(503, "too many connections; retry later"))
+            transport.write(_TOO_MANY_CONNECTIONS)
             transport.close()
             return
         super().connection_made(transport)
@@ -121,7 +118,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and self._head_bytes > self.max_header_bytes
             and not self.transport.is_closing()
         ):
-            self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+            self._reject(
+                HeadersTooLargeError(
+                    f"request line and headers exceed {self.max_header_bytes} bytes"
+                )
+            )
 
     # ---- parser callbacks
     def on_message_begin(self) -> None:
@@ -145,7 +146,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_head_timer()
         if self._head_size > self.max_header_bytes:
-            self._reject(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+            self._reject(
+                HeadersTooLargeError(
+                    f"request line and headers exceed {self.max_header_bytes} bytes"
+                )
+            )
             raise _Rejected  # stops the parser: no request is started
         if self._admit_early():
             return  # refused here: the app never sees the request
@@ -234,8 +239,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
 
     def send_400_response(self, msg: str) -> None:
+        """A request that is not HTTP (uvicorn answers it in plain text)."""
         if not self._rejected:  # the parser stopped because we refused the request
-            super().send_400_response(msg)
+            self.transport.write(_canned(MalformedRequestError(msg)))
+            self.transport.close()
 
     def on_response_complete(self) -> None:
         self._release_slot(measured=True)
@@ -260,12 +267,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _head_timeout(self) -> None:
         self._head_timer = None
         if self._in_head and not self.transport.is_closing():
-            self._reject(408, f"request head not received within {self.header_timeout_s:g} s")
+            self._reject(
+                RequestTimeoutError(f"request head not received within {self.header_timeout_s:g} s")
+            )
 
-    def _reject(self, status: int, message: str) -> None:
+    def _reject(self, error: ServingError) -> None:
         self._rejected = True
         self._cancel_head_timer()
-        self.transport.write(_canned(status, message))
+        self.transport.write(_canned(error))
         self.transport.close()
 
 

@@ -4,6 +4,7 @@ what a hostile or a slow client can do, and what an orchestrator sees at shutdow
 from __future__ import annotations
 
 import gzip
+import json
 import signal
 import socket
 import threading
@@ -59,6 +60,22 @@ def _raw(url: str, data: bytes, *, wait_s: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
+def _problem(answer: bytes, status: int, slug: str) -> dict:
+    """``answer`` is a whole response: ``status``, an RFC 9457 body of type ``slug``, and the
+    connection closed."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} "), lines[0]
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["type"].endswith(f"/problems/{slug}")
+    assert problem["title"] and problem["detail"]
+    return problem
+
+
 def _pixels(n: int = 1) -> dict:
     return {"instances": np.zeros((n, 8, 8, 1), dtype=np.uint8).tolist()}
 
@@ -70,13 +87,22 @@ def test_no_server_header(server):
 
 def test_oversized_headers_get_431_and_the_connection_closes(server):
     big = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
-    assert _raw(server, big).startswith(b"HTTP/1.1 431 ")
+    assert "4096 bytes" in _problem(_raw(server, big), 431, "headers-too-large")["detail"]
     many = (
         b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
         + b"".join(b"X-H%d: v\r\n" % i for i in range(1000))
         + b"\r\n"
     )
-    assert _raw(server, many).startswith(b"HTTP/1.1 431 ")
+    _problem(_raw(server, many), 431, "headers-too-large")
+
+
+def test_bytes_that_are_not_http_get_a_400_problem_and_the_connection_closes(server):
+    for garbage in (
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+    ):
+        _problem(_raw(server, garbage), 400, "malformed-request")
+    assert httpx.get(f"{server}/v2/health/live").status_code == 200
 
 
 def test_a_slow_request_head_is_cut_off(server):
@@ -96,13 +122,13 @@ def test_a_slow_request_head_is_cut_off(server):
                 answer += chunk
         except (TimeoutError, ConnectionResetError):
             pass
-    assert answer.startswith(b"HTTP/1.1 408 ")
+    _problem(answer, 408, "request-timeout")
     assert time.monotonic() - start < HEADER_TIMEOUT_S + 2.5
 
 
 def test_a_connection_that_sends_nothing_is_closed(server):
     start = time.monotonic()
-    assert _raw(server, b"", wait_s=10).startswith(b"HTTP/1.1 408 ")
+    _problem(_raw(server, b"", wait_s=10), 408, "request-timeout")
     assert time.monotonic() - start < HEADER_TIMEOUT_S + 2
 
 
@@ -111,7 +137,9 @@ def test_connections_beyond_the_limit_are_refused_and_the_server_serves_on(serve
     try:
         time.sleep(0.2)
         # Answered as soon as it connects (before it sends anything), then closed.
-        assert _raw(server, b"").startswith(b"HTTP/1.1 503 ")
+        refused = _raw(server, b"")
+        _problem(refused, 503, "overloaded")
+        assert b"\r\nretry-after: 1\r\n" in refused.lower()
     finally:
         for sock in idle:
             sock.close()
