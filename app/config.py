@@ -130,6 +130,12 @@ class Settings(BaseSettings, BatchingConfig):
         "unloaded once its queue is empty and this long has passed (requests that already "
         "chose it finish).",
     )
+    model_control_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="With several workers: how long a Triton API load or unload waits for every "
+        "worker to apply it; past it, 504 (the change stands, late workers apply it).",
+    )
     model_names: list[str] = Field(
         default_factory=list, description="Serve only these models (empty: every folder)."
     )

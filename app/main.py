@@ -38,11 +38,14 @@ from app.limits import RequestBodyMiddleware
 from app.metrics import MetricsMiddleware
 from app.repository import ModelRepository
 from app.security import ApiKeyMiddleware, open_paths
+from app.worker_control import SharedControl
 
 logger = logging.getLogger("app")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, control: SharedControl | None = None) -> FastAPI:
+    """The app; ``control``: the files the workers of ``python -m app`` share, so a model load
+    or unload through the API reaches each of them (``app.worker_control``)."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -55,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.image_pool = image_pool
         explainer = Explainer(settings.explain_concurrency, settings.explain_max_waiting)
         app.state.explainer = explainer
-        repository = ModelRepository(settings)
+        repository = ModelRepository(settings, control)
         app.state.repository = repository
         repository.discover()  # a missing or empty models folder stops start-up here
         if not settings.load_in_background:
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await background
             # The server has stopped taking requests: let the queued ones finish.
+            repository.leave_control()
             await repository.drain(settings.graceful_timeout_seconds)
             await repository.close()
             image_pool.shutdown(wait=False, cancel_futures=True)
@@ -150,8 +154,12 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
 async def _background(repository: ModelRepository, load: bool, poll_s: float) -> None:
     if load:
         await _load_then_freeze(repository)
+    followers = []
+    if repository.control is not None:
+        followers.append(repository.follow_control())
     if poll_s > 0:
-        await repository.poll(poll_s)
+        followers.append(repository.poll(poll_s))
+    await asyncio.gather(*followers)
 
 
 async def _load_then_freeze(repository: ModelRepository) -> None:

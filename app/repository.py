@@ -9,7 +9,8 @@ serves, loaded and warm, kept in step with the folder (or bucket) while the serv
   new requests at once and are unloaded once their queue is drained; versions whose files
   changed are reloaded beside the old copy, which is swapped out when the new one is ready.
 - ``repository_poll_seconds`` runs it periodically (with a remote repository re-synced first);
-  the Triton repository API (``load`` / ``unload``) runs it on demand.
+  the Triton repository API (``load`` / ``unload``) runs it on demand, and with several worker
+  processes publishes it to every worker (``app.worker_control``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ import time
 from pathlib import Path
 
 from app.config import Settings
-from app.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
+from app.errors import (
+    DeadlineExceededError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+)
 from app.model_config import ModelConfig, VersionPolicy, read_model_config
 from app.runtime import configure_threads, select_device
 from app.servable import ModelState, ServedModel
 from app.storage import is_remote, local_root, sync
+from app.worker_control import FOLLOW_INTERVAL_S, SharedControl
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +82,12 @@ def fingerprint(path: Path) -> tuple:
 class ModelRepository:
     """Every served model version, by name and version (and label)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, control: SharedControl | None = None) -> None:
         self.settings = settings
+        # Several workers of one supervisor: loads and unloads published to all of them.
+        self.control = control
+        self._control_applied = 0  # the generation of the shared state applied here
+        self._control_lock = asyncio.Lock()
         self.source = settings.models_dir
         self.root = local_root(self.source, settings.model_cache_dir)
         self.default_policy = VersionPolicy.model_validate(settings.version_policy)
@@ -129,7 +140,13 @@ class ModelRepository:
 
     async def load(self) -> None:
         """The first load: sync, scan, load and warm every version the policies serve."""
+        if self.control is not None:  # what the other workers were told to unload, first
+            state = await asyncio.to_thread(self.control.read)
+            self.unloaded = set(state.unloaded)
+            self._control_applied = state.generation
         await self.refresh(first=True)
+        if self.control is not None:
+            await self.follow_control_once()  # a change published while this one loaded
         self.loaded = True
         ready = sum(m.ready for m in self.all())
         logger.info("%d of %d model versions ready", ready, len(self.all()))
@@ -266,22 +283,88 @@ class ModelRepository:
 
     async def load_model(self, name: str) -> None:
         """Triton's ``load``: serve ``name`` again (after an unload) and reload changed files."""
-        self.unloaded.discard(name)
-        await self.refresh()
+        if self.control is None:
+            self.unloaded.discard(name)
+            await self.refresh()
+        else:
+            await self.refresh()  # a model folder added since the last poll is found
         if name not in self._available:
             raise ModelNotFoundError(f"model '{name}' is not in the repository")
+        if self.control is not None:
+            generation = await asyncio.to_thread(self.control.publish, load=name)
+            await self.follow_control_once()  # loads it here as in every worker
         if name not in self._models or not any(m.ready for m in self._models[name].values()):
             errors = "; ".join(m.error or m.state for m in self._models.get(name, {}).values())
             raise InvalidInputError(f"failed to load model '{name}': {errors or 'no version'}")
+        if self.control is not None:
+            await self._await_workers(generation, f"the load of '{name}'")
 
     async def unload_model(self, name: str) -> None:
         """Triton's ``unload``: stop serving ``name`` (drained) until it is loaded again."""
         if name not in self._available and name not in self._models:
             raise ModelNotFoundError(f"model '{name}' is not in the repository")
+        if self.control is not None:
+            generation = await asyncio.to_thread(self.control.publish, unload=name)
+            await self.follow_control_once()
+            await self._await_workers(generation, f"the unload of '{name}'")
+            return
         self.unloaded.add(name)
+        await self._unload_here({name})
+
+    async def _unload_here(self, names: set[str]) -> None:
         async with self._lock:
-            for version in list(self._models.get(name, {})):
-                self._retire(name, version)
+            for name in names:
+                for version in list(self._models.get(name, {})):
+                    self._retire(name, version)
+
+    # ---- several workers (app.worker_control)
+    async def follow_control(self) -> None:
+        """Apply what the other workers publish, as soon as they do, until cancelled."""
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+            if not self.control.changed():
+                continue
+            try:
+                await self.follow_control_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("applying the workers' shared model control failed")
+
+    async def follow_control_once(self) -> None:
+        """Bring this worker's models to the shared state, then say which generation it has."""
+        async with self._control_lock:
+            state = await asyncio.to_thread(self.control.read)
+            if state.generation > self._control_applied:
+                newly_unloaded = state.unloaded - self.unloaded
+                loaded_again = self.unloaded - state.unloaded
+                self.unloaded = set(state.unloaded)
+                if newly_unloaded:
+                    logger.info("unloading %s, as the workers were told", sorted(newly_unloaded))
+                    await self._unload_here(newly_unloaded)
+                if loaded_again or state.load_generation > self._control_applied:
+                    try:
+                        await self.refresh()
+                    except Exception:  # as a failed poll: what is loaded serves on
+                        logger.exception("reloading the repository for the workers failed")
+                self._control_applied = state.generation
+            await asyncio.to_thread(self.control.acknowledge, self._control_applied)
+
+    async def _await_workers(self, generation: int, change: str) -> None:
+        timeout_s = self.settings.model_control_timeout_s
+        end = time.monotonic() + timeout_s
+        while lagging := await asyncio.to_thread(self.control.lagging, generation):
+            if time.monotonic() > end:
+                raise DeadlineExceededError(
+                    f"{change} is recorded, but worker processes {lagging} have not applied it "
+                    f"within {timeout_s:g} s (model_control_timeout_s); they will when they can"
+                )
+            await asyncio.sleep(FOLLOW_INTERVAL_S / 2)
+
+    def leave_control(self) -> None:
+        """This worker stops: the others no longer wait for it."""
+        if self.control is not None:
+            self.control.forget()
 
     async def drain(self, timeout_s: float) -> None:
         """Let every queued request finish (up to ``timeout_s`` in all)."""

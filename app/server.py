@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -44,6 +45,7 @@ from app.errors import (
     error_bytes,
 )
 from app.security import key_problem
+from app.worker_control import SharedControl
 
 logger = logging.getLogger("app.server")
 
@@ -330,10 +332,10 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def build_server(settings: Settings) -> DrainingServer:
+def build_server(settings: Settings, control: SharedControl | None = None) -> DrainingServer:
     from app.main import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, control)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -362,11 +364,12 @@ def serve(settings: Settings) -> None:
 
 
 # ---- several worker processes ---------------------------------------------------------------
-def _worker(sock: socket.socket) -> None:
-    """One worker process: its own app, models, batchers and event loop, on the shared socket."""
+def _worker(sock: socket.socket, control_dir: str) -> None:
+    """One worker process: its own app, models, batchers and event loop, on the shared socket;
+    model loads and unloads through the API shared with the others in ``control_dir``."""
     from app.config import get_settings
 
-    build_server(get_settings()).run(sockets=[sock])
+    build_server(get_settings(), SharedControl(Path(control_dir))).run(sockets=[sock])
 
 
 class Supervisor:
@@ -374,13 +377,16 @@ class Supervisor:
     ``uvicorn --workers`` do): one event loop per core, so the HTTP side scales past one core.
 
     Each worker loads every model and batches on its own; Prometheus metrics are summed over the
-    workers (``PROMETHEUS_MULTIPROC_DIR``); a worker that dies is replaced. SIGTERM is passed to
-    every worker, which drains as a single server does; the supervisor exits when they have."""
+    workers (``PROMETHEUS_MULTIPROC_DIR``); Triton API loads and unloads reach every worker
+    (``app.worker_control``, in a folder of their own); a worker that dies is replaced. SIGTERM
+    is passed to every worker, which drains as a single server does; the supervisor exits when
+    they have."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
         self.processes: list = []
+        self.control_dir = ""
 
     def run(self) -> None:
         import multiprocessing
@@ -388,6 +394,7 @@ class Supervisor:
         import tempfile
 
         metrics_dir = tempfile.mkdtemp(prefix="tf-model-serving-metrics-")
+        self.control_dir = tempfile.mkdtemp(prefix="tf-model-serving-control-")
         # Before the workers import prometheus_client (they are spawned, not forked).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
@@ -416,6 +423,7 @@ class Supervisor:
                             process.exitcode,
                         )
                         _mark_dead(process.pid)
+                        SharedControl(Path(self.control_dir)).forget(process.pid)
                         self.processes[i] = self._start(context, sock, i)
                 time.sleep(0.5)
             end = time.monotonic() + self.settings.graceful_timeout_seconds + 5
@@ -427,9 +435,12 @@ class Supervisor:
         finally:
             sock.close()
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(self.control_dir, ignore_errors=True)
 
     def _start(self, context, sock: socket.socket, index: int):
-        process = context.Process(target=_worker, args=(sock,), name=f"serving-worker-{index}")
+        process = context.Process(
+            target=_worker, args=(sock, self.control_dir), name=f"serving-worker-{index}"
+        )
         process.start()
         return process
 

@@ -12,8 +12,10 @@
 
 With ``SERVING_API_KEYS`` set they need a key, like every endpoint but the health probes.
 
-Each worker process (``SERVING_WORKERS``) holds its own models: a load or unload would change the
-one worker that received it, so with several workers both are refused (400, as Triton refuses
+Each worker process (``SERVING_WORKERS``) holds its own models: with ``python -m app``'s workers
+a load or unload is published to all of them and answered once each has applied it
+(``app.worker_control``; 504 past ``model_control_timeout_s``). Workers that share no such
+control (each ``create_app`` under another process manager) refuse both (400, as Triton refuses
 them outside its explicit control mode); the repository's polling reaches every worker. The
 statistics are the answering worker's (``/metrics`` sums every worker's).
 """
@@ -37,6 +39,7 @@ from app.api.status_replies import (
 from app.codec import json_response, loads_object
 from app.config import Settings
 from app.errors import InvalidInputError
+from app.repository import ModelRepository
 from app.servable import ServedModel
 
 router = APIRouter(prefix="/v2", tags=["KServe v2: model repository"])
@@ -44,8 +47,13 @@ CONTROL_REFUSED: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ProtocolError,
         "description": "Refused: a body this server does not take, a load that failed, or "
-        "several worker processes (each holds its own models)",
-    }
+        "several worker processes that share no model control (each holds its own models)",
+    },
+    504: {
+        "model": ProtocolError,
+        "description": "Recorded, but not every worker process applied it within "
+        "model_control_timeout_s",
+    },
 }
 
 _TRITON_TYPES = {
@@ -93,7 +101,7 @@ async def repository_index(request: Request, repository: RepositoryDep) -> Respo
 async def load_model(
     name: str, request: Request, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    _require_one_worker(settings, "load")
+    _require_shared_control(settings, repository, "load")
     options = await _optional_json(request)
     parameters = options.get("parameters") or {}
     if not isinstance(parameters, dict):
@@ -116,19 +124,22 @@ async def load_model(
 async def unload_model(
     name: str, request: Request, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    _require_one_worker(settings, "unload")
+    _require_shared_control(settings, repository, "unload")
     await _optional_json(request)
     await repository.unload_model(name)
     return json_response({})
 
 
-def _require_one_worker(settings: Settings, action: str) -> None:
-    if settings.workers > 1:
+def _require_shared_control(settings: Settings, repository: ModelRepository, action: str) -> None:
+    """Several workers without ``python -m app``'s shared control (another process manager's
+    workers, each with its own ``create_app``): only the receiving worker would change."""
+    if settings.workers > 1 and repository.control is None:
         raise InvalidInputError(
             f"cannot {action} a model through the API with {settings.workers} worker processes "
-            "(SERVING_WORKERS): only the worker that received the request would. Change the "
-            "repository (a version folder, the model's config.json) and let polling "
-            "(SERVING_REPOSITORY_POLL_SECONDS) reach every worker, or serve with one worker"
+            "(SERVING_WORKERS) that do not share model control (not started by python -m app): "
+            "only the worker that received the request would. Change the repository (a "
+            "version folder, the model's config.json) and let polling "
+            "(SERVING_REPOSITORY_POLL_SECONDS) reach every worker, or serve with python -m app"
         )
 
 

@@ -1,11 +1,13 @@
 """``SERVING_WORKERS=2``: two processes on one socket, each with its models; metrics are summed
-over them, readiness and SIGTERM work as with one; an API unload, which would reach one worker
-only, is refused."""
+over them, readiness and SIGTERM work as with one; a Triton API unload or load reaches both
+workers before it is answered, and a worker that replaces a dead one keeps to it."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,10 +22,7 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
     process, url = start_server(tmp_path, workers="2", drain_seconds="0.5")
     try:
         body = {"instances": np.zeros((1, 8, 8, 1), dtype=np.uint8).tolist()}
-        unload = httpx.post(f"{url}/v2/repository/models/tiny_image/unload")
-        assert unload.status_code == 400
-        assert "2 worker processes" in unload.json()["error"]
-        # New connections: the kernel spreads them over the two workers, both still serving.
+        # New connections: the kernel spreads them over the two workers, both serving.
         for _ in range(40):
             assert httpx.post(f"{url}/v1/models/tiny_image:predict", json=body).status_code == 200
         metrics = httpx.get(f"{url}/metrics").text
@@ -49,6 +48,55 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
         assert time.monotonic() - start < 15
     finally:
         stop_server(process)
+
+
+def test_an_api_unload_and_load_reach_every_worker(tiny_models_dir, tmp_path):
+    (tmp_path / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
+    process, url = start_server(
+        tmp_path, workers="2", drain_seconds="0", unload_grace_seconds="0.2"
+    )
+    try:
+        assert httpx.post(f"{url}/v2/repository/models/tiny_image/unload").status_code == 200
+        assert _answers(url) == {404}  # every worker, at once: no model of that name
+        assert httpx.post(f"{url}/v2/repository/models/tiny_image/load").status_code == 200
+        assert _answers(url) == {200}
+        # A worker that dies is replaced by one that keeps to the unload.
+        assert httpx.post(f"{url}/v2/repository/models/tiny_image/unload").status_code == 200
+        workers = _workers(process.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        # Up once it has acknowledged the shared state, at the end of its first load.
+        while not _acknowledged(set(_workers(process.pid)) - set(workers)):
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        assert _answers(url) == {404}
+        assert httpx.post(f"{url}/v2/repository/models/tiny_image/load").status_code == 200
+        assert _answers(url) == {200}
+    finally:
+        stop_server(process)
+
+
+def _answers(url: str) -> set[int]:
+    """The statuses of a prediction on 40 new connections (both workers take some)."""
+    body = {"instances": np.zeros((1, 8, 8, 1), dtype=np.uint8).tolist()}
+    return {
+        httpx.post(f"{url}/v1/models/tiny_image:predict", json=body).status_code for _ in range(40)
+    }
+
+
+def _acknowledged(pids: set[int]) -> bool:
+    control_dirs = Path(tempfile.gettempdir()).glob("tf-model-serving-control-*")
+    return any((folder / f"ack-{pid}").exists() for folder in control_dirs for pid in pids)
+
+
+def _workers(supervisor: int) -> list[int]:
+    return sorted(
+        int(p.name)
+        for p in Path("/proc").glob("[0-9]*")
+        if _parent(p) == supervisor
+        and b"multiprocessing" in _cmdline(p)
+        and b"resource_tracker" not in _cmdline(p)
+    )
 
 
 def _parent(proc: Path) -> int | None:
