@@ -1,0 +1,79 @@
+"""Triton API unload and load times by number of workers: ``python -m bench.model_control``
+
+For each count of ``--workers`` (default ``1,2``) it starts ``python -m app`` serving the
+committed ``spam`` (``--model``), then ``--calls`` times unloads and loads it through
+``POST /v2/repository/models/{name}/unload|load`` and, right after each answer, sends a
+prediction on ``--probes`` new connections (urllib opens one per request, and the kernel spreads
+them over the workers): every one must agree with the answer (404 after an unload, 200 after a
+load). Prints each call's median and range and the rounds where a probe disagreed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+from bench.overload import Server, request
+from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
+
+BODIES = {"spam": {"instances": ["Are we still meeting for lunch tomorrow at 1?"]}}
+
+
+def measure(workers: int, model: str, calls: int, probes: int) -> dict:
+    server = Server(
+        REPO_ROOT / "models",
+        model,
+        RESULTS_DIR,
+        workers=str(workers),
+        drain_seconds="0",
+        unload_grace_seconds="0.2",
+    )
+    body = json.dumps(BODIES.get(model, {"instances": []})).encode()
+    predict = f"{server.url}/v1/models/{model}:predict"
+    milliseconds: dict[str, list[float]] = {"unload": [], "load": []}
+    disagreed = 0
+    try:
+        server.wait_ready()
+        for _ in range(calls):
+            for action, expected in (("unload", 404), ("load", 200)):
+                url = f"{server.url}/v2/repository/models/{model}/{action}"
+                status, reply, seconds = request("POST", url, b"", timeout=120)
+                if status != 200:
+                    raise RuntimeError(f"{action}: {status} {reply[:300]!r}")
+                milliseconds[action].append(seconds * 1000)
+                seen = {request("POST", predict, body)[0] for _ in range(probes)}
+                disagreed += seen != {expected}
+    finally:
+        server.stop()
+    return {"workers": workers, "milliseconds": milliseconds, "disagreed": disagreed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--model", default="spam")
+    parser.add_argument("--calls", type=int, default=10, help="unload + load pairs per count")
+    parser.add_argument("--probes", type=int, default=20, help="new connections after each")
+    args = parser.parse_args(argv)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    print(machine_description())
+    results = []
+    for workers in (int(n) for n in args.workers.split(",")):
+        result = measure(workers, args.model, args.calls, args.probes)
+        results.append(result)
+        for action, values in result["milliseconds"].items():
+            print(
+                f"{workers} worker(s), {action}: median {statistics.median(values):.0f} ms, "
+                f"{min(values):.0f}-{max(values):.0f} ms over {len(values)} calls"
+            )
+        print(
+            f"{workers} worker(s): {result['disagreed']} of {2 * args.calls} answers where a "
+            f"probe on a new connection disagreed"
+        )
+    (RESULTS_DIR / "model_control.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
