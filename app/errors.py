@@ -82,37 +82,35 @@ class ImageTooLargeError(PayloadTooLargeError):
     slug = "image-too-large"
 
 
-class RequestTimeoutError(ServingError):
-    """The client was too slow sending its request; the connection is closed."""
+class ConnectionClosingError(ServingError):
+    """Answered, then the connection is closed (what follows on it cannot be trusted)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class RequestTimeoutError(ConnectionClosingError):
+    """The client was too slow sending its request."""
 
     status_code = 408
     title = "Request timeout"
     slug = "request-timeout"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Connection": "close"})
 
-
-class MalformedRequestError(ServingError):
-    """Bytes that are not an HTTP/1.1 request; the connection is closed."""
+class MalformedRequestError(ConnectionClosingError):
+    """Bytes that are not an HTTP/1.1 request."""
 
     status_code = 400
     title = "Malformed HTTP request"
     slug = "malformed-request"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Connection": "close"})
 
-
-class HeadersTooLargeError(ServingError):
-    """The request line and headers exceed ``max_header_bytes``; the connection is closed."""
+class HeadersTooLargeError(ConnectionClosingError):
+    """The request line and headers exceed ``max_header_bytes``."""
 
     status_code = 431
     title = "Request header fields too large"
     slug = "headers-too-large"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Connection": "close"})
 
 
 class ServerOverloadedError(ServingError):
