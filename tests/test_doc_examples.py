@@ -108,7 +108,8 @@ def _instrumented(script: str, url: str, workdir: Path) -> str:
     """The block with our server, our interpreter and a private /tmp; each curl's reply framed
     by a marker and its status."""
     script = SERVER.sub(url, script)
-    script = script.replace(".venv/bin/python", sys.executable).replace("/tmp/", f"{workdir}/")
+    # /tmp first: the interpreter itself may live under /tmp (a checkout there).
+    script = script.replace("/tmp/", f"{workdir}/").replace(".venv/bin/python", sys.executable)
     wrapper = (
         "curl() { command curl -sS -w '\\n" + MARK + ' %{http_code}\\n\' "$@"; }\n'
         "set -e -o pipefail\n"
