@@ -188,6 +188,12 @@ class Settings(BaseSettings, BatchingConfig):
     keep_alive_timeout_s: PositiveFloat = Field(
         default=5.0, description="An idle keep-alive connection is closed after this."
     )
+    send_timeout_s: PositiveFloat = Field(
+        default=30.0,
+        description="python -m app: a response its client stops reading (more than the socket "
+        "and the transport buffer) gets this long without progress, then the connection is "
+        "aborted (nginx's send_timeout).",
+    )
     drain_seconds: float = Field(
         default=5.0,
         ge=0,

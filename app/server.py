@@ -9,6 +9,11 @@ sees it:
   ``header_timeout_s`` of the first byte (or of connecting; 408): slow-header clients
   (slowloris) are cut off and never pin a file descriptor;
 - **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header;
+- **slow readers:** a response the client stops reading (its bytes past the kernel's socket
+  buffer and the transport's high-water mark) is given ``send_timeout_s`` without progress,
+  then the connection is aborted: a client that never reads a large reply (an explanation,
+  a bulk prediction) cannot hold its request, its memory and an in-flight slot for ever
+  (nginx's ``send_timeout``; uvicorn has none);
 - **admission at the headers** (``app.admission.quick_admission``): an inference request is
   refused (429) or admitted to its model's adaptive cap (``app.concurrency``) before its body
   is read; a connection refused again and again gets its next 429s later.
@@ -22,10 +27,14 @@ do. A second SIGTERM (or Ctrl-C) skips the rest of the drain.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import signal
 import socket
+import struct
+import termios
 import time
 from pathlib import Path
 from types import FrameType
@@ -64,13 +73,14 @@ class _Rejected(Exception):
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a connection cap, a request-head size cap and a
-    request-head timeout (uvicorn has none of the three for httptools), and the app's
-    admission at the headers."""
+    """uvicorn's httptools protocol with a connection cap, a request-head size cap, a
+    request-head timeout and a send timeout (uvicorn has none of the four for httptools), and
+    the app's admission at the headers."""
 
     max_connections = 1024
     max_header_bytes = 16 * 1024
     header_timeout_s = 10.0
+    send_timeout_s = 30.0
     quick_admission: QuickAdmission | None = None  # see app.admission.quick_admission
     api_keys: list[bytes] = []  # set: only a request with a valid key is admitted early
     refusal_delay_s = 0.0
@@ -90,6 +100,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._slot: ConcurrencyLimit | None = None  # held by the admitted request in progress
         self._slot_since = 0.0
         self._refused_in_a_row = 0  # this connection's requests refused since its last admitted
+        self._send_timer = None  # armed while writing is paused (the client is not reading)
+        self._send_left = 0  # bytes still buffered when the timer was armed
 
     # ---- connection
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -104,6 +116,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_send_timer()
         self._release_slot(measured=False)
         if not self._refused:
             super().connection_lost(exc)
@@ -256,6 +269,51 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if slot is not None:
             slot.release(time.monotonic() - self._slot_since if measured else None)
 
+    # ---- send timer: the transport pauses writing while more than its high-water mark waits
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._arm_send_timer()
+
+    def resume_writing(self) -> None:
+        self._cancel_send_timer()
+        super().resume_writing()
+
+    def _arm_send_timer(self) -> None:
+        self._send_left = self._unsent_bytes()
+        self._send_timer = self.loop.call_later(self.send_timeout_s, self._send_stalled)
+
+    def _unsent_bytes(self) -> int:
+        """What the client has not acknowledged yet: the transport's buffer and the kernel's
+        send queue. (The transport's buffer alone moves in steps: the kernel says a socket is
+        writable only once a third of its send buffer, up to megabytes, is free, which takes a
+        slow reader many seconds.)"""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                unsent += struct.unpack(
+                    "i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+                )[0]
+        return unsent
+
+    def _cancel_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_stalled(self) -> None:
+        self._send_timer = None
+        if self._unsent_bytes() < self._send_left:
+            self._arm_send_timer()  # the client reads, slowly: another period
+            return
+        logger.info(
+            "aborting a connection whose client read nothing of its response for %g s "
+            "(send_timeout_s)",
+            self.send_timeout_s,
+        )
+        self.transport.abort()  # drops the buffered reply; the request's send returns
+
     # ---- head timer
     def _arm_head_timer(self) -> None:
         if self._head_timer is None and self._in_head:
@@ -293,6 +351,7 @@ def guarded_protocol(
             "max_connections": settings.max_connections,
             "max_header_bytes": settings.max_header_bytes,
             "header_timeout_s": settings.header_timeout_s,
+            "send_timeout_s": settings.send_timeout_s,
             "quick_admission": None if admission is None else staticmethod(admission),
             # (only inference paths are admitted early: never among the open paths)
             "api_keys": [key.get_secret_value().encode() for key in settings.api_keys],

@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,9 +18,11 @@ import pytest
 from tests.app.serving_process import start_server, stop_server
 
 HEADER_TIMEOUT_S = 1.5
+SEND_TIMEOUT_S = 1.0
 LIMITS = {
     "max_header_bytes": "4096",
     "header_timeout_s": str(HEADER_TIMEOUT_S),
+    "send_timeout_s": str(SEND_TIMEOUT_S),
     "max_connections": "6",
     "max_body_bytes": "100000",
     "drain_seconds": "0",
@@ -130,6 +133,58 @@ def test_a_connection_that_sends_nothing_is_closed(server):
     start = time.monotonic()
     _problem(_raw(server, b"", wait_s=10), 408, "request-timeout")
     assert time.monotonic() - start < HEADER_TIMEOUT_S + 2
+
+
+def test_a_client_that_never_reads_its_replies_is_cut_off(server):
+    """Pipelined requests for 12 MB of replies on a connection that reads nothing: more than
+    the kernel's socket buffers hold, so the rest waits in the server; after send_timeout_s
+    without progress the server aborts the connection (it leaves ESTABLISHED on its side)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(_address(server))
+    try:
+        sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
+        client_port = sock.getsockname()[1]
+        _, server_port = _address(server)
+        start = time.monotonic()
+        assert _server_side_state(server_port, client_port) == "ESTABLISHED"
+        while _server_side_state(server_port, client_port) == "ESTABLISHED":
+            assert time.monotonic() - start < SEND_TIMEOUT_S + 10, "still held"
+            time.sleep(0.1)
+        assert time.monotonic() - start >= SEND_TIMEOUT_S - 0.2  # not before its time
+    finally:
+        sock.close()
+    assert httpx.get(f"{server}/v2/health/live").status_code == 200
+
+
+def test_a_slow_but_steady_reader_gets_its_whole_reply(server):
+    """Progress within each send_timeout_s keeps the connection: 5 MB of pipelined replies
+    read at 500 KB/s, over several periods."""
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    body = _raw(server, last).partition(b"\r\n\r\n")[2]
+    with socket.create_connection(_address(server), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(request * 39 + last)
+        chunks = []
+        start = time.monotonic()
+        while chunk := sock.recv(32 * 1024):
+            chunks.append(chunk)
+            time.sleep(len(chunk) / 500_000)
+    replies = b"".join(chunks).split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(replies) == 40 and all(reply.endswith(body) for reply in replies)
+    assert time.monotonic() - start > 3 * SEND_TIMEOUT_S  # it took several periods
+
+
+def _server_side_state(server_port: int, client_port: int) -> str | None:
+    """The TCP state of the server's end of a loopback connection (/proc/net/tcp)."""
+    states = {"01": "ESTABLISHED", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "07": "CLOSE"}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            return states.get(fields[3], fields[3])
+    return None
 
 
 def test_connections_beyond_the_limit_are_refused_and_the_server_serves_on(server):
