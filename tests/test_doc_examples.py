@@ -1,6 +1,8 @@
 """The request examples in README.md and docs/*.md, run as a reader would copy them: each shell
 block that talks to the server on port 8000 runs through ``bash`` against a real ``python -m
-app``, and every reply shown in a comment under a ``curl`` must match the server's answer.
+app``, and every reply shown in a comment under a ``curl`` must match the server's answer; each
+Python block that talks to it runs too, and what a comment shows after a statement (``print(x)
+# [7 2 1 ...]``, or a bare expression as in a REPL) must be what it prints.
 
 A shown reply is matched loosely, as a reader reads it: each ``"key": value`` pair it shows
 (a string, or a number to the digits shown) must be in the real reply, ``...`` elides the rest;
@@ -11,11 +13,14 @@ fails here instead of in a user's terminal.
 
 from __future__ import annotations
 
+import ast
+import io
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,11 +189,86 @@ def _check(block: Block, command: Command, status: int, body: str) -> list[str]:
 BLOCKS = example_blocks()
 
 
+# ---- Python examples
+def python_blocks() -> list[tuple[str, str]]:
+    found = []
+    for path in DOCS:
+        text = path.read_text()
+        for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            if "127.0.0.1:8000" in match.group(1):
+                found.append(
+                    (f"{path.name}:{text[: match.start()].count(chr(10)) + 1}", match.group(1))
+                )
+    return found
+
+
+def shown_outputs(source: str) -> tuple[str, list[str]]:
+    """``source`` with each top-level statement that a comment follows made to print (a bare
+    expression prints its ``repr``, as a REPL does), and those comments in order."""
+    comments = {
+        token.start[0]: token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    tree = ast.parse(source)
+    shown = []
+    for index, node in enumerate(tree.body):
+        comment = comments.get(node.end_lineno)
+        if not isinstance(node, ast.Expr) or comment is None or not _is_output(comment):
+            continue
+        shown.append(comment)
+        call = node.value
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "print"):
+            printed = ast.Call(ast.Name("repr", ast.Load()), [call], [])
+            tree.body[index] = ast.Expr(ast.Call(ast.Name("print", ast.Load()), [printed], []))
+    return ast.unparse(ast.fix_missing_locations(tree)), shown
+
+
+def _is_output(comment: str) -> bool:
+    """A value as Python prints it, not a remark ("binary tensors by default")."""
+    return comment[:1] in "[{(<'\"-0123456789" or comment.startswith(
+        ("b'", "True", "False", "None")
+    )
+
+
+def _shows(comment: str, line: str) -> bool:
+    """``line`` is what ``comment`` shows, ``...`` standing for anything."""
+    pattern = ".*".join(re.escape(part) for part in comment.split("..."))
+    return re.fullmatch(pattern, line) is not None
+
+
+PYTHON_BLOCKS = python_blocks()
+
+
+@pytest.mark.parametrize(("where", "source"), PYTHON_BLOCKS, ids=[w for w, _ in PYTHON_BLOCKS])
+def test_a_documented_python_example_prints_what_it_shows(
+    where: str, source: str, server_url: str, reader_dir: Path
+):
+    script, shown = shown_outputs(source.replace("127.0.0.1:8000", server_url.split("//")[1]))
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=reader_dir / "repo",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, f"{where}: exit {run.returncode}\n{run.stderr[-2000:]}"
+    printed = run.stdout.splitlines()
+    assert len(printed) == len(shown), (where, printed)
+    wrong = [
+        f"shows {c!r}, prints {p!r}"
+        for c, p in zip(shown, printed, strict=True)
+        if not _shows(c, p)
+    ]
+    assert not wrong, f"{where}: " + "; ".join(wrong)
+
+
 def test_the_examples_are_found():
     # The finder still sees the examples (the README's and the API guide's at least).
     assert len(BLOCKS) >= 10
     assert sum(len(block.curls) for block in BLOCKS) >= 20
     assert sum(bool(command.shown) for block in BLOCKS for command in block.curls) >= 15
+    assert len(PYTHON_BLOCKS) >= 2 and all(shown_outputs(s)[1] for _, s in PYTHON_BLOCKS)
 
 
 def test_the_examples_use_the_readmes_venv():
