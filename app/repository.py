@@ -88,6 +88,8 @@ class ModelRepository:
         self.control = control
         self._control_applied = 0  # the generation of the shared state applied here
         self._control_lock = asyncio.Lock()
+        # One API load or unload at a time here: each answer is about its own change.
+        self._operations = asyncio.Lock()
         self.source = settings.models_dir
         self.root = local_root(self.source, settings.model_cache_dir)
         self.default_policy = VersionPolicy.model_validate(settings.version_policy)
@@ -283,33 +285,35 @@ class ModelRepository:
 
     async def load_model(self, name: str) -> None:
         """Triton's ``load``: serve ``name`` again (after an unload) and reload changed files."""
-        if self.control is None:
-            self.unloaded.discard(name)
-            await self.refresh()
-        else:
-            await self.refresh()  # a model folder added since the last poll is found
-        if name not in self._available:
-            raise ModelNotFoundError(f"model '{name}' is not in the repository")
-        if self.control is not None:
-            generation = await asyncio.to_thread(self.control.publish, load=name)
-            await self.follow_control_once()  # loads it here as in every worker
-        if name not in self._models or not any(m.ready for m in self._models[name].values()):
-            errors = "; ".join(m.error or m.state for m in self._models.get(name, {}).values())
-            raise InvalidInputError(f"failed to load model '{name}': {errors or 'no version'}")
+        async with self._operations:
+            if self.control is None:
+                self.unloaded.discard(name)
+            await self.refresh()  # (with workers: a model folder added since the last poll)
+            if name not in self._available:
+                raise ModelNotFoundError(f"model '{name}' is not in the repository")
+            if self.control is not None:
+                generation = await asyncio.to_thread(self.control.publish, load=name)
+                await self.follow_control_once()  # loads it here as in every worker
+            if name in self.unloaded:
+                pass  # another worker's unload, published after this load, is applied too
+            elif name not in self._models or not any(m.ready for m in self._models[name].values()):
+                errors = "; ".join(m.error or m.state for m in self._models.get(name, {}).values())
+                raise InvalidInputError(f"failed to load model '{name}': {errors or 'no version'}")
         if self.control is not None:
             await self._await_workers(generation, f"the load of '{name}'")
 
     async def unload_model(self, name: str) -> None:
         """Triton's ``unload``: stop serving ``name`` (drained) until it is loaded again."""
-        if name not in self._available and name not in self._models:
-            raise ModelNotFoundError(f"model '{name}' is not in the repository")
-        if self.control is not None:
+        async with self._operations:
+            if name not in self._available and name not in self._models:
+                raise ModelNotFoundError(f"model '{name}' is not in the repository")
+            if self.control is None:
+                self.unloaded.add(name)
+                await self._unload_here({name})
+                return
             generation = await asyncio.to_thread(self.control.publish, unload=name)
             await self.follow_control_once()
-            await self._await_workers(generation, f"the unload of '{name}'")
-            return
-        self.unloaded.add(name)
-        await self._unload_here({name})
+        await self._await_workers(generation, f"the unload of '{name}'")
 
     async def _unload_here(self, names: set[str]) -> None:
         async with self._lock:

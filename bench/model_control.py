@@ -5,7 +5,10 @@ committed ``spam`` (``--model``), then ``--calls`` times unloads and loads it th
 ``POST /v2/repository/models/{name}/unload|load`` and, right after each answer, sends a
 prediction on ``--probes`` new connections (urllib opens one per request, and the kernel spreads
 them over the workers): every one must agree with the answer (404 after an unload, 200 after a
-load). Prints each call's median and range and the rounds where a probe disagreed.
+load). Prints each call's median and range and the rounds where a probe disagreed. With
+``--stress SECONDS``, 16 clients then unload and load it at once, each followed by a prediction,
+and the answers are counted by status: no call may fail (a load that a later unload undid is
+still a 200), and a final load and unload must each be seen on every new connection.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
+import time
+from collections import Counter
 
 from bench.overload import Server, request
 from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
@@ -20,7 +26,36 @@ from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
 BODIES = {"spam": {"instances": ["Are we still meeting for lunch tomorrow at 1?"]}}
 
 
-def measure(workers: int, model: str, calls: int, probes: int) -> dict:
+def stress(server: Server, model: str, body: bytes, seconds: float, probes: int) -> dict:
+    counts: Counter[str] = Counter()
+    end = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        while time.monotonic() < end:
+            action = "unload" if (index + int(time.monotonic() * 3)) % 2 else "load"
+            url = f"{server.url}/v2/repository/models/{model}/{action}"
+            counts[f"{action} {request('POST', url, b'', timeout=120)[0]}"] += 1
+            predict = f"{server.url}/v1/models/{model}:predict"
+            counts[f"predict {request('POST', predict, body)[0]}"] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for action, expected in (("load", 200), ("unload", 404)):
+        request("POST", f"{server.url}/v2/repository/models/{model}/{action}", b"", timeout=120)
+        seen = Counter(
+            request("POST", f"{server.url}/v1/models/{model}:predict", body)[0]
+            for _ in range(probes)
+        )
+        counts[f"after a final {action}: {expected} on every new connection"] = int(
+            seen == Counter({expected: probes})
+        )
+    return dict(counts)
+
+
+def measure(workers: int, model: str, calls: int, probes: int, stress_s: float) -> dict:
     server = Server(
         REPO_ROOT / "models",
         model,
@@ -44,9 +79,15 @@ def measure(workers: int, model: str, calls: int, probes: int) -> dict:
                 milliseconds[action].append(seconds * 1000)
                 seen = {request("POST", predict, body)[0] for _ in range(probes)}
                 disagreed += seen != {expected}
+        stressed = stress(server, model, body, stress_s, probes) if stress_s > 0 else {}
     finally:
         server.stop()
-    return {"workers": workers, "milliseconds": milliseconds, "disagreed": disagreed}
+    return {
+        "workers": workers,
+        "milliseconds": milliseconds,
+        "disagreed": disagreed,
+        "stress": stressed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="spam")
     parser.add_argument("--calls", type=int, default=10, help="unload + load pairs per count")
     parser.add_argument("--probes", type=int, default=20, help="new connections after each")
+    parser.add_argument("--stress", type=float, default=0.0, help="seconds of 16 clients at once")
     args = parser.parse_args(argv)
     RESULTS_DIR.mkdir(exist_ok=True)
     print(machine_description())
     results = []
     for workers in (int(n) for n in args.workers.split(",")):
-        result = measure(workers, args.model, args.calls, args.probes)
+        result = measure(workers, args.model, args.calls, args.probes, args.stress)
         results.append(result)
         for action, values in result["milliseconds"].items():
             print(
@@ -71,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{workers} worker(s): {result['disagreed']} of {2 * args.calls} answers where a "
             f"probe on a new connection disagreed"
         )
+        if result["stress"]:
+            print(
+                f"{workers} worker(s), {args.stress:g} s of 16 clients at once: {result['stress']}"
+            )
     (RESULTS_DIR / "model_control.json").write_text(json.dumps(results, indent=2))
     return 0
 

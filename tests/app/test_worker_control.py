@@ -109,6 +109,69 @@ def test_an_unload_and_a_load_reach_the_other_worker_before_the_answer(models, t
     asyncio.run(scenario())
 
 
+def test_conflicting_loads_and_unloads_all_succeed_and_the_workers_agree(models, tmp_path):
+    """Requests that load and unload at once (on both workers) are applied in the order they
+    were published: none fails (a load that a later unload undid is not "failed to load"),
+    and both workers end in the state of the last one."""
+
+    async def scenario():
+        first, second = _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
+        (tmp_path / "control").mkdir()
+        await first.load()
+        await second.load()
+        followers = [asyncio.create_task(r.follow_control()) for r in (first, second)]
+        try:
+            calls = [
+                (first if i % 3 else second).unload_model("tiny_image")
+                if i % 2
+                else (second if i % 3 else first).load_model("tiny_image")
+                for i in range(24)
+            ]
+            await asyncio.gather(*calls)
+            last = first.control.read()
+            assert last.generation == 24
+            await first.load_model("tiny_image")
+            assert _serves(first) and _serves(second)
+            await second.unload_model("tiny_image")
+            assert not _serves(first) and not _serves(second)
+        finally:
+            for task in followers:
+                task.cancel()
+            for repository in (first, second):
+                await repository.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_load_that_a_later_unload_undid_is_not_a_failed_load(models, tmp_path, monkeypatch):
+    async def scenario():
+        first, second = _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
+        (tmp_path / "control").mkdir()
+        await first.load()
+        await second.load()
+        publish = first.control.publish
+
+        def publish_then_unload_elsewhere(**change):
+            generation = publish(**change)
+            if "load" in change:  # another request, to the other worker, right after
+                SharedControl(tmp_path / "control", pid=second.control.pid).publish(
+                    unload="tiny_image"
+                )
+            return generation
+
+        monkeypatch.setattr(first.control, "publish", publish_then_unload_elsewhere)
+        follower = asyncio.create_task(second.follow_control())
+        try:
+            await first.load_model("tiny_image")  # no "failed to load": it was undone
+            assert not _serves(first) and "tiny_image" in first.unloaded
+        finally:
+            follower.cancel()
+            for repository in (first, second):
+                await repository.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_that_does_not_follow_makes_it_a_504_and_applies_it_later(models, tmp_path):
     async def scenario():
         first, second = _two_workers(
