@@ -62,11 +62,15 @@ def test_only_live_workers_behind_the_generation_are_waited_for(tmp_path):
 
 
 # ---- two repositories sharing the files, as two workers -------------------------------------
-def _two_workers(models, control_dir, **settings):
+async def _two_workers(models, control_dir, **settings):
+    """Two repositories sharing ``control_dir``, loaded, as two workers would be."""
     settings = make_settings(models_dir=models, log_level="warning", warmup=False, **settings)
+    control_dir.mkdir()
     # Distinct, live worker numbers: this process and its parent.
     first = ModelRepository(settings, SharedControl(control_dir, pid=os.getpid()))
     second = ModelRepository(settings, SharedControl(control_dir, pid=os.getppid()))
+    await first.load()
+    await second.load()
     return first, second
 
 
@@ -86,10 +90,7 @@ def models(tiny_models_dir, tmp_path):
 
 def test_an_unload_and_a_load_reach_the_other_worker_before_the_answer(models, tmp_path):
     async def scenario():
-        first, second = _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
-        (tmp_path / "control").mkdir()
-        await first.load()
-        await second.load()
+        first, second = await _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
         follower = asyncio.create_task(second.follow_control())
         try:
             await first.unload_model("tiny_image")
@@ -115,10 +116,7 @@ def test_conflicting_loads_and_unloads_all_succeed_and_the_workers_agree(models,
     and both workers end in the state of the last one."""
 
     async def scenario():
-        first, second = _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
-        (tmp_path / "control").mkdir()
-        await first.load()
-        await second.load()
+        first, second = await _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
         followers = [asyncio.create_task(r.follow_control()) for r in (first, second)]
         try:
             calls = [
@@ -145,10 +143,7 @@ def test_conflicting_loads_and_unloads_all_succeed_and_the_workers_agree(models,
 
 def test_a_load_that_a_later_unload_undid_is_not_a_failed_load(models, tmp_path, monkeypatch):
     async def scenario():
-        first, second = _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
-        (tmp_path / "control").mkdir()
-        await first.load()
-        await second.load()
+        first, second = await _two_workers(models, tmp_path / "control", unload_grace_seconds=0)
         publish = first.control.publish
 
         def publish_then_unload_elsewhere(**change):
@@ -174,12 +169,10 @@ def test_a_load_that_a_later_unload_undid_is_not_a_failed_load(models, tmp_path,
 
 def test_a_worker_that_does_not_follow_makes_it_a_504_and_applies_it_later(models, tmp_path):
     async def scenario():
-        first, second = _two_workers(
+        # The second acknowledges generation 0 as it loads, then does not follow.
+        first, second = await _two_workers(
             models, tmp_path / "control", unload_grace_seconds=0, model_control_timeout_s=0.3
         )
-        (tmp_path / "control").mkdir()
-        await first.load()
-        await second.load()  # acknowledged generation 0, then stops following
         try:
             with pytest.raises(DeadlineExceededError, match=rf"\[{os.getppid()}\]"):
                 await first.unload_model("tiny_image")
