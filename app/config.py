@@ -294,6 +294,12 @@ class Settings(BaseSettings, BatchingConfig):
     explain_max_waiting: int = Field(
         default=8, ge=0, description="Explanation requests waiting for a slot; one more: 429."
     )
+    explain_timeout_ms: PositiveFloat = Field(
+        default=30_000.0,
+        description="Deadline of an explanation request from its arrival (504 past it): "
+        "explanations run apart from the predictions, whose request_timeout_ms is too short "
+        "for a full request of large images (16 X-rays: ~6.5 s on 2 vCPUs).",
+    )
     max_explain_instances: PositiveInt = Field(
         default=16, description="Images, texts or rows in one explanation request."
     )

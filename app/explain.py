@@ -49,9 +49,12 @@ _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 class Explainer:
     """A bounded pool for explanation calls: ``concurrency`` threads and ``max_waiting``
-    requests waiting for one (429 past that); each call within the request's deadline."""
+    requests waiting for one (429 past that); each call within ``timeout_s`` of the request's
+    arrival (504 past it)."""
 
-    def __init__(self, concurrency: int, max_waiting: int, niceness: int = 10) -> None:
+    def __init__(
+        self, concurrency: int, max_waiting: int, timeout_s: float, niceness: int = 10
+    ) -> None:
         self._pool = ThreadPoolExecutor(
             concurrency,
             thread_name_prefix="explain",
@@ -59,19 +62,21 @@ class Explainer:
             initargs=(niceness,),
         )
         self._limit = concurrency + max_waiting
+        self.timeout_s = timeout_s
         self._admitted = 0
 
-    async def run(self, timeout_s: float, function, *args) -> Any:
+    async def run(self, function, *args) -> Any:
         if self._admitted >= self._limit:
             raise QueueFullError("too many explanation requests at once; retry later")
         self._admitted += 1
         try:
-            remaining = max(deadline_after(timeout_s) - time.monotonic(), 0.0)
+            remaining = max(deadline_after(self.timeout_s) - time.monotonic(), 0.0)
             async with asyncio.timeout(remaining):
                 return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         except TimeoutError:
             raise DeadlineExceededError(
-                "the explanation did not finish within the deadline"
+                f"the explanation did not finish within {self.timeout_s:g} s of the request's "
+                "arrival (explain_timeout_ms)"
             ) from None
         finally:
             self._admitted -= 1

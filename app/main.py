@@ -56,7 +56,11 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
         # Uploaded images are decoded here, a few at a time: bounded memory under any load.
         image_pool = ThreadPoolExecutor(settings.image_workers, thread_name_prefix="image")
         app.state.image_pool = image_pool
-        explainer = Explainer(settings.explain_concurrency, settings.explain_max_waiting)
+        explainer = Explainer(
+            settings.explain_concurrency,
+            settings.explain_max_waiting,
+            settings.explain_timeout_ms / 1000,
+        )
         app.state.explainer = explainer
         repository = ModelRepository(settings, control)
         app.state.repository = repository

@@ -242,7 +242,6 @@ async def _explain(model: ServedModel, request: Request) -> Response:
         )
     values = request.query_params.get("values", "true").lower() not in ("false", "0", "no")
     explained = await request.app.state.explainer.run(
-        model.batcher.timeout_s,
         explain_arrays,
         model,
         arrays,

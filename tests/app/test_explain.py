@@ -190,13 +190,13 @@ def test_protocol_explain_of_text_and_tabular_models_matches_the_typed_endpoints
 
 def test_explainer_refuses_past_its_limit():
     async def scenario() -> list[str]:
-        explainer = Explainer(concurrency=1, max_waiting=1)
+        explainer = Explainer(concurrency=1, max_waiting=1, timeout_s=5)
         release = threading.Event()
-        calls = [asyncio.create_task(explainer.run(5, release.wait)) for _ in range(2)]
+        calls = [asyncio.create_task(explainer.run(release.wait)) for _ in range(2)]
         await asyncio.sleep(0.05)
         outcomes = []
         try:
-            await explainer.run(5, lambda: None)
+            await explainer.run(lambda: None)
         except QueueFullError:
             outcomes.append("refused")
         release.set()
@@ -207,6 +207,26 @@ def test_explainer_refuses_past_its_limit():
     # In a thread of its own: a test run may hold an event loop in this one (Playwright's).
     with ThreadPoolExecutor(1) as thread:
         assert thread.submit(asyncio.run, scenario()).result() == ["refused", "True", "True"]
+
+
+def test_explanations_keep_their_own_deadline():
+    """An explanation's deadline is explain_timeout_ms, not the predictions' request_timeout_ms:
+    one that outlasts a prediction's deadline is answered; past its own, 504 saying which."""
+
+    def explain_with(**settings) -> tuple[int, dict]:
+        app = create_app(
+            make_settings(models_dir=REPO_ROOT / "models", model_names=["sentiment"], **settings)
+        )
+        with TestClient(app) as test_client:
+            reply = test_client.post(
+                "/v1/sentiment:explain", json={"texts": [" ".join(["word"] * 150)] * 4}
+            )
+            return reply.status_code, reply.json()
+
+    status, _ = explain_with(request_timeout_ms=1, explain_timeout_ms=60_000)
+    assert status == 200
+    status, problem = explain_with(explain_timeout_ms=1)
+    assert status == 504 and "explain_timeout_ms" in problem["detail"]
 
 
 def test_pictures():

@@ -241,9 +241,7 @@ async def explain_images_endpoint(
     files = await _read_images(request, settings)
     check_count(len(files), settings.max_explain_instances, "files", "images")
     pixels = await _fit_images(request, served, files, invert, settings)
-    explained = await explainer.run(
-        served.batcher.timeout_s, explain_images, served, pixels, values
-    )
+    explained = await explainer.run(explain_images, served, pixels, values)
     for upload, item in zip(files, explained, strict=True):
         item["file"] = upload.name
     return json_response(

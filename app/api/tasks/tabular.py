@@ -92,5 +92,5 @@ async def explain_rows_reply(
     check_count(len(rows), settings.max_explain_instances, field, field)
     model = task_model(repository, model_name, TABULAR_CLASSIFICATION, version)
     inputs = tabular_inputs(model, rows, field)
-    explained = await explainer.run(model.batcher.timeout_s, explain_rows, model, inputs, len(rows))
+    explained = await explainer.run(explain_rows, model, inputs, len(rows))
     return occlusion_reply(model, "with the column at its default", explained)

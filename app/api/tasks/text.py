@@ -59,7 +59,5 @@ async def explain_texts_reply(
     check_count(len(texts), settings.max_explain_instances, field, field)
     check_text_length(texts, settings.max_text_chars, field)
     model = task_model(repository, model_name, TEXT_CLASSIFICATION, version)
-    explained = await explainer.run(
-        model.batcher.timeout_s, explain_texts, model, list(texts), settings.max_explain_tokens
-    )
+    explained = await explainer.run(explain_texts, model, list(texts), settings.max_explain_tokens)
     return occlusion_reply(model, "without the token", explained)
