@@ -247,6 +247,14 @@ class Settings(BaseSettings, BatchingConfig):
         default=20 * 1024 * 1024,
         description="Request body, after gzip/deflate decoding; larger: 413.",
     )
+    max_body_memory_bytes: PositiveInt = Field(
+        # Peak memory grows by about 3.5x this under many large bodies at once (parsing):
+        # 64 MiB -> +218 MB per worker, which a 3 GiB pod of two workers with every model has.
+        default=64 * 1024 * 1024,
+        description="Request bodies held in memory at once, over every request in progress (as "
+        "received and decoded); a request that would pass it: 503 + Retry-After (before its "
+        "body is read when its Content-Length says so). A request alone always goes on.",
+    )
     inline_parse_bytes: int = Field(
         default=64 * 1024,
         ge=0,

@@ -8,7 +8,13 @@ Pure ASGI (cheap on the hot path):
   connection is closed: a client trickling its body never holds the server;
 - ``Content-Encoding: gzip`` / ``deflate`` bodies (tritonclient's
   ``request_compression_algorithm``) are decoded, with the *decoded* size under the same limit:
-  a zip bomb is a 413 after at most ``max_body_bytes`` of output.
+  a zip bomb is a 413 after at most ``max_body_bytes`` of output;
+- the bodies of all the requests in progress (as received, and decoded) share
+  ``max_body_memory_bytes``: a request whose body would pass it is refused (503 +
+  ``Retry-After``), before a byte is read when its ``Content-Length`` says so. Each body is
+  bounded on its own, but many large ones at once (each costing its bytes and more while it is
+  parsed) would otherwise take the process's memory; a request that finds no other body in
+  memory is always admitted.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from app.errors import (
     InvalidInputError,
     PayloadTooLargeError,
     RequestTimeoutError,
+    ServerOverloadedError,
     ServingError,
     UnsupportedMediaTypeError,
     serving_error_response,
@@ -35,25 +42,62 @@ _IDENTITY = {b"", b"identity"}
 _INLINE_DECODE_BYTES = 64 * 1024
 
 
+class BodyMemory:
+    """The bytes of request bodies held in memory by the requests in progress (one event loop:
+    no lock), against ``capacity``. A request that holds all of it (or nothing is held) may
+    always go on: one body alone is bounded by ``max_body_bytes``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+
+    def check(self, size: int, own: int = 0) -> None:
+        """503 unless ``size`` more bytes fit, for a request that holds ``own`` already."""
+        if self.used > own and self.used + size > self.capacity:
+            raise ServerOverloadedError(
+                f"request bodies in memory would exceed {self.capacity} bytes "
+                "(max_body_memory_bytes); retry later"
+            )
+
+    def take(self, size: int, held: list[int]) -> None:
+        self.check(size, held[0])
+        self.used += size
+        held[0] += size
+
+
 class RequestBodyMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        max_body_memory_bytes: int,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.memory = BodyMemory(max_body_memory_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        held = [0]  # this request's bytes in self.memory, given back when it ends
         try:
-            scope, receive = await self._prepare(scope, receive)
-        except ServingError as exc:  # raised here, before a route could map it
-            await serving_error_response(scope["path"], exc)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+            try:
+                scope, receive = await self._prepare(scope, receive, held)
+            except ServingError as exc:  # raised here, before a route could map it
+                await serving_error_response(scope["path"], exc)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+        finally:
+            self.memory.used -= held[0]
 
-    async def _prepare(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
-        """The scope and receive the app gets: limited, timed, decoded."""
+    async def _prepare(
+        self, scope: Scope, receive: Receive, held: list[int]
+    ) -> tuple[Scope, Receive]:
+        """The scope and receive the app gets: limited, timed, decoded, its memory counted."""
         limit = self.max_body_bytes
         declared, encoding = _body_headers(scope)
         if declared is not None and declared > limit:
@@ -61,8 +105,10 @@ class RequestBodyMiddleware:
                 f"request body of {declared} bytes exceeds the limit of {limit} bytes "
                 "(max_body_bytes)"
             )
+        if declared:
+            self.memory.check(declared)  # refused before its body is read
         deadline = time.monotonic() + self.body_timeout_s
-        timed_receive = self._timed(receive, deadline)
+        timed_receive = self._held(self._timed(receive, deadline), held)
         if encoding in _IDENTITY:
             if declared is None:
                 timed_receive = _counting(timed_receive, limit)
@@ -76,11 +122,24 @@ class RequestBodyMiddleware:
         body = decompress(compressed, _INLINE_DECODE_BYTES, limit)
         if body is None:
             body = await asyncio.to_thread(decompress, compressed, limit, limit)
+        self.memory.take(len(body), held)
         headers = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
         ]
         headers.append((b"content-length", str(len(body)).encode()))
         return {**scope, "headers": headers}, _replay(body, receive)
+
+    def _held(self, receive: Receive, held: list[int]) -> Receive:
+        """Each chunk of the body counted in ``self.memory`` as it arrives (503 past it)."""
+        memory = self.memory
+
+        async def holding_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                memory.take(len(message.get("body", b"")), held)
+            return message
+
+        return holding_receive
 
     def _timed(self, receive: Receive, deadline: float) -> Receive:
         timeout_s = self.body_timeout_s

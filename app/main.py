@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
         RequestBodyMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
+        max_body_memory_bytes=settings.max_body_memory_bytes,
     )
     if settings.api_keys:
         app.add_middleware(

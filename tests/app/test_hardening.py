@@ -301,11 +301,125 @@ async def test_a_body_that_trickles_past_the_timeout_is_a_408():
     async def send(message):
         sent.append(message)
 
-    middleware = RequestBodyMiddleware(app, max_body_bytes=1000, body_timeout_s=0.2)
+    middleware = RequestBodyMiddleware(
+        app, max_body_bytes=1000, body_timeout_s=0.2, max_body_memory_bytes=10_000
+    )
     scope = {"type": "http", "path": "/v1/x", "headers": [(b"content-length", b"10")]}
     with pytest.raises(Exception) as raised:
         await asyncio.wait_for(middleware(scope, receive, send), 5)
     assert getattr(raised.value, "status_code", None) == 408
+    assert middleware.memory.used == 0  # given back, even on an error
+
+
+def _body_app(release: asyncio.Event, bodies: list[bytes]):
+    """An app that reads the whole body, then holds it until ``release``."""
+
+    async def app(scope, receive, send):
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        bodies.append(b"".join(chunks))
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def _request(body: bytes, *, declared: bool = True, chunk: int = 100, headers=()):
+    """An ASGI scope and receive that send ``body`` in chunks."""
+    scope = {
+        "type": "http",
+        "path": "/v1/models/x:predict",
+        "headers": [
+            *([(b"content-length", str(len(body)).encode())] if declared else []),
+            *headers,
+        ],
+    }
+    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [b""]
+    read = []
+
+    async def receive():
+        index = len(read)
+        read.append(index)
+        if index < len(parts):
+            return {
+                "type": "http.request",
+                "body": parts[index],
+                "more_body": index < len(parts) - 1,
+            }
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}
+
+    return scope, receive, read
+
+
+async def _status(middleware, scope, receive) -> tuple[int, dict]:
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    try:
+        await middleware(scope, receive, send)
+    except Exception as exc:  # a route's ServingError, which the app's handler would map
+        return getattr(exc, "status_code", 500), getattr(exc, "headers", {})
+    return sent[0]["status"], dict(sent[0].get("headers", []))
+
+
+@pytest.mark.anyio
+async def test_request_bodies_share_a_memory_budget():
+    release, bodies = asyncio.Event(), []
+    middleware = RequestBodyMiddleware(
+        _body_app(release, bodies),
+        max_body_bytes=10_000,
+        body_timeout_s=5,
+        max_body_memory_bytes=1_000,
+    )
+    holder = asyncio.create_task(_status(middleware, *_request(b"a" * 800)[:2]))
+    await asyncio.sleep(0.05)
+    assert middleware.memory.used == 800
+    # Declared too large for what is left: refused before a byte of it is read.
+    scope, receive, read = _request(b"b" * 300)
+    status, headers = await _status(middleware, scope, receive)
+    assert status == 503 and read == []
+    assert (b"retry-after", b"1") in headers.items() or headers.get("Retry-After") == "1"
+    # Sent without a length: refused as its chunks pass the budget.
+    scope, receive, read = _request(b"c" * 300, declared=False)
+    assert (await _status(middleware, scope, receive))[0] == 503 and 1 <= len(read) <= 3
+    # What fits goes on.
+    small = asyncio.create_task(_status(middleware, *_request(b"d" * 150)[:2]))
+    await asyncio.sleep(0.05)
+    assert middleware.memory.used == 950
+    release.set()
+    assert (await holder)[0] == 200 and (await small)[0] == 200
+    assert middleware.memory.used == 0 and bodies == [b"a" * 800, b"d" * 150]
+
+
+@pytest.mark.anyio
+async def test_a_request_alone_may_hold_more_than_the_budget_and_decoded_bodies_count():
+    release, bodies = asyncio.Event(), []
+    release.set()
+    middleware = RequestBodyMiddleware(
+        _body_app(release, bodies),
+        max_body_bytes=50_000,
+        body_timeout_s=5,
+        max_body_memory_bytes=1_000,
+    )
+    assert (await _status(middleware, *_request(b"x" * 5_000)[:2]))[0] == 200
+    gzipped = gzip.compress(b"y" * 20_000)
+    release.clear()
+    holder = asyncio.create_task(
+        _status(middleware, *_request(gzipped, headers=[(b"content-encoding", b"gzip")])[:2])
+    )
+    await asyncio.sleep(0.05)
+    assert middleware.memory.used == len(gzipped) + 20_000  # as received, and decoded
+    assert (await _status(middleware, *_request(b"z" * 10)[:2]))[0] == 503
+    release.set()
+    assert (await holder)[0] == 200 and middleware.memory.used == 0
 
 
 # ---- typed endpoints ---------------------------------------------------------------------------
