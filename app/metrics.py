@@ -85,6 +85,14 @@ REJECTED = Counter(
     ["model", "reason"],
     registry=REGISTRY,
 )
+CONNECTIONS_CUT = Counter(
+    "serving_connections_cut_total",
+    "Connections python -m app closed on its own, by reason: too_many_connections, "
+    "malformed_request, head_timeout, headers_too_large, send_timeout (a client that stopped "
+    "reading its reply).",
+    ["reason"],
+    registry=REGISTRY,
+)
 MODEL_READY = Gauge(
     "serving_model_ready",
     "1 when the model version is loaded and warm, else 0.",

@@ -42,6 +42,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app import metrics
 from app.admission import QuickAdmission, ServerState, quick_admission
 from app.concurrency import ConcurrencyLimit
 from app.config import Settings
@@ -109,6 +110,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = True
             self.transport = transport
             transport.write(_TOO_MANY_CONNECTIONS)
+            metrics.CONNECTIONS_CUT.labels("too_many_connections").inc()
             transport.close()
             return
         super().connection_made(transport)
@@ -257,6 +259,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """A request that is not HTTP (uvicorn answers it in plain text)."""
         if not self._rejected:  # the parser stopped because we refused the request
             self.transport.write(_canned(MalformedRequestError(msg)))
+            metrics.CONNECTIONS_CUT.labels("malformed_request").inc()
             self.transport.close()
 
     def on_response_complete(self) -> None:
@@ -313,6 +316,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.send_timeout_s,
         )
         self.transport.abort()  # drops the buffered reply; the request's send returns
+        metrics.CONNECTIONS_CUT.labels("send_timeout").inc()
 
     # ---- head timer
     def _arm_head_timer(self) -> None:
@@ -332,6 +336,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
 
     def _reject(self, error: ServingError) -> None:
+        reason = "head_timeout" if isinstance(error, RequestTimeoutError) else "headers_too_large"
+        metrics.CONNECTIONS_CUT.labels(reason).inc()
         self._rejected = True
         self._cancel_head_timer()
         self.transport.write(_canned(error))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 import socket
 import threading
@@ -79,6 +80,13 @@ def _problem(answer: bytes, status: int, slug: str) -> dict:
     return problem
 
 
+def _cut(url: str, reason: str) -> float:
+    """``serving_connections_cut_total`` for ``reason``, as /metrics says now."""
+    text = httpx.get(f"{url}/metrics").text
+    found = re.search(rf'serving_connections_cut_total\{{reason="{reason}"\}} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
 def _pixels(n: int = 1) -> dict:
     return {"instances": np.zeros((n, 8, 8, 1), dtype=np.uint8).tolist()}
 
@@ -89,6 +97,7 @@ def test_no_server_header(server):
 
 
 def test_oversized_headers_get_431_and_the_connection_closes(server):
+    before = _cut(server, "headers_too_large")
     big = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
     assert "4096 bytes" in _problem(_raw(server, big), 431, "headers-too-large")["detail"]
     many = (
@@ -97,15 +106,18 @@ def test_oversized_headers_get_431_and_the_connection_closes(server):
         + b"\r\n"
     )
     _problem(_raw(server, many), 431, "headers-too-large")
+    assert _cut(server, "headers_too_large") == before + 2
 
 
 def test_bytes_that_are_not_http_get_a_400_problem_and_the_connection_closes(server):
+    before = _cut(server, "malformed_request")
     for garbage in (
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
         b"GET / HTTP/9.9\r\n\r\n",
     ):
         _problem(_raw(server, garbage), 400, "malformed-request")
     assert httpx.get(f"{server}/v2/health/live").status_code == 200
+    assert _cut(server, "malformed_request") == before + 2
 
 
 def test_a_slow_request_head_is_cut_off(server):
@@ -130,15 +142,18 @@ def test_a_slow_request_head_is_cut_off(server):
 
 
 def test_a_connection_that_sends_nothing_is_closed(server):
+    before = _cut(server, "head_timeout")
     start = time.monotonic()
     _problem(_raw(server, b"", wait_s=10), 408, "request-timeout")
     assert time.monotonic() - start < HEADER_TIMEOUT_S + 2
+    assert _cut(server, "head_timeout") == before + 1
 
 
 def test_a_client_that_never_reads_its_replies_is_cut_off(server):
     """Pipelined requests for 12 MB of replies on a connection that reads nothing: more than
     the kernel's socket buffers hold, so the rest waits in the server; after send_timeout_s
     without progress the server aborts the connection (it leaves ESTABLISHED on its side)."""
+    before = _cut(server, "send_timeout")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(_address(server))
@@ -155,6 +170,7 @@ def test_a_client_that_never_reads_its_replies_is_cut_off(server):
     finally:
         sock.close()
     assert httpx.get(f"{server}/v2/health/live").status_code == 200
+    assert _cut(server, "send_timeout") == before + 1
 
 
 def test_a_slow_but_steady_reader_gets_its_whole_reply(server):
@@ -188,6 +204,7 @@ def _server_side_state(server_port: int, client_port: int) -> str | None:
 
 
 def test_connections_beyond_the_limit_are_refused_and_the_server_serves_on(server):
+    before = _cut(server, "too_many_connections")
     idle = [socket.create_connection(_address(server)) for _ in range(6)]
     try:
         time.sleep(0.2)
@@ -200,6 +217,7 @@ def test_connections_beyond_the_limit_are_refused_and_the_server_serves_on(serve
             sock.close()
     time.sleep(0.3)
     assert httpx.get(f"{server}/v2/health/live").status_code == 200
+    assert _cut(server, "too_many_connections") == before + 1
 
 
 def test_gzip_and_deflate_bodies_are_decoded(server):
