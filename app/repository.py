@@ -294,10 +294,12 @@ class ModelRepository:
             if self.control is not None:
                 generation = await asyncio.to_thread(self.control.publish, load=name)
                 await self.follow_control_once()  # loads it here as in every worker
-            if name in self.unloaded:
-                pass  # another worker's unload, published after this load, is applied too
-            elif name not in self._models or not any(m.ready for m in self._models[name].values()):
-                errors = "; ".join(m.error or m.state for m in self._models.get(name, {}).values())
+            # Unloaded again: another worker's unload, published after this load, is applied
+            # too. Not a failed load.
+            undone = name in self.unloaded
+            versions = self._models.get(name, {})
+            if not undone and not any(m.ready for m in versions.values()):
+                errors = "; ".join(m.error or m.state for m in versions.values())
                 raise InvalidInputError(f"failed to load model '{name}': {errors or 'no version'}")
         if self.control is not None:
             await self._await_workers(generation, f"the load of '{name}'")
