@@ -135,11 +135,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and self._head_bytes > self.max_header_bytes
             and not self.transport.is_closing()
         ):
-            self._reject(
-                HeadersTooLargeError(
-                    f"request line and headers exceed {self.max_header_bytes} bytes"
-                )
-            )
+            self._reject_large_head()
 
     # ---- parser callbacks
     def on_message_begin(self) -> None:
@@ -163,11 +159,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_head_timer()
         if self._head_size > self.max_header_bytes:
-            self._reject(
-                HeadersTooLargeError(
-                    f"request line and headers exceed {self.max_header_bytes} bytes"
-                )
-            )
+            self._reject_large_head()
             raise _Rejected  # stops the parser: no request is started
         if self._admit_early():
             return  # refused here: the app never sees the request
@@ -331,12 +323,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _head_timeout(self) -> None:
         self._head_timer = None
         if self._in_head and not self.transport.is_closing():
-            self._reject(
-                RequestTimeoutError(f"request head not received within {self.header_timeout_s:g} s")
-            )
+            message = f"request head not received within {self.header_timeout_s:g} s"
+            self._reject(RequestTimeoutError(message), "head_timeout")
 
-    def _reject(self, error: ServingError) -> None:
-        reason = "head_timeout" if isinstance(error, RequestTimeoutError) else "headers_too_large"
+    def _reject_large_head(self) -> None:
+        message = f"request line and headers exceed {self.max_header_bytes} bytes"
+        self._reject(HeadersTooLargeError(message), "headers_too_large")
+
+    def _reject(self, error: ServingError, reason: str) -> None:
         metrics.CONNECTIONS_CUT.labels(reason).inc()
         self._rejected = True
         self._cancel_head_timer()
