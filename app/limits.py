@@ -110,15 +110,13 @@ class RequestBodyMiddleware:
         deadline = time.monotonic() + self.body_timeout_s
         timed_receive = self._held(self._timed(receive, deadline), held)
         if encoding in _IDENTITY:
-            if declared is None:
-                timed_receive = _counting(timed_receive, limit)
             return scope, timed_receive
         if encoding not in _ENCODINGS:
             raise UnsupportedMediaTypeError(
                 f"Content-Encoding '{encoding.decode('latin-1')}' is not supported; send gzip, "
                 "deflate or no encoding"
             )
-        compressed = await _read_all(_counting(timed_receive, limit))
+        compressed = await _read_all(timed_receive)
         body = decompress(compressed, _INLINE_DECODE_BYTES, limit)
         if body is None:
             body = await asyncio.to_thread(decompress, compressed, limit, limit)
@@ -130,13 +128,18 @@ class RequestBodyMiddleware:
         return {**scope, "headers": headers}, _replay(body, receive)
 
     def _held(self, receive: Receive, held: list[int]) -> Receive:
-        """Each chunk of the body counted in ``self.memory`` as it arrives (503 past it)."""
-        memory = self.memory
+        """Each chunk of the body counted in ``self.memory`` as it arrives (503 past it), and
+        against ``max_body_bytes`` (413 past it: a body sent without a length, or compressed)."""
+        memory, limit = self.memory, self.max_body_bytes
 
         async def holding_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
                 memory.take(len(message.get("body", b"")), held)
+                if held[0] > limit:  # (the body as received: decoded bytes come later)
+                    raise PayloadTooLargeError(
+                        f"request body exceeds the limit of {limit} bytes (max_body_bytes)"
+                    )
             return message
 
         return holding_receive
@@ -189,23 +192,6 @@ def _body_headers(scope: Scope) -> tuple[int | None, bytes]:
         elif key == b"content-encoding":
             encoding = value.strip().lower()
     return declared, encoding
-
-
-def _counting(receive: Receive, limit: int) -> Receive:
-    received = 0
-
-    async def counting_receive() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLargeError(
-                    f"request body exceeds the limit of {limit} bytes (max_body_bytes)"
-                )
-        return message
-
-    return counting_receive
 
 
 async def _read_all(receive: Receive) -> bytes:
