@@ -26,6 +26,17 @@ from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
 BODIES = {"spam": {"instances": ["Are we still meeting for lunch tomorrow at 1?"]}}
 
 
+def _control(server: Server, model: str, action: str) -> tuple[int, bytes, float]:
+    """Triton's ``load`` or ``unload`` of ``model``: (status, body, seconds)."""
+    return request("POST", f"{server.url}/v2/repository/models/{model}/{action}", b"", timeout=120)
+
+
+def _probe(server: Server, model: str, body: bytes, probes: int) -> Counter[int]:
+    """The statuses of a prediction on ``probes`` new connections."""
+    predict = f"{server.url}/v1/models/{model}:predict"
+    return Counter(request("POST", predict, body)[0] for _ in range(probes))
+
+
 def stress(server: Server, model: str, body: bytes, seconds: float, probes: int) -> dict:
     counts: Counter[str] = Counter()
     end = time.monotonic() + seconds
@@ -33,10 +44,9 @@ def stress(server: Server, model: str, body: bytes, seconds: float, probes: int)
     def client(index: int) -> None:
         while time.monotonic() < end:
             action = "unload" if (index + int(time.monotonic() * 3)) % 2 else "load"
-            url = f"{server.url}/v2/repository/models/{model}/{action}"
-            counts[f"{action} {request('POST', url, b'', timeout=120)[0]}"] += 1
-            predict = f"{server.url}/v1/models/{model}:predict"
-            counts[f"predict {request('POST', predict, body)[0]}"] += 1
+            counts[f"{action} {_control(server, model, action)[0]}"] += 1
+            for status, seen in _probe(server, model, body, 1).items():
+                counts[f"predict {status}"] += seen
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
     for thread in threads:
@@ -44,13 +54,9 @@ def stress(server: Server, model: str, body: bytes, seconds: float, probes: int)
     for thread in threads:
         thread.join()
     for action, expected in (("load", 200), ("unload", 404)):
-        request("POST", f"{server.url}/v2/repository/models/{model}/{action}", b"", timeout=120)
-        seen = Counter(
-            request("POST", f"{server.url}/v1/models/{model}:predict", body)[0]
-            for _ in range(probes)
-        )
+        _control(server, model, action)
         counts[f"after a final {action}: {expected} on every new connection"] = int(
-            seen == Counter({expected: probes})
+            _probe(server, model, body, probes) == Counter({expected: probes})
         )
     return dict(counts)
 
@@ -65,20 +71,17 @@ def measure(workers: int, model: str, calls: int, probes: int, stress_s: float) 
         unload_grace_seconds="0.2",
     )
     body = json.dumps(BODIES.get(model, {"instances": []})).encode()
-    predict = f"{server.url}/v1/models/{model}:predict"
     milliseconds: dict[str, list[float]] = {"unload": [], "load": []}
     disagreed = 0
     try:
         server.wait_ready()
         for _ in range(calls):
             for action, expected in (("unload", 404), ("load", 200)):
-                url = f"{server.url}/v2/repository/models/{model}/{action}"
-                status, reply, seconds = request("POST", url, b"", timeout=120)
+                status, reply, seconds = _control(server, model, action)
                 if status != 200:
                     raise RuntimeError(f"{action}: {status} {reply[:300]!r}")
                 milliseconds[action].append(seconds * 1000)
-                seen = {request("POST", predict, body)[0] for _ in range(probes)}
-                disagreed += seen != {expected}
+                disagreed += _probe(server, model, body, probes) != Counter({expected: probes})
         stressed = stress(server, model, body, stress_s, probes) if stress_s > 0 else {}
     finally:
         server.stop()
