@@ -58,24 +58,29 @@ class Block:
     curls: list[Command]
 
 
-def example_blocks() -> list[Block]:
-    blocks = []
+def fenced_blocks(languages: tuple[str, ...]) -> Iterator[tuple[str, int, list[str]]]:
+    """Each fenced code block of the docs in one of ``languages``: (file name, the line of its
+    opening fence, its lines)."""
     for path in DOCS:
         lines = path.read_text().splitlines()
         start = None
         for number, line in enumerate(lines, 1):
-            if line.startswith("```"):
-                if start is None:
-                    start = number if line[3:].strip() in ("bash", "sh", "") else -number
-                    continue
-                if start > 0:
-                    body = lines[start : number - 1]
-                    text = "\n".join(body)
-                    if (_talks_to_server(text) or _writes_a_request(text)) and not NOT_RUN.search(
-                        text
-                    ):
-                        blocks.append(_block(f"{path.name}:{start}", start, body))
+            if not line.startswith("```"):
+                continue
+            if start is None:
+                start, language = number, line[3:].strip()
+            else:
+                if language in languages:
+                    yield path.name, start, lines[start : number - 1]
                 start = None
+
+
+def example_blocks() -> list[Block]:
+    blocks = []
+    for name, start, body in fenced_blocks(("bash", "sh", "")):
+        text = "\n".join(body)
+        if (_talks_to_server(text) or _writes_a_request(text)) and not NOT_RUN.search(text):
+            blocks.append(_block(f"{name}:{start}", start, body))
     return blocks
 
 
@@ -191,15 +196,11 @@ BLOCKS = example_blocks()
 
 # ---- Python examples
 def python_blocks() -> list[tuple[str, str]]:
-    found = []
-    for path in DOCS:
-        text = path.read_text()
-        for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
-            if "127.0.0.1:8000" in match.group(1):
-                found.append(
-                    (f"{path.name}:{text[: match.start()].count(chr(10)) + 1}", match.group(1))
-                )
-    return found
+    return [
+        (f"{name}:{start}", "\n".join(body) + "\n")
+        for name, start, body in fenced_blocks(("python",))
+        if any("127.0.0.1:8000" in line for line in body)
+    ]
 
 
 def shown_outputs(source: str) -> tuple[str, list[str]]:
