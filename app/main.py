@@ -102,7 +102,11 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
     install_error_handlers(app)
     # Added innermost first: a request meets them in the reverse order.
     if settings.gzip_min_bytes:
-        app.add_middleware(GzipForClientsThatAcceptIt, minimum_size=settings.gzip_min_bytes)
+        app.add_middleware(
+            GzipForClientsThatAcceptIt,
+            minimum_size=settings.gzip_min_bytes,
+            level=settings.gzip_level,
+        )
     app.add_middleware(
         RequestBodyMiddleware,
         max_body_bytes=settings.max_body_bytes,

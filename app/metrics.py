@@ -89,7 +89,8 @@ CONNECTIONS_CUT = Counter(
     "serving_connections_cut_total",
     "Connections python -m app closed on its own, by reason: too_many_connections, "
     "malformed_request, head_timeout, headers_too_large, send_timeout (a client that stopped "
-    "reading its reply).",
+    "reading its reply), discard_timeout (the rest of a body already answered did not come "
+    "within body_timeout_s).",
     ["reason"],
     registry=REGISTRY,
 )

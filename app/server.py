@@ -9,6 +9,13 @@ sees it:
   ``header_timeout_s`` of the first byte (or of connecting; 408): slow-header clients
   (slowloris) are cut off and never pin a file descriptor;
 - **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header;
+- **a body the server has already answered** (a 404, 413, 429... sent before the whole body
+  came) is read and discarded, like any body, within ``body_timeout_s`` of the answer, else the
+  connection is closed: the next bytes are the body's, never a new request's head, and a client
+  that trickles (or stops) such a body cannot hold the connection; a request that carried
+  ``Expect: 100-continue`` and was answered before its body was asked for is answered with
+  ``Connection: close`` (the client may or may not send that body: what follows could be
+  either, so the connection cannot go on);
 - **slow readers:** a response the client stops reading (its bytes past the kernel's socket
   buffer and the transport's high-water mark) is given ``send_timeout_s`` without progress,
   then the connection is aborted: a client that never reads a large reply (an explanation,
@@ -40,7 +47,8 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.types import Message
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app import metrics
 from app.admission import QuickAdmission, ServerState, quick_admission
@@ -81,6 +89,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_connections = 1024
     max_header_bytes = 16 * 1024
     header_timeout_s = 10.0
+    body_timeout_s = 30.0
     send_timeout_s = 30.0
     quick_admission: QuickAdmission | None = None  # see app.admission.quick_admission
     api_keys: list[bytes] = []  # set: only a request with a valid key is admitted early
@@ -97,7 +106,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._rejected = False
         self._skipping = False  # a request refused at its headers: its body is discarded
         self._refusal_pending = False  # ... and its 429 not sent yet (refusal_delay_s)
+        self._closing_after_refusal = False  # ... to an Expect: 100-continue request
         self._body_done = False
+        self._message_done = False  # the parser's current request has been received whole
+        self._discard_timer = None  # armed while discarding the body of an answered request
         self._slot: ConcurrencyLimit | None = None  # held by the admitted request in progress
         self._slot_since = 0.0
         self._refused_in_a_row = 0  # this connection's requests refused since its last admitted
@@ -118,6 +130,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_discard_timer()
         self._cancel_send_timer()
         self._release_slot(measured=False)
         if not self._refused:
@@ -144,6 +157,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # otherwise close the connection while this request is held or served.)
         self._unset_keepalive_if_required()
         super().on_message_begin()
+        self._message_done = False
         self._head_size = 0
         self._arm_head_timer()
 
@@ -164,6 +178,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._admit_early():
             return  # refused here: the app never sees the request
         super().on_headers_complete()
+        if self.expect_100_continue:
+            self._close_if_body_never_asked(self.cycle)
+
+    def _close_if_body_never_asked(self, cycle: RequestResponseCycle) -> None:
+        """An answer to an ``Expect: 100-continue`` request sent before the app read its body
+        (no ``100 Continue`` went out) says ``Connection: close``, and the connection ends with
+        it: the client may send the body anyway or not at all, so what follows on the
+        connection could be either."""
+        send = cycle.send
+
+        async def send_closing_if_body_never_asked(message: Message) -> None:
+            if (
+                message["type"] == "http.response.start"
+                and cycle.waiting_for_100_continue
+                and cycle.more_body
+            ):
+                cycle.keep_alive = False  # uvicorn adds the header and closes after the answer
+            await send(message)
+
+        cycle.send = send_closing_if_body_never_asked  # type: ignore[method-assign]
 
     def _admit_early(self) -> bool:
         """The app's quick admission (``app.admission``) at the request's headers: an admitted
@@ -186,6 +220,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._slot, self._slot_since = verdict, time.monotonic()
             self._refused_in_a_row = 0
             return False
+        if self.expect_100_continue:
+            # The client may be holding its body back: the connection ends with the refusal.
+            head, blank_line, body = verdict.partition(b"\r\n\r\n")
+            verdict = head + b"\r\nconnection: close" + blank_line + body
+            self._closing_after_refusal = True
         self._skipping = True
         self._refusal_pending = True
         self._body_done = False
@@ -215,16 +254,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self.transport.write(refusal)
         self._refusal_pending = False
+        if self._closing_after_refusal:
+            self.transport.close()
+            return
         self.flow.resume_reading()
         if self._body_done:
             self._next_request()
+        else:
+            self._arm_discard_timer()
 
     def on_body(self, body: bytes) -> None:
         if not self._skipping:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._message_done = True
         if not self._skipping:
+            if self._discard_timer is not None:
+                self._next_request()  # the body of a request already answered has ended
+                return
             if self._slot is not None:
                 # The server's part of the latency starts with the whole body: a slow upload
                 # must not shrink the model's cap for everyone.
@@ -236,7 +284,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._next_request()
 
     def _next_request(self) -> None:
-        """The refused request is over: wait for the next one, as after any response."""
+        """The answered request is over, body and all: wait for the next one, as after any
+        response."""
+        self._cancel_discard_timer()
         self._skipping = False
         self._in_head, self._head_bytes = True, 0
         if not self.parser.should_keep_alive():
@@ -257,7 +307,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         self._release_slot(measured=True)
         super().on_response_complete()
-        self._in_head, self._head_bytes = True, 0  # the next bytes start a new request
+        if self._message_done:
+            self._in_head, self._head_bytes = True, 0  # the next bytes start a new request
+        elif self.cycle is not None and self.cycle.response_complete:
+            # Answered before its whole body came: the next bytes are still that body's.
+            # (uvicorn discards them; any byte cancels its keep-alive timer.)
+            self._arm_discard_timer()
+
+    # ---- discard timer: the rest of an answered request's body must come in body_timeout_s
+    def _arm_discard_timer(self) -> None:
+        if self._discard_timer is None and not self.transport.is_closing():
+            self._discard_timer = self.loop.call_later(self.body_timeout_s, self._discard_timeout)
+
+    def _cancel_discard_timer(self) -> None:
+        if self._discard_timer is not None:
+            self._discard_timer.cancel()
+            self._discard_timer = None
+
+    def _discard_timeout(self) -> None:
+        self._discard_timer = None
+        if not self.transport.is_closing():
+            logger.info(
+                "closing a connection whose answered request's body did not end within %g s "
+                "(body_timeout_s)",
+                self.body_timeout_s,
+            )
+            metrics.CONNECTIONS_CUT.labels("discard_timeout").inc()
+            self.transport.close()
 
     def _release_slot(self, *, measured: bool) -> None:
         slot, self._slot = self._slot, None
@@ -351,6 +427,7 @@ def guarded_protocol(
             "max_connections": settings.max_connections,
             "max_header_bytes": settings.max_header_bytes,
             "header_timeout_s": settings.header_timeout_s,
+            "body_timeout_s": settings.body_timeout_s,
             "send_timeout_s": settings.send_timeout_s,
             "quick_admission": None if admission is None else staticmethod(admission),
             # (only inference paths are admitted early: never among the open paths)

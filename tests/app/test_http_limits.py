@@ -220,6 +220,49 @@ def test_connections_beyond_the_limit_are_refused_and_the_server_serves_on(serve
     assert _cut(server, "too_many_connections") == before + 1
 
 
+def test_a_body_sent_after_its_early_answer_is_discarded_and_the_connection_goes_on(server):
+    """A 404 (unknown model) and a 413 (its Content-Length) come before the body; the client
+    sends the body anyway, then its next request on the same connection: the body, far more
+    than a request head may be, is discarded, not read as a head (a 431 before)."""
+    before = _cut(server, "headers_too_large")
+    with socket.create_connection(_address(server), timeout=5) as sock:
+        for path, length in (
+            ("/v1/models/gone:predict", 60_000),
+            ("/v1/models/x:predict", 200_000),
+        ):
+            head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+            sock.sendall(head.encode())
+            answer = _response(sock)
+            assert answer.split(b" ")[1] in (b"404", b"413"), answer
+            sock.sendall(b"x" * length)
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(sock).startswith(b"HTTP/1.1 200 ")
+    assert _cut(server, "headers_too_large") == before
+
+
+def _response(sock: socket.socket) -> bytes:
+    """One whole response (its head and ``Content-Length`` bytes of body) read from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head = data.partition(b"\r\n\r\n")[0]
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))
+    while len(data) < len(head) + 4 + length:
+        data += sock.recv(65536)
+    return data
+
+
+def test_an_expect_continue_request_answered_early_says_connection_close(server):
+    """curl sends large bodies with Expect: 100-continue and waits for the 100 before sending
+    them: after a 413 instead, the connection cannot tell whether a body will follow."""
+    head = (
+        b"POST /v1/models/tiny_image:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 900000000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    answer = _raw(server, head)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"\r\nconnection: close\r\n" in answer
+
+
 def test_gzip_and_deflate_bodies_are_decoded(server):
     body = httpx.Request("POST", "/", json=_pixels(2)).read()
     for encoding, data in (("gzip", gzip.compress(body)), ("deflate", _zlib(body))):
@@ -253,6 +296,20 @@ def test_large_responses_are_gzipped_for_clients_that_accept_it(server):
     )
     assert "content-encoding" not in plain.headers
     assert reply.json() == plain.json()
+    for refused in ("gzip;q=0", "gzip;q=0.000, identity", "*;q=0, identity", "x-gzip-not"):
+        reply = httpx.post(
+            f"{server}/v1/models/tiny_image:predict",
+            json=_pixels(64),
+            headers={"Accept-Encoding": refused},
+        )
+        assert "content-encoding" not in reply.headers, refused
+    for accepted in ("br;q=1, GZIP;q=0.5", "*", "deflate, *;q=0.1"):
+        reply = httpx.post(
+            f"{server}/v1/models/tiny_image:predict",
+            json=_pixels(64),
+            headers={"Accept-Encoding": accepted},
+        )
+        assert reply.headers.get("content-encoding") == "gzip", accepted
 
 
 def _zlib(data: bytes) -> bytes:

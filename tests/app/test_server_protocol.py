@@ -25,6 +25,9 @@ REQUEST = (
 )[:-1]  # 17 bytes of body
 
 
+EARLY_PATH = "/v1/models/gone:predict"
+
+
 class FakeTransport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
@@ -60,11 +63,16 @@ async def _protocol(
     gate: asyncio.Event | None = None,
     keep_alive_s: float = 5.0,
     api_keys: tuple[bytes, ...] = (),
+    body_timeout_s: float = 30.0,
 ):
     reached = []
 
     async def app(scope, receive, send):
         reached.append(scope["path"])
+        if scope["path"] == EARLY_PATH:  # answered without reading the body (as a 404 is)
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"no"})
+            return
         await receive()
         if gate is not None:
             await gate.wait()
@@ -83,6 +91,7 @@ async def _protocol(
             "refusal_delay_s": delay_s,
             "refusal_max_delay_s": max_delay_s,
             "api_keys": list(api_keys),
+            "body_timeout_s": body_timeout_s,
         },
     )
     protocol = cls(config=config, server_state=ServerState(), app_state={})
@@ -307,4 +316,110 @@ async def test_with_api_keys_only_a_request_with_a_valid_key_is_admitted_early()
             await asyncio.sleep(0.002)
     # The first two go to the app (which answers 401 there), never refused before the check.
     assert seen == [b"/v1/models/m:predict"] and len(reached) == 3
+    protocol.connection_lost(None)
+
+
+# ---- a request answered before its whole body came ----------------------------------------
+def _early(length: int, extra_headers: bytes = b"") -> bytes:
+    """The head of a request the app answers without reading its ``length``-byte body."""
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n" % (
+        EARLY_PATH.encode(),
+        length,
+        extra_headers,
+    )
+
+
+async def _written(transport, marker: bytes) -> None:
+    for _ in range(200):
+        if marker in transport.written:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{marker!r} never written: {bytes(transport.written)!r}")
+
+
+async def test_the_body_of_an_answered_request_is_discarded_and_the_next_request_served():
+    protocol, transport, reached = await _protocol(lambda m, p, q: None)
+    protocol.max_header_bytes = 4096
+    protocol.data_received(_early(100_000))
+    await _written(transport, b"HTTP/1.1 404 ")
+    for _ in range(25):  # far more than a head may be: it is body, not a head
+        protocol.data_received(b"x" * 4000)
+    assert b" 431 " not in transport.written and not transport.closed
+    transport.written.clear()
+    protocol.data_received(REQUEST)  # the last 0 bytes of that body, then a new request
+    await _written(transport, b"HTTP/1.1 200 ")
+    assert reached == [EARLY_PATH, "/v1/models/m:predict"] and not transport.closed
+    protocol.connection_lost(None)
+
+
+def _cuts(reason: str) -> float:
+    from app import metrics
+
+    return (
+        metrics.REGISTRY.get_sample_value("serving_connections_cut_total", {"reason": reason})
+        or 0.0
+    )
+
+
+async def test_an_answered_body_that_stops_coming_closes_the_connection_after_body_timeout_s():
+    before = _cuts("discard_timeout")
+    protocol, transport, _ = await _protocol(lambda m, p, q: None, body_timeout_s=0.3)
+    protocol.data_received(_early(1000) + b"x" * 10)
+    await _written(transport, b"HTTP/1.1 404 ")
+    for _ in range(6):  # a byte now and then: no timer of uvicorn's would ever fire
+        await asyncio.sleep(0.02)
+        protocol.data_received(b"x")
+    assert not transport.closed
+    await asyncio.sleep(0.3)
+    assert transport.closed and _cuts("discard_timeout") == before + 1
+    protocol.connection_lost(None)
+
+
+async def test_after_an_answered_body_has_come_the_idle_connection_is_closed():
+    protocol, transport, _ = await _protocol(lambda m, p, q: None, keep_alive_s=0.05)
+    protocol.data_received(_early(10))
+    await _written(transport, b"HTTP/1.1 404 ")
+    protocol.data_received(b"x" * 10)  # cancels uvicorn's keep-alive timer: ours re-arms it
+    await asyncio.sleep(0.2)
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_an_expect_continue_request_answered_before_its_body_closes_the_connection():
+    protocol, transport, _ = await _protocol(lambda m, p, q: None)
+    protocol.data_received(_early(10**9, b"Expect: 100-continue\r\n"))
+    await _written(transport, b"no")
+    assert b"100 Continue" not in transport.written
+    assert b"connection: close\r\n" in transport.written and transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_an_expect_continue_request_whose_body_is_asked_for_keeps_its_connection():
+    protocol, transport, _ = await _protocol(lambda m, p, q: None)
+    head, _, body = REQUEST.partition(b"\r\n\r\n")
+    protocol.data_received(head + b"\r\nExpect: 100-continue\r\n\r\n")
+    await _written(transport, b"HTTP/1.1 100 Continue\r\n\r\n")
+    protocol.data_received(body)
+    await _written(transport, b"HTTP/1.1 200 ")
+    assert b"connection: close" not in transport.written and not transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_an_expect_continue_request_refused_at_its_headers_closes_the_connection():
+    protocol, transport, reached = await _protocol(lambda m, p, q: REFUSAL)
+    head, _, _ = REQUEST.partition(b"\r\n\r\n")
+    protocol.data_received(head + b"\r\nExpect: 100-continue\r\n\r\n")
+    assert transport.written.startswith(b"HTTP/1.1 429 ")
+    assert b"\r\nconnection: close\r\n\r\n" in transport.written and transport.closed
+    assert reached == []
+    protocol.connection_lost(None)
+
+
+async def test_the_body_of_a_request_refused_at_its_headers_must_come_within_body_timeout_s():
+    protocol, transport, _ = await _protocol(lambda m, p, q: REFUSAL, body_timeout_s=0.1)
+    head, _, _ = REQUEST.partition(b"\r\n\r\n")
+    protocol.data_received(head + b"\r\n\r\n")
+    assert transport.written.startswith(b"HTTP/1.1 429 ") and not transport.closed
+    await asyncio.sleep(0.2)
+    assert transport.closed
     protocol.connection_lost(None)
