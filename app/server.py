@@ -9,6 +9,7 @@ sees it:
   ``header_timeout_s`` of the first byte (or of connecting; 408): slow-header clients
   (slowloris) are cut off and never pin a file descriptor;
 - **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header;
+  no WebSocket (an ``Upgrade`` request is answered as plain HTTP);
 - **a body the server has already answered** (a 404, 413, 429... sent before the whole body
   came) is read and discarded, like any body, within ``body_timeout_s`` of the answer, else the
   connection is closed: the next bytes are the body's, never a new request's head, and a client
@@ -477,6 +478,9 @@ def build_server(settings: Settings, control: SharedControl | None = None) -> Dr
         host=settings.host,
         port=settings.port,
         http=guarded_protocol(settings, quick_admission(app)),
+        # No WebSocket endpoints: an Upgrade request is answered as plain HTTP, and no
+        # handshake reaches the app past the HTTP-only limits and admission.
+        ws="none",
         lifespan="on",
         log_level=settings.log_level,
         access_log=settings.access_log,

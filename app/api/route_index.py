@@ -39,14 +39,21 @@ class PathIndexRoute(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope.get("fastapi.telemetry") is not None:
             return Match.NONE, {}
+        # HEAD is answered by the GET route (RFC 9110 9.1: a server must support both; a load
+        # balancer's health check may send it): the server sends the head of the GET's reply.
+        probe = {**scope, "method": "GET"} if scope["method"] == "HEAD" else scope
         for route in self.candidates(get_route_path(scope)):
-            match, child_scope = route.matches(scope)
+            match, child_scope = route.matches(probe)
             if match is Match.FULL:
                 return Match.FULL, {**child_scope, _CHOSEN: route}
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await scope.pop(_CHOSEN).handle(scope, receive, send)
+        route = scope.pop(_CHOSEN)
+        if scope["method"] == "HEAD":
+            # A copy: the server's own scope keeps HEAD, so it sends no body.
+            scope = {**scope, "method": "GET"}
+        await route.handle(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         raise NoMatchFound(name, path_params)  # the indexed routes answer for themselves

@@ -263,6 +263,35 @@ def test_an_expect_continue_request_answered_early_says_connection_close(server)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"\r\nconnection: close\r\n" in answer
 
 
+def test_head_is_answered_like_get_without_a_body(server):
+    """A load balancer's health check may send HEAD: the head of the GET's reply, no body, and
+    the connection goes on."""
+    with socket.create_connection(_address(server), timeout=5) as sock:
+        for path in ("/v2/health/ready", "/healthz", "/v1/models/tiny_image"):
+            sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            answer = sock.recv(65536)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ") and body == b"", answer
+            get = httpx.get(f"{server}{path}", headers={"Accept-Encoding": "identity"})
+            assert b"content-length: %d" % len(get.content) in head
+        sock.sendall(b"HEAD /v2/models/tiny_image/infer HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nallow: POST\r\n" in answer
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def test_an_upgrade_to_websocket_is_answered_as_plain_http(server):
+    upgrade = (
+        b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with socket.create_connection(_address(server), timeout=5) as sock:
+        sock.sendall(upgrade)
+        assert _response(sock).startswith(b"HTTP/1.1 200 ")  # (a 403 with WebSockets on)
+
+
 def test_gzip_and_deflate_bodies_are_decoded(server):
     body = httpx.Request("POST", "/", json=_pixels(2)).read()
     for encoding, data in (("gzip", gzip.compress(body)), ("deflate", _zlib(body))):
