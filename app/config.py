@@ -130,6 +130,13 @@ class Settings(BaseSettings, BatchingConfig):
         "unloaded once its queue is empty and this long has passed (requests that already "
         "chose it finish).",
     )
+    model_control: bool = Field(
+        default=False,
+        description="Triton's POST /v2/repository/models/{name}/load and /unload answer (else "
+        "403, as Triton refuses them outside its explicit mode): anyone who reaches them can "
+        "stop every model, so turn them on where only operators do, or with api_keys. "
+        "Repository polling changes models without them.",
+    )
     model_control_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -133,6 +133,12 @@ class UnauthorizedError(ServingError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="tf-model-serving"'})
 
 
+class ForbiddenError(ServingError):
+    status_code = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
 class ModelNotFoundError(ServingError):
     status_code = 404
     title = "Model not found"

@@ -69,6 +69,7 @@ def measure(workers: int, model: str, calls: int, probes: int, stress_s: float) 
         workers=str(workers),
         drain_seconds="0",
         unload_grace_seconds="0.2",
+        model_control="true",
     )
     body = json.dumps(BODIES.get(model, {"instances": []})).encode()
     milliseconds: dict[str, list[float]] = {"unload": [], "load": []}

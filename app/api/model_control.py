@@ -10,7 +10,9 @@
   outputs, batching, version policy);
 - ``GET /v2/models[/{name}[/versions/{v}]]/stats``: request and model-call counts and times.
 
-With ``SERVING_API_KEYS`` set they need a key, like every endpoint but the health probes.
+Load and unload are off unless ``SERVING_MODEL_CONTROL=true`` (403), as Triton refuses them
+outside its explicit mode: whoever reaches them can stop every model. With ``SERVING_API_KEYS``
+set every one of these needs a key, like every endpoint but the health probes.
 
 Each worker process (``SERVING_WORKERS``) holds its own models: with ``python -m app``'s workers
 a load or unload is published to all of them and answered once each has applied it
@@ -38,12 +40,16 @@ from app.api.status_replies import (
 )
 from app.codec import json_response, loads_object
 from app.config import Settings
-from app.errors import InvalidInputError
+from app.errors import ForbiddenError, InvalidInputError
 from app.repository import ModelRepository
 from app.servable import ServedModel
 
 router = APIRouter(prefix="/v2", tags=["KServe v2: model repository"])
 CONTROL_REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ProtocolError,
+        "description": "The model control API is off (SERVING_MODEL_CONTROL, off by default)",
+    },
     400: {
         "model": ProtocolError,
         "description": "Refused: a body this server does not take, a load that failed, or "
@@ -101,7 +107,7 @@ async def repository_index(request: Request, repository: RepositoryDep) -> Respo
 async def load_model(
     name: str, request: Request, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    _require_shared_control(settings, repository, "load")
+    _require_model_control(settings, repository, "load")
     options = await _optional_json(request)
     parameters = options.get("parameters") or {}
     if not isinstance(parameters, dict):
@@ -124,15 +130,22 @@ async def load_model(
 async def unload_model(
     name: str, request: Request, repository: RepositoryDep, settings: SettingsDep
 ) -> Response:
-    _require_shared_control(settings, repository, "unload")
+    _require_model_control(settings, repository, "unload")
     await _optional_json(request)
     await repository.unload_model(name)
     return json_response({})
 
 
-def _require_shared_control(settings: Settings, repository: ModelRepository, action: str) -> None:
-    """Several workers without ``python -m app``'s shared control (another process manager's
-    workers, each with its own ``create_app``): only the receiving worker would change."""
+def _require_model_control(settings: Settings, repository: ModelRepository, action: str) -> None:
+    """Off unless ``model_control`` (403); with several workers, only with ``python -m app``'s
+    shared control (another process manager's workers, each with its own ``create_app``: only
+    the receiving worker would change; 400)."""
+    if not settings.model_control:
+        raise ForbiddenError(
+            f"cannot {action} a model: the model control API is off (SERVING_MODEL_CONTROL); "
+            "change the repository (a version folder, the model's config.json) and let polling "
+            "(SERVING_REPOSITORY_POLL_SECONDS) apply it, or serve with SERVING_MODEL_CONTROL=true"
+        )
     if settings.workers > 1 and repository.control is None:
         raise InvalidInputError(
             f"cannot {action} a model through the API with {settings.workers} worker processes "

@@ -216,7 +216,9 @@ def test_tritonclient_repository_config_and_statistics(tiny_models_dir, tmp_path
     models = tmp_path / "models"
     (models / "tiny_image").mkdir(parents=True)
     add_version(tiny_models_dir, models, 1, 1)
-    process, url = start_server(models, unload_grace_seconds="0.2", drain_seconds="0")
+    process, url = start_server(
+        models, unload_grace_seconds="0.2", drain_seconds="0", model_control="true"
+    )
     client = triton.InferenceServerClient(url.removeprefix("http://"))
     try:
         tensor = triton.InferInput("pixels", list(PIXELS.shape), "UINT8")
@@ -247,13 +249,30 @@ def test_api_load_and_unload_are_refused_with_several_workers(tiny_models_dir, t
     models = tmp_path / "models"
     (models / "tiny_image").mkdir(parents=True)
     add_version(tiny_models_dir, models, 1, 1)
-    app = create_app(make_settings(models_dir=models, workers=2, log_level="warning"))
+    app = create_app(
+        make_settings(models_dir=models, workers=2, model_control=True, log_level="warning")
+    )
     with TestClient(app) as client:
         for action in ("load", "unload"):
             reply = client.post(f"/v2/repository/models/tiny_image/{action}")
             assert reply.status_code == 400
             assert f"cannot {action} a model" in reply.json()["error"]
         assert client.get("/v2/models/tiny_image/ready").status_code == 200
+
+
+def test_api_load_and_unload_are_off_by_default(tiny_models_dir, tmp_path):
+    """Whoever reaches them could stop every model: 403 unless SERVING_MODEL_CONTROL is on."""
+    models = tmp_path / "models"
+    (models / "tiny_image").mkdir(parents=True)
+    add_version(tiny_models_dir, models, 1, 1)
+    app = create_app(make_settings(models_dir=models, log_level="warning"))
+    with TestClient(app) as client:
+        for action in ("unload", "load"):
+            reply = client.post(f"/v2/repository/models/tiny_image/{action}")
+            assert reply.status_code == 403
+            assert "SERVING_MODEL_CONTROL" in reply.json()["error"]
+        assert client.get("/v2/models/tiny_image/ready").status_code == 200
+        assert client.post("/v2/repository/index").status_code == 200  # reading stays open
 
 
 # ---- a repository in S3 ----------------------------------------------------------------------

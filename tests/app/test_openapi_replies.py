@@ -114,7 +114,7 @@ def test_metrics_and_plots_are_documented_as_what_they_are(mnist_client, openapi
         ("/v2/models/nope/ready", "/v2/models/{name}/ready", 404),
         ("/v2/models/nope/config", "/v2/models/{name}/config", 404),
         ("/v2/models/nope/stats", "/v2/models/{name}/stats", 404),
-        ("POST /v2/repository/models/nope/load", "/v2/repository/models/{name}/load", 404),
+        ("POST /v2/repository/models/nope/load", "/v2/repository/models/{name}/load", 403),
     ],
 )
 def test_status_replies_and_404s_are_as_documented(mnist_client, openapi, url, template, status):

@@ -53,7 +53,7 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
 def test_an_api_unload_and_load_reach_every_worker(tiny_models_dir, tmp_path):
     (tmp_path / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
     process, url = start_server(
-        tmp_path, workers="2", drain_seconds="0", unload_grace_seconds="0.2"
+        tmp_path, workers="2", drain_seconds="0", unload_grace_seconds="0.2", model_control="true"
     )
     try:
         assert httpx.post(f"{url}/v2/repository/models/tiny_image/unload").status_code == 200
