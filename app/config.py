@@ -292,9 +292,17 @@ class Settings(BaseSettings, BatchingConfig):
     inline_image_pixels: int = Field(
         default=4096,
         ge=0,
-        description="Requests whose images have this many pixels in all (64 x 64) or fewer are "
-        "decoded and fitted on the event loop (0.1 ms for a 28x28 digit, at most ~0.5 ms), "
-        "larger ones in the image_workers pool; the size is read from each file's header first.",
+        description="Requests whose images have this many pixels in all (64 x 64) or fewer, and "
+        "inline_image_bytes, are decoded and fitted on the event loop (0.1 ms for a 28x28 "
+        "digit, at most ~0.5 ms), larger ones in the image_workers pool; the size is read from "
+        "each file's header first.",
+    )
+    inline_image_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="Requests whose files have more bytes than this in all are read (header "
+        "included) in the image_workers pool, never on the event loop: a hostile header "
+        "(thousands of JPEG markers or GIF comments) costs Pillow about 0.3 ms per KB to read.",
     )
     max_text_chars: PositiveInt = 10_000
     max_items_per_request: PositiveInt = 256

@@ -35,6 +35,7 @@ from app.errors import (
     ServingError,
     UnsupportedMediaTypeError,
 )
+from app.image_headers import check_structure
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "BMP", "GIF", "WEBP"})
 DEFAULT_INK_MARGIN = 4 / 28  # MNIST: a 20x20 box inside 28x28
@@ -132,10 +133,11 @@ class _DecodingErrors:
 
 
 def open_image(data: bytes, *, max_pixels: int, name: str | None = None) -> Image.Image:
-    """The image's header only (nothing decoded yet): format and pixel count checked. Cheap
-    whatever the picture's size, so the server reads it before choosing where to decode."""
+    """The image's header only (nothing decoded yet): its structure (``app.image_headers``),
+    format and pixel count checked."""
     if not data:
         raise InvalidInputError("the file is empty", file=name)
+    check_structure(data, name)  # bounded: before Pillow reads it chunk by chunk
     with _DecodingErrors(name):
         image = Image.open(io.BytesIO(data))
         if image.format not in SUPPORTED_FORMATS:

@@ -252,15 +252,20 @@ async def explain_images_endpoint(
 async def _fit_images(
     request: Request, served: ServedModel, files: list[Upload], invert: Invert, settings: Settings
 ) -> np.ndarray:
-    """The uploads decoded and fitted to the model's input, as one batch. Each file's header
-    is read first: small pictures (``inline_image_pixels`` in all) are fitted here, at once;
-    larger ones in the app's bounded image pool (``image_workers`` threads: memory stays bounded
+    """The uploads decoded and fitted to the model's input, as one batch. Small files
+    (``inline_image_bytes`` in all) have their headers read here, and small pictures
+    (``inline_image_pixels`` in all) are fitted here, at once; anything larger is read, decoded
+    and fitted in the app's bounded image pool (``image_workers`` threads: memory stays bounded
     however many uploads arrive), inside the request's deadline."""
     spec = ImageSpec.from_metadata(served.metadata)
     max_pixels = settings.max_image_pixels
-    opened = [_labelled(open_image, upload, upload.data, max_pixels=max_pixels) for upload in files]
-    if sum(image.width * image.height for image in opened) <= settings.inline_image_pixels:
-        return _prepare_all(files, opened, spec, invert, max_pixels)
+    opened: list[bytes] | list[Image] = [upload.data for upload in files]
+    if sum(len(upload.data) for upload in files) <= settings.inline_image_bytes:
+        opened = [
+            _labelled(open_image, upload, upload.data, max_pixels=max_pixels) for upload in files
+        ]
+        if sum(image.width * image.height for image in opened) <= settings.inline_image_pixels:
+            return _prepare_all(files, opened, spec, invert, max_pixels)
     remaining = deadline_after(served.batcher.timeout_s) - time.monotonic()
     loop = asyncio.get_running_loop()
     pool = request.app.state.image_pool
@@ -276,9 +281,14 @@ async def _fit_images(
 
 
 def _prepare_all(
-    files: list[Upload], opened: list[Image], spec: ImageSpec, invert: Invert, max_pixels: int
+    files: list[Upload],
+    opened: list[bytes] | list[Image],
+    spec: ImageSpec,
+    invert: Invert,
+    max_pixels: int,
 ) -> np.ndarray:
-    """Decode and fit every image (CPU work, bounded by the pixel limits)."""
+    """Decode and fit every image, from its file's bytes or its opened header (CPU work,
+    bounded by the pixel limits)."""
     return np.stack(
         [
             _labelled(prepare_image, upload, image, spec, invert=invert, max_pixels=max_pixels)

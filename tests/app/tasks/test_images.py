@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 from task_helpers import TEST_LIMITS, assert_problem, has_model, require_dataset, require_model
 
 from app.api.tasks.images import ImageReply
@@ -274,6 +274,52 @@ def test_decompression_bomb(client):
     files = {"files": ("bomb.png", buffer.getvalue(), "image/png")}
     assert_problem(
         client.post(URL.format("mnist"), files=files), 413, file="bomb.png", detail="pixels"
+    )
+
+
+def test_only_small_files_are_read_on_the_event_loop(client, monkeypatch):
+    """A file's header is read in the image pool once the request's files pass
+    inline_image_bytes (a hostile header costs Pillow far more than its size suggests), and its
+    errors are the same 4xx there."""
+    import asyncio
+
+    import app.api.tasks.images as images
+    import app.imaging as imaging
+
+    require_model("mnist")
+    on_event_loop: list[bool] = []
+    opened = imaging.open_image
+
+    def recording_open(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            on_event_loop.append(True)
+        except RuntimeError:  # a thread of the image pool
+            on_event_loop.append(False)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(images, "open_image", recording_open)
+    monkeypatch.setattr(imaging, "open_image", recording_open)
+    digit = png(np.zeros((28, 28), dtype=np.uint8))
+    padded = Image.open(io.BytesIO(digit))
+    padded.info.clear()
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text("comment", "x" * 2000)  # the same digit, 2 KB
+    large = io.BytesIO()
+    padded.save(large, "PNG", pnginfo=metadata)
+    limit = client.app.state.settings.inline_image_bytes
+    assert len(digit) <= limit < len(large.getvalue())
+    for data in (digit, large.getvalue()):
+        on_event_loop.clear()
+        reply = client.post(URL.format("mnist"), files={"files": ("d.png", data, "image/png")})
+        assert reply.status_code == 200, reply.text
+        assert on_event_loop == [data is digit]
+    hostile = large.getvalue()[:33] + b"\0\0\0\0abCd\0\0\0\0" * 5000 + large.getvalue()[33:]
+    assert_problem(
+        client.post(URL.format("mnist"), files={"files": ("h.png", hostile, "image/png")}),
+        400,
+        file="h.png",
+        detail="chunks",
     )
 
 
