@@ -71,9 +71,16 @@ def test_non_image_bytes_are_unsupported():
         decode_image(b"%PDF-1.4 not an image", max_pixels=MAX_PIXELS)
 
 
-def test_unsupported_image_format_is_rejected():
-    with pytest.raises(UnsupportedMediaTypeError, match="TIFF"):
-        decode_image(encode(drawn_bar(), "TIFF"), max_pixels=MAX_PIXELS)
+@pytest.mark.parametrize("fmt", ["TIFF", "ICO", "PCX", "PPM", "TGA"])
+def test_other_image_formats_are_rejected_without_being_parsed(fmt, monkeypatch):
+    from PIL import Image as PillowImage
+
+    parsed = []
+    plugin = PillowImage.OPEN[fmt][0]  # the format's image class: its _open parses the header
+    monkeypatch.setattr(plugin, "_open", lambda self: parsed.append(fmt))
+    with pytest.raises(UnsupportedMediaTypeError, match="PNG, JPEG, BMP, GIF or WebP"):
+        decode_image(encode(drawn_bar(), fmt), max_pixels=MAX_PIXELS)
+    assert parsed == []
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
