@@ -1,12 +1,14 @@
 """Bounded walks over an image file's structure, before Pillow reads it.
 
 Pillow reads a file's header in Python, a chunk, marker or block at a time, and inflates PNG
-ICC profiles and compressed text as it goes (up to 1 MB each, ``PngImagePlugin.MAX_TEXT_CHUNK``).
-A file built of nothing else costs it far more than its size suggests (2 vCPUs, 2026-12-07):
-200 KB of compressed ICC chunks 0.4 s, 1.2 MB of empty PNG chunks 0.3 s, 1 MB of JPEG fill
-bytes 0.35 s, 8 MB of empty JPEG markers about 3 s. A real picture has a handful of them, so
-each walk below counts what precedes the image data (8 bytes read a step, no decompression)
-and stops at a limit far above what any encoder writes; past it the file is refused (400).
+ICC profiles and compressed text as it goes (up to 1 MB each, ``PngImagePlugin.MAX_TEXT_CHUNK``);
+libjpeg passes over the whole picture once per scan of a progressive JPEG. A file built of
+nothing else costs far more than its size suggests (2 vCPUs, 2026-12-07): 200 KB of compressed
+ICC chunks 0.4 s, 1.2 MB of empty PNG chunks 0.3 s, 1 MB of JPEG fill bytes 0.35 s, 8 MB of
+empty JPEG markers about 3 s, 90 KB of empty scans 1.55 s to decode. A real picture has a
+handful of each, so each walk below counts them (8 bytes read a step, no decompression; the
+JPEG's scans by a search for their marker) and stops at a limit far above what any encoder
+writes; past it the file is refused (400).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ MAX_PNG_COMPRESSED_METADATA = 16  # iCCP, zTXt and iTXt chunks, each inflated by
 # Before the first scan: a 1 MB ICC profile or XMP packet is split into 16 segments of 64 KB.
 MAX_JPEG_SEGMENTS = 1024
 MAX_JPEG_STRAY_BYTES = 1024  # fill bytes (0xFF) and junk between segments
+# 5,000 empty scans (90 KB) in a 2048x2048 progressive JPEG: 1.55 s to decode. An encoder
+# writes about 10 (libjpeg's progressive script), plus an EXIF thumbnail's or the pictures' of
+# a multi-picture file.
+MAX_JPEG_SCANS = 256
 JPEG_STANDALONE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xD9)})  # no length follows
 MAX_GIF_BLOCKS = 4096  # extension blocks and their sub-blocks before the first image
 
@@ -66,7 +72,11 @@ def _check_jpeg(data: bytes, name: str | None) -> None:
             position += 1
         else:
             marker = data[position + 1]
-            if marker in (0xDA, 0xD9):  # start of scan, end of image
+            if marker == 0xDA:  # the first scan: in entropy-coded data 0xFF is never 0xFFDA
+                if data.count(b"\xff\xda", position) > MAX_JPEG_SCANS:
+                    raise _refuse(f"the JPEG has more than {MAX_JPEG_SCANS} scans", name)
+                return
+            if marker == 0xD9:  # end of image
                 return
             segments += 1
             if marker in JPEG_STANDALONE_MARKERS:

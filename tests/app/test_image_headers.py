@@ -54,6 +54,9 @@ HOSTILE = {
     "jpeg: 2,000 empty markers": after_jpeg_start(b"\xff\xef\x00\x02" * 2000),
     "jpeg: 2,000 fill bytes": after_jpeg_start(b"\xff" * 2000),
     "jpeg: 2,000 stray bytes": after_jpeg_start(b"\x00" * 2000),
+    "jpeg: 300 empty scans": after_jpeg_start(b"")[:-2]
+    + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" * 300
+    + b"\xff\xd9",
     "gif: 5,000 comments": before_gif_image(b"\x21\xfe\x01x\x00" * 5000),
     "gif: a comment of 5,000 sub-blocks": before_gif_image(b"\x21\xfe" + b"\x01x" * 5000 + b"\x00"),
 }
