@@ -16,6 +16,11 @@ from python_multipart.multipart import parse_options_header
 from app.errors import InvalidInputError, PayloadTooLargeError
 
 MAX_PART_HEADER_BYTES = 16 * 1024  # one part's header block, like an HTTP header cap
+# A part has one to three headers (Content-Disposition, Content-Type) of at most three
+# parameters (name, filename, filename*); each header and parameter is parsed in Python: 100
+# fields of 1,500 parameters (1.5 MB) took 177 ms, of 2,700 empty headers (1.4 MB) 44 ms.
+MAX_PART_HEADERS = 16
+MAX_PARAMETERS = 16  # of one header value (Content-Disposition, Content-Type)
 CRLF = b"\r\n"
 
 
@@ -29,7 +34,7 @@ class Part:
 
 def parse_form(body: bytes, content_type: str, max_files: int, max_fields: int) -> list[Part]:
     """The parts of ``body``, in order. 400 when malformed; 413 past ``max_files`` files."""
-    _, params = parse_options_header(content_type)
+    _, params = _options(content_type.encode("latin-1"), "the content type")
     boundary = params.get(b"boundary")
     if not boundary:
         raise _malformed("the content type has no boundary")
@@ -75,6 +80,8 @@ def parse_form(body: bytes, content_type: str, max_files: int, max_fields: int) 
 
 def _part(header_block: bytes, data: bytes) -> Part:
     headers: dict[bytes, bytes] = {}
+    if header_block.count(CRLF) >= MAX_PART_HEADERS:
+        raise _malformed(f"a part has more than {MAX_PART_HEADERS} headers")
     for line in header_block.split(CRLF) if header_block else ():
         name, colon, value = line.partition(b":")
         if not colon:
@@ -83,7 +90,7 @@ def _part(header_block: bytes, data: bytes) -> Part:
     disposition = headers.get(b"content-disposition")
     if disposition is None:
         raise _malformed("a part has no Content-Disposition header")
-    _, options = parse_options_header(disposition)
+    _, options = _options(disposition, "a part's Content-Disposition")
     if b"name" not in options:
         raise _malformed('the Content-Disposition header field "name" must be provided')
     filename = options.get(b"filename")
@@ -93,6 +100,13 @@ def _part(header_block: bytes, data: bytes) -> Part:
         content_type=_text(headers.get(b"content-type", b"")),
         data=data,
     )
+
+
+def _options(value: bytes, what: str) -> tuple[bytes, dict[bytes, bytes]]:
+    """A header value's parameters, parsed once their number is known to be small."""
+    if value.count(b";") > MAX_PARAMETERS:
+        raise _malformed(f"{what} has more than {MAX_PARAMETERS} parameters")
+    return parse_options_header(value)
 
 
 def _text(value: bytes | str) -> str:

@@ -105,3 +105,45 @@ def test_huge_part_headers_are_refused():
     body = b"--b\r\nX-Padding: " + b"a" * 20_000 + b"\r\n\r\nx\r\n--b--"
     with pytest.raises(InvalidInputError, match="headers exceed"):
         parse_form(body, "multipart/form-data; boundary=b", max_files=16, max_fields=100)
+
+
+@pytest.mark.parametrize(
+    ("headers", "content_type", "why"),
+    [
+        (
+            b'Content-Disposition: form-data; name="f"' + b'; p="v"' * 20,
+            "multipart/form-data; boundary=b",
+            "Content-Disposition has more than 16 parameters",
+        ),
+        (
+            b"".join(b"X%d: v\r\n" % i for i in range(20))
+            + b'Content-Disposition: form-data; name="f"',
+            "multipart/form-data; boundary=b",
+            "more than 16 headers",
+        ),
+        (
+            b'Content-Disposition: form-data; name="f"',
+            "multipart/form-data; boundary=b" + "; p=v" * 20,
+            "the content type has more than 16 parameters",
+        ),
+    ],
+)
+def test_parameters_and_headers_beyond_any_form_are_refused_before_parsing(
+    headers, content_type, why
+):
+    """Each is parsed in Python: 100 fields of 1,500 parameters took 177 ms to read."""
+    body = b"--b\r\n" + headers + b"\r\n\r\nx\r\n--b--"
+    with pytest.raises(InvalidInputError, match="malformed multipart body") as caught:
+        parse_form(body, content_type, max_files=16, max_fields=100)
+    assert why in caught.value.detail
+
+
+def test_a_browser_form_with_every_usual_header_and_parameter_passes():
+    headers = (
+        b'Content-Disposition: form-data; name="files"; filename="a b.png"; '
+        b"filename*=UTF-8''a%20b.png\r\nContent-Type: image/png\r\n"
+        b"Content-Transfer-Encoding: binary"
+    )
+    body = b"--b\r\n" + headers + b"\r\n\r\nx\r\n--b--"
+    [part] = parse_form(body, 'multipart/form-data; charset=utf-8; boundary="b"', 16, 100)
+    assert part.name == "files" and part.content_type == "image/png" and part.data == b"x"
