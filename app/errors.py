@@ -247,11 +247,25 @@ async def _serving_error_handler(request: Request, exc: Exception) -> Response:
     return serving_error_response(request.scope["path"], exc)
 
 
+class PassedThroughError(StarletteHTTPException):
+    """A domain error raised where FastAPI lets only HTTPException through unchanged (parsing a
+    request's body): answered as the domain error itself."""
+
+    def __init__(self, error: ServingError) -> None:
+        super().__init__(error.status_code, error.detail, error.headers or None)
+        self.error = error
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, PassedThroughError):
+        return serving_error_response(request.scope["path"], exc.error)
     return error_response(
         request.scope["path"], exc.status_code, str(exc.detail), headers=exc.headers or None
     )
+
+
+MAX_LISTED_ERRORS = 20
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -272,7 +286,12 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
         )
     where = ".".join(str(p) for p in first.get("loc", ()))
     detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-    extra = {"field": where, "errors": _jsonable(errors)} if where else {}
+    extra = {}
+    if where:
+        # The first errors, and how many there are: a reply is not made bigger than its request.
+        extra = {"field": where, "errors": _jsonable(errors[:MAX_LISTED_ERRORS])}
+        if len(errors) > MAX_LISTED_ERRORS:
+            extra["error_count"] = len(errors)
     return error_response(
         request.scope["path"],
         422,

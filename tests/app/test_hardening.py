@@ -431,9 +431,9 @@ def test_typed_endpoints_refuse_deep_json_and_parse_large_bodies_off_the_loop(
     threads = []
     real = routing._parse
 
-    def recording(body, max_depth):
+    def recording(body, max_depth, max_items):
         threads.append(threading.current_thread().name)
-        return real(body, max_depth)
+        return real(body, max_depth, max_items)
 
     monkeypatch.setattr(routing, "_parse", recording)
     app = create_app(

@@ -10,14 +10,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
-from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.common import (
+    COMMON_PROBLEMS,
+    BinaryReply,
+    RequestObject,
+    VersionQuery,
+    problem_responses,
+)
 from app.api.tasks.explain_replies import RowExplainReply
 from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
@@ -55,10 +61,10 @@ EXAMPLE_CUSTOMER = {
 }
 
 
-class Customer(BaseModel):
+class Customer(RequestObject):
     """One customer, by the Telco CSV's column names and values."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_CUSTOMER]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CUSTOMER]})
 
     customerID: str | None = Field(default=None, max_length=64, description="Optional; ignored.")
     gender: Literal["Female", "Male"]
@@ -101,9 +107,7 @@ class Customer(BaseModel):
         )
 
 
-class ChurnRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChurnRequest(RequestObject):
     customers: list[Customer] = Field(min_length=1, examples=[[EXAMPLE_CUSTOMER]])
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 from app import metrics
@@ -30,6 +30,28 @@ VersionQuery = Annotated[
         examples=["1"],
     ),
 ]
+
+
+MAX_UNKNOWN_FIELDS = 16
+
+
+class RequestObject(BaseModel):
+    """A JSON object of a typed endpoint's request: an unknown field is an error (a typo is not
+    ignored), and an object with far more fields than it has is one error, not one per field
+    (50,000 unknown fields made 50,000 error objects: 0.27 s and a 5 MB reply)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_fields(cls, data: Any) -> Any:
+        known = len(cls.model_fields)
+        if isinstance(data, dict) and len(data) > known + MAX_UNKNOWN_FIELDS:
+            raise ValueError(
+                f"{len(data)} fields, while this object has {known}: more than "
+                f"{MAX_UNKNOWN_FIELDS} unknown fields are not named one by one"
+            )
+        return data
 
 
 def task_model(

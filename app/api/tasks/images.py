@@ -18,7 +18,7 @@ import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from PIL.Image import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from app.admission import deadline_after
@@ -26,6 +26,7 @@ from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep, off_loop_if_l
 from app.api.routing import TaskRoute
 from app.api.tasks.common import (
     IMAGE_CLASSIFICATION,
+    RequestObject,
     TaskReply,
     VersionQuery,
     check_count,
@@ -69,9 +70,7 @@ class Upload(NamedTuple):
 
 
 # ---- schemas ----------------------------------------------------------------------------------
-class EncodedImage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EncodedImage(RequestObject):
     b64: str = Field(
         min_length=1,
         description="The image file's bytes (PNG, JPEG, BMP, GIF, WebP) in base64; a "
@@ -82,9 +81,7 @@ class EncodedImage(BaseModel):
     )
 
 
-class ImagesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ImagesRequest(RequestObject):
     images: list[EncodedImage] = Field(min_length=1)
 
 

@@ -10,14 +10,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
-from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.common import (
+    COMMON_PROBLEMS,
+    BinaryReply,
+    RequestObject,
+    VersionQuery,
+    problem_responses,
+)
 from app.api.tasks.explain_replies import RowExplainReply
 from app.api.tasks.tabular import classify_rows, explain_rows_reply
 from app.codec import json_response
@@ -81,10 +87,10 @@ EXAMPLE_MOVIE = {
 }
 
 
-class Movie(BaseModel):
+class Movie(RequestObject):
     """One film, by ``movie_metadata.csv``'s column names; all fields optional."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_MOVIE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_MOVIE]})
 
     color: Literal["Color", "Black and White"] | None = None
     director_name: Name
@@ -148,9 +154,7 @@ class Movie(BaseModel):
         )
 
 
-class MoviesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MoviesRequest(RequestObject):
     movies: list[Movie] = Field(min_length=1, examples=[[EXAMPLE_MOVIE]])
 
 

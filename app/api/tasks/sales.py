@@ -12,7 +12,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from app.api.deps import RepositoryDep, SettingsDep
@@ -20,6 +20,7 @@ from app.api.routing import TaskRoute
 from app.api.tasks.common import (
     COMMON_PROBLEMS,
     FORECASTING,
+    RequestObject,
     TaskReply,
     VersionQuery,
     check_count,
@@ -79,9 +80,7 @@ Value = Annotated[
 ]
 
 
-class ForecastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ForecastRequest(RequestObject):
     history: list[Value] = Field(
         min_length=1,
         description="Monthly values, oldest first, in their own units (JSON numbers). At least "

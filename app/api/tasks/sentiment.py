@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from app.api.deps import ExplainerDep, RepositoryDep, SettingsDep
 from app.api.routing import TaskRoute
-from app.api.tasks.common import COMMON_PROBLEMS, BinaryReply, VersionQuery, problem_responses
+from app.api.tasks.common import (
+    COMMON_PROBLEMS,
+    BinaryReply,
+    RequestObject,
+    VersionQuery,
+    problem_responses,
+)
 from app.api.tasks.explain_replies import TextExplainReply
 from app.api.tasks.text import Text, classify_texts, explain_texts_reply, texts_field
 from app.codec import json_response
@@ -17,9 +22,7 @@ MODEL_NAME = "sentiment"
 router = APIRouter(route_class=TaskRoute, tags=["tasks"])
 
 
-class SentimentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SentimentRequest(RequestObject):
     texts: list[Text] = texts_field(
         "Reviews or opinions, in Spanish or English (raw text, any length up to the limit).",
         [
