@@ -23,6 +23,17 @@ logger = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "https://tf-model-serving.local/problems/"
 
 
+def clipped(text: str, limit: int = 100) -> str:
+    """A client's string as an error message quotes it: at most ``limit`` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def first_names(names: list[str], limit: int = 10) -> str:
+    """The first ``limit`` of a client's names, and how many more there are."""
+    shown = ", ".join(repr(clipped(name)) for name in names[:limit])
+    return f"[{shown}]" + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 class ServingError(Exception):
     """Base of the service's errors: a status code, a short title and a detail message."""
 

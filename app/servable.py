@@ -21,7 +21,13 @@ from app import metrics
 from app.admission import deadline_after
 from app.batching import DynamicBatcher
 from app.config import BatchingConfig
-from app.errors import InvalidInputError, ModelNotReadyError, PayloadTooLargeError
+from app.errors import (
+    InvalidInputError,
+    ModelNotReadyError,
+    PayloadTooLargeError,
+    clipped,
+    first_names,
+)
 from app.tensors import TensorSpec, coerce, leading_size
 
 logger = logging.getLogger(__name__)
@@ -226,8 +232,9 @@ class ServedModel:
         unknown = [k for k in inputs if k not in self.inputs]
         if unknown:
             raise InvalidInputError(
-                f"unknown input(s) {unknown}; model '{self.name}' takes {list(self.inputs)}",
-                field=unknown[0],
+                f"unknown input(s) {first_names(unknown)}; model '{self.name}' takes "
+                f"{list(self.inputs)}",
+                field=clipped(unknown[0]),
             )
         if missing:
             raise InvalidInputError(

@@ -14,7 +14,7 @@ import numpy as np
 from app.classification import as_class_probabilities, rank_classes
 from app.codec import loads_object
 from app.config import Settings
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, clipped
 from app.servable import ServedModel
 from app.tensors import as_string_array, coerce_numeric
 
@@ -203,16 +203,18 @@ def _requested_outputs(
         return [(name, {"binary_data": all_binary}) for name in model.outputs]
     if not isinstance(outputs, list):
         raise InvalidInputError("'outputs' must be a list")
-    chosen = []
+    chosen: list[tuple[str, dict[str, Any]]] = []
     for item in outputs:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidInputError("each requested output must be an object with a 'name'")
         name = item["name"]
         if name not in model.outputs:
             raise InvalidInputError(
-                f"unknown output '{name}'; model '{model.name}' has {list(model.outputs)}",
-                field=name,
+                f"unknown output '{clipped(name)}'; model '{model.name}' has {list(model.outputs)}",
+                field=clipped(name),
             )
+        if any(name == seen for seen, _ in chosen):  # each is computed and sent once per ask
+            raise InvalidInputError(f"output '{name}' requested twice", field=name)
         options = item.get("parameters") or {}
         if not isinstance(options, dict):
             raise InvalidInputError(f"output '{name}': 'parameters' must be an object")

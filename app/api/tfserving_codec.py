@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from app.codec import decode_b64, is_b64, json_response, loads_object, numeric_instances
 from app.config import Settings
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, clipped
 from app.servable import SIGNATURE, ServedModel
 
 
@@ -38,7 +38,8 @@ def decode_request(
     signature = body.get("signature_name")
     if signature not in (None, "", SIGNATURE):
         raise InvalidInputError(
-            f"signature '{signature}' not found; model '{model.name}' serves '{SIGNATURE}'"
+            f"signature '{clipped(str(signature))}' not found; model '{model.name}' serves "
+            f"'{SIGNATURE}'"
         )
     has_instances, has_inputs = "instances" in body, "inputs" in body
     if has_instances == has_inputs:

@@ -92,6 +92,40 @@ def test_only_the_requested_outputs_come_back(tiny_client):
     assert [o["name"] for o in reply["outputs"]] == ["output_1"]
 
 
+def test_an_output_requested_twice_is_refused(tiny_client):
+    """Each would be computed and sent again: 100,000 copies of one output (2 MB) made a 17 MB
+    reply in 0.8 s."""
+    reply = tiny_client.post(
+        "/v2/models/tiny_multi/infer",
+        json={
+            "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+            "outputs": [{"name": "output_1"}, {"name": "output_0"}, {"name": "output_1"}],
+        },
+    )
+    assert reply.status_code == 400 and reply.json() == {
+        "error": "output 'output_1' requested twice"
+    }
+
+
+def test_error_messages_quote_a_clients_names_briefly(tiny_client):
+    """An error names what was wrong, not all of it: its reply stays small."""
+    x = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    unknown_output = tiny_client.post(
+        "/v2/models/tiny_multi/infer", json={"inputs": [x], "outputs": [{"name": "o" * 100_000}]}
+    )
+    assert unknown_output.status_code == 400 and len(unknown_output.content) < 400
+    assert "(100000 characters)" in unknown_output.json()["error"]
+    many = {f"k{i}": [1.0] for i in range(5_000)}
+    unknown_inputs = tiny_client.post("/v1/models/tiny_multi:predict", json={"inputs": many})
+    error = unknown_inputs.json()["error"]
+    assert unknown_inputs.status_code == 400 and len(error) < 400
+    assert error.startswith("unknown input(s) ['k0', 'k1',") and "and 4990 more" in error
+    signature = tiny_client.post(
+        "/v1/models/tiny_multi:predict", json={"signature_name": "s" * 100_000, "inputs": {}}
+    )
+    assert signature.status_code == 400 and len(signature.content) < 400
+
+
 def test_classification_extension_returns_top_k_labels(tiny_client):
     reply = tiny_client.post(
         "/v2/models/tiny_image/versions/1/infer",
