@@ -26,6 +26,7 @@ from app.errors import (
     InvalidInputError,
     ModelNotFoundError,
     ModelNotReadyError,
+    clipped,
 )
 from app.model_config import ModelConfig, VersionPolicy, read_model_config
 from app.runtime import configure_threads, select_device
@@ -38,6 +39,18 @@ logger = logging.getLogger(__name__)
 
 class RepositoryError(RuntimeError):
     """The models directory cannot be served at all (missing, or no model in it)."""
+
+
+MAX_VERSION_DIGITS = 18  # a version fits in an int64, as TF Serving's and Triton's do
+
+
+def version_number(text: str) -> int | None:
+    """The version ``text`` names, when it is one: ASCII digits only (``str.isdigit`` takes
+    "²", on which ``int`` fails, and other scripts' digits), and no more of them than a version
+    has (``int`` refuses over 4,300)."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_VERSION_DIGITS:
+        return int(text)
+    return None
 
 
 def scan(
@@ -58,9 +71,9 @@ def scan(
         if model_dir.name.startswith(".") or (names and model_dir.name not in names):
             continue
         versions = [
-            (model_dir.name, int(v.name), v)
+            (model_dir.name, number, v)
             for v in model_dir.iterdir()
-            if v.is_dir() and v.name.isdigit()
+            if v.is_dir() and (number := version_number(v.name)) is not None
         ]
         if versions:
             found.extend(versions)
@@ -435,7 +448,7 @@ class ModelRepository:
                 raise ModelNotReadyError(
                     f"model '{name}' has no ready version yet: the server is loading its models"
                 )
-            raise ModelNotFoundError(f"model '{name}' not found; serving: {self.names()}")
+            raise ModelNotFoundError(f"model '{clipped(name)}' not found; serving: {self.names()}")
         return models
 
     def labels_of(self, name: str) -> dict[str, int]:
@@ -487,12 +500,14 @@ class ModelRepository:
         """A version number, or a label of the model's ``config.json``."""
         if isinstance(version, int):
             return version
-        if version.isdigit():
-            return int(version)
+        number = version_number(version)
+        if number is not None:
+            return number
         labels = self.labels_of(name)
         if version not in labels:
             raise ModelNotFoundError(
-                f"model '{name}' has no version label '{version}'; labels: {sorted(labels)}"
+                f"model '{name}' has no version label '{clipped(version)}'; labels: "
+                f"{sorted(labels)}"
             )
         return labels[version]
 

@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 
 def image(value: int) -> list:
@@ -58,6 +59,27 @@ def test_metadata_has_the_signature_with_dtypes_and_shapes(tiny_client):
     assert signature["outputs"]["output_0"]["dtype"] == "DT_FLOAT"
     old = tiny_client.get("/v1/models/tiny_image/versions/1/metadata").json()
     assert old["model_spec"]["version"] == "1"
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["9" * 5000, "9" * 19, "%C2%B2", "%D9%A4", "1" + "0" * 30, "-1", "1e3"],
+    ids=["5000 digits", "19 digits", "superscript two", "arabic-indic four", "huge", "-1", "1e3"],
+)
+def test_a_version_that_is_not_a_plain_number_is_a_404_everywhere(tiny_client, version):
+    """``int`` refuses over 4,300 digits and "²" (which ``str.isdigit`` takes): a 500 before."""
+    for url in (
+        f"/v1/models/tiny_image/versions/{version}",
+        f"/v2/models/tiny_image/versions/{version}/ready",
+        f"/v1/models/tiny_image/versions/{version}/report",
+    ):
+        reply = tiny_client.get(url)
+        assert reply.status_code == 404, (url, reply.text[:200])
+        assert len(reply.content) < 500  # the name is quoted briefly
+    predict = tiny_client.post(
+        f"/v1/models/tiny_image/versions/{version}:predict", json={"instances": [[[[0]]]]}
+    )
+    assert predict.status_code == 404
 
 
 def test_row_format_predict_serves_the_highest_version_by_default(tiny_client):
