@@ -73,7 +73,14 @@ def _parse(body: bytes, max_depth: int, max_items: int) -> Any:
         raise PassedThroughError(exc) from None
     # The standard parser, as Starlette's: it reads NaN / Infinity, which the endpoints refuse
     # with their own message; a JSONDecodeError is FastAPI's 422.
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        raise  # FastAPI's 422, as for any body
+    except ValueError:  # Python's own limit on integers (FastAPI would say only "error parsing")
+        raise PassedThroughError(
+            InvalidInputError("invalid JSON: an integer of more than 4,300 digits", field="body")
+        ) from None
     # Validating a list costs one error object per wrong item (200,000 wrong values in 1 MB:
     # 0.4 s to list them): a list longer than any endpoint takes is refused before (each
     # endpoint's own limit, a 413 too, is checked after validation).

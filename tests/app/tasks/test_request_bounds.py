@@ -55,3 +55,13 @@ def test_a_422_lists_its_first_errors_and_says_how_many_there_are(client):
     assert problem["errors"][-1]["loc"] == ["body", "messages", MAX_LISTED_ERRORS - 1]
     few = assert_problem(client.post("/v1/spam:predict", json={"messages": [1, 2]}), 422)
     assert len(few["errors"]) == 2 and "error_count" not in few
+
+
+def test_an_integer_of_thousands_of_digits_is_a_400_that_says_so(client):
+    require_model("churn")
+    body = '{"customers": [{"tenure": %s}]}' % ("9" * 5000)
+    reply = client.post(
+        "/v1/churn:predict", content=body, headers={"Content-Type": "application/json"}
+    )
+    problem = assert_problem(reply, 400, field="body")
+    assert "4,300 digits" in problem["detail"]
