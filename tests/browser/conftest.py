@@ -59,10 +59,19 @@ def browser():
 @pytest.fixture
 def page(browser, request):
     """A fresh page that fails the test on any request to another host (the pages must work
-    offline) and leaves a screenshot named after the test."""
+    offline) or anything its Content-Security-Policy blocks, and leaves a screenshot named
+    after the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     outside: list[str] = []
+    blocked: list[str] = []
+    page.blocked_by_csp = blocked  # a test that provokes a block takes its messages
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
 
     def only_local(route):
         if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
@@ -77,6 +86,7 @@ def page(browser, request):
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert not outside, f"the page asked for outside resources: {outside}"
+    assert not blocked, f"the page's Content-Security-Policy blocked: {blocked}"
 
 
 def example_file(name: str) -> Path:

@@ -10,9 +10,12 @@ from tests.paths import DATASETS_DIR
 
 def open_demo(page, url: str, model: str):
     page.goto(f"{url}/?model={model}")
+    # A function, not an expression: Playwright evaluates an expression with eval, which the
+    # page's Content-Security-Policy refuses.
     page.wait_for_function(
-        f"document.getElementById('model').value === '{model}' && "
-        "document.querySelector('#report table') !== null"
+        """(model) => document.getElementById('model').value === model
+            && document.querySelector('#report table') !== null""",
+        arg=model,
     )
 
 
@@ -74,7 +77,7 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(page, served_url):
     assert unlabelled == []
     page.locator("#model").focus()
     page.keyboard.press("Tab")  # on to the next control, not stuck in the page
-    assert page.evaluate("document.activeElement.id") != "model"
+    assert page.evaluate("() => document.activeElement.id") != "model"
 
 
 def test_explain_a_drawn_digit_a_review_and_a_customer(page, served_url):
@@ -109,3 +112,18 @@ def test_explain_a_drawn_digit_a_review_and_a_customer(page, served_url):
     assert first.startswith("tenure = 2:") and not first.endswith(" 0.0 points"), first
     page.get_by_text("Inside the model").click()
     assert page.locator("canvas#layer-dense").get_attribute("aria-label").startswith("dense: ")
+
+
+def test_the_page_runs_under_its_content_security_policy(page, served_url):
+    """No inline script runs, nothing from elsewhere, and no other site may frame it."""
+    reply = page.goto(served_url + "/")
+    policy = reply.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    ran = page.evaluate(
+        """() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';
+        document.body.appendChild(s); return window.ran === 1; }"""
+    )
+    assert ran is False  # an injected inline script is refused, and the browser says why
+    assert any("inline script" in message for message in page.blocked_by_csp)
+    page.blocked_by_csp.clear()
