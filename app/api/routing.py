@@ -3,9 +3,10 @@
 Two things FastAPI's own ``APIRoute`` does not do:
 
 - **JSON bodies are bounded like the protocol endpoints'**: checked for nesting depth and, when
-  large, parsed in a worker thread (``max_json_depth``, ``inline_parse_bytes``). FastAPI parses a
-  route's JSON body with ``await request.json()``; the handler gets a request whose ``json()``
-  does this.
+  large, parsed in a worker thread (``max_json_depth``, ``inline_parse_bytes``); a top-level list
+  longer than any endpoint takes is refused before validation (413). FastAPI parses a route's
+  JSON body with ``await request.json()``; the handler gets a request whose ``json()`` does
+  this, and its refusals are the service's problems on both paths (``PassedThroughError``).
 - **A compiled fast path for well-formed requests.** FastAPI solves each request's dependencies
   generically (every parameter source of every dependency, one validator per parameter) inside
   a per-route wrapper of exit stacks and route contexts: a fifth to a third of a typed
@@ -39,7 +40,12 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.deps import off_loop_if_large
 from app.codec import check_depth
 from app.config import Settings
-from app.errors import InvalidInputError, PassedThroughError, PayloadTooLargeError
+from app.errors import (
+    InvalidInputError,
+    PassedThroughError,
+    PayloadTooLargeError,
+    clipped,
+)
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _NO_QUERY: dict[str, str] = {}
@@ -88,7 +94,8 @@ def _parse(body: bytes, max_depth: int, max_items: int) -> Any:
         if isinstance(value, list) and len(value) > max_items:
             raise PassedThroughError(
                 PayloadTooLargeError(
-                    f"{len(value)} items, more than any endpoint takes ({max_items})", field=key
+                    f"{len(value)} items, more than any endpoint takes ({max_items})",
+                    field=clipped(key),
                 )
             )
     return data
