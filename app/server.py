@@ -35,6 +35,7 @@ do. A second SIGTERM (or Ctrl-C) skips the rest of the drain.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -44,6 +45,7 @@ import socket
 import struct
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -82,6 +84,33 @@ class _Rejected(Exception):
     """Raised in a parser callback to stop parsing a request already answered."""
 
 
+class _Timer:
+    """One of a connection's timers: armed at most once at a time, idle again once it fires or
+    is cancelled."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._handle is not None
+
+    def arm(self, delay_s: float) -> None:
+        if self._handle is None:
+            self._handle = self._loop.call_later(delay_s, self._fire)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._callback()
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a connection cap, a request-head size cap, a
     request-head timeout and a send timeout (uvicorn has none of the four for httptools), and
@@ -103,19 +132,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # reading a request line and headers
         self._head_bytes = 0  # bytes received while in the head (a lower bound of its size)
         self._head_size = 0  # the parsed head's size
-        self._head_timer = None
         self._rejected = False
         self._skipping = False  # a request refused at its headers: its body is discarded
         self._refusal_pending = False  # ... and its 429 not sent yet (refusal_delay_s)
         self._closing_after_refusal = False  # ... to an Expect: 100-continue request
-        self._body_done = False
         self._message_done = False  # the parser's current request has been received whole
-        self._discard_timer = None  # armed while discarding the body of an answered request
         self._slot: ConcurrencyLimit | None = None  # held by the admitted request in progress
         self._slot_since = 0.0
         self._refused_in_a_row = 0  # this connection's requests refused since its last admitted
-        self._send_timer = None  # armed while writing is paused (the client is not reading)
-        self._send_left = 0  # bytes still buffered when the timer was armed
+        # Armed while the request head is awaited; while the body of an answered request is
+        # discarded; while writing is paused (the client is not reading).
+        self._head_timer = _Timer(self.loop, self._head_timeout)
+        self._discard_timer = _Timer(self.loop, self._discard_timeout)
+        self._send_timer = _Timer(self.loop, self._send_stalled)
+        self._send_left = 0  # bytes still buffered when the send timer was armed
 
     # ---- connection
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -130,9 +160,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        self._cancel_discard_timer()
-        self._cancel_send_timer()
+        self._head_timer.cancel()
+        self._discard_timer.cancel()
+        self._send_timer.cancel()
         self._release_slot(measured=False)
         if not self._refused:
             super().connection_lost(exc)
@@ -172,7 +202,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_head_timer()
+        self._head_timer.cancel()
         if self._head_size > self.max_header_bytes:
             self._reject_large_head()
             raise _Rejected  # stops the parser: no request is started
@@ -228,7 +258,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._closing_after_refusal = True
         self._skipping = True
         self._refusal_pending = True
-        self._body_done = False
         delay_s = self._refusal_delay()
         if delay_s > 0:
             # Nothing more is read from this client until its refusal is sent.
@@ -259,7 +288,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self.flow.resume_reading()
-        if self._body_done:
+        if self._message_done:
             self._next_request()
         else:
             self._arm_discard_timer()
@@ -271,7 +300,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._message_done = True
         if not self._skipping:
-            if self._discard_timer is not None:
+            if self._discard_timer.armed:
                 self._next_request()  # the body of a request already answered has ended
                 return
             if self._slot is not None:
@@ -280,14 +309,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._slot_since = time.monotonic()
             super().on_message_complete()
             return
-        self._body_done = True
         if not self._refusal_pending:
             self._next_request()
 
     def _next_request(self) -> None:
         """The answered request is over, body and all: wait for the next one, as after any
         response."""
-        self._cancel_discard_timer()
+        self._discard_timer.cancel()
         self._skipping = False
         self._in_head, self._head_bytes = True, 0
         if not self.parser.should_keep_alive():
@@ -317,16 +345,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # ---- discard timer: the rest of an answered request's body must come in body_timeout_s
     def _arm_discard_timer(self) -> None:
-        if self._discard_timer is None and not self.transport.is_closing():
-            self._discard_timer = self.loop.call_later(self.body_timeout_s, self._discard_timeout)
-
-    def _cancel_discard_timer(self) -> None:
-        if self._discard_timer is not None:
-            self._discard_timer.cancel()
-            self._discard_timer = None
+        if not self.transport.is_closing():
+            self._discard_timer.arm(self.body_timeout_s)
 
     def _discard_timeout(self) -> None:
-        self._discard_timer = None
         if not self.transport.is_closing():
             logger.info(
                 "closing a connection whose answered request's body did not end within %g s "
@@ -344,16 +366,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # ---- send timer: the transport pauses writing while more than its high-water mark waits
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._send_timer is None:
+        if not self._send_timer.armed:
             self._arm_send_timer()
 
     def resume_writing(self) -> None:
-        self._cancel_send_timer()
+        self._send_timer.cancel()
         super().resume_writing()
 
     def _arm_send_timer(self) -> None:
         self._send_left = self._unsent_bytes()
-        self._send_timer = self.loop.call_later(self.send_timeout_s, self._send_stalled)
+        self._send_timer.arm(self.send_timeout_s)
 
     def _unsent_bytes(self) -> int:
         """What the client has not acknowledged yet: the transport's buffer and the kernel's
@@ -369,13 +391,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 )[0]
         return unsent
 
-    def _cancel_send_timer(self) -> None:
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-
     def _send_stalled(self) -> None:
-        self._send_timer = None
         if self._unsent_bytes() < self._send_left:
             self._arm_send_timer()  # the client reads, slowly: another period
             return
@@ -389,16 +405,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # ---- head timer
     def _arm_head_timer(self) -> None:
-        if self._head_timer is None and self._in_head:
-            self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._in_head:
+            self._head_timer.arm(self.header_timeout_s)
 
     def _head_timeout(self) -> None:
-        self._head_timer = None
         if self._in_head and not self.transport.is_closing():
             message = f"request head not received within {self.header_timeout_s:g} s"
             self._reject(RequestTimeoutError(message), "head_timeout")
@@ -410,7 +420,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _reject(self, error: ServingError, reason: str) -> None:
         metrics.CONNECTIONS_CUT.labels(reason).inc()
         self._rejected = True
-        self._cancel_head_timer()
+        self._head_timer.cancel()
         self.transport.write(_canned(error))
         self.transport.close()
 
