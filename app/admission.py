@@ -5,6 +5,12 @@
 - A **global in-flight limit** (``max_inflight_requests``): one request more is answered 503 with
   ``Retry-After`` at once, before its body is read. Health probes and ``/metrics`` are never
   refused, so an overloaded replica still says whether it is alive.
+- **A slow upload is the client's time.** While the app waits for body bytes that the client
+  has not sent yet, the request holds no in-flight slot and its deadline moves on by the wait:
+  clients trickling their bodies (a slow POST attack, or a big file on a slow link) cannot fill
+  the limit, and an upload is not answered 504 for the time its bytes took to arrive. Reading
+  the body whole is bounded apart: ``body_timeout_s``, ``max_body_memory_bytes`` and
+  ``max_connections``.
 - While the server **drains** (SIGTERM, see ``app.server``) every response says
   ``Connection: close`` so that clients move their keep-alive connections elsewhere.
 """
@@ -29,16 +35,28 @@ from app.errors import (
     serving_error_response,
 )
 
-_arrival: ContextVar[float | None] = ContextVar("request_arrival", default=None)
+
+class _Arrival:
+    """When the current request entered the app, plus the time it then spent waiting for its
+    client's body bytes (shared by every context copied from the request's: a mutable cell)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
+_arrival: ContextVar[_Arrival | None] = ContextVar("request_arrival", default=None)
 
 # Never refused nor counted: probes must answer under any load.
 UNLIMITED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/healthz", "/metrics"})
 
 
 def arrival_time() -> float:
-    """``time.monotonic()`` when the current request entered the app (now, outside one)."""
+    """``time.monotonic()`` when the current request entered the app, moved later by the time
+    it waited for its client's body bytes (now, outside a request)."""
     arrived = _arrival.get()
-    return time.monotonic() if arrived is None else arrived
+    return time.monotonic() if arrived is None else arrived.at
 
 
 def deadline_after(timeout_s: float) -> float:
@@ -67,7 +85,8 @@ class AdmissionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _arrival.set(time.monotonic())
+        arrival = _Arrival(time.monotonic())
+        token = _arrival.set(arrival)
         try:
             if scope["path"] in UNLIMITED_PATHS:
                 await self.app(scope, receive, self._closing(send))
@@ -85,11 +104,35 @@ class AdmissionMiddleware:
                 return
             state.inflight += 1
             try:
-                await self.app(scope, receive, self._closing(send))
+                await self.app(scope, self._client_paced(receive, arrival), self._closing(send))
             finally:
                 state.inflight -= 1
         finally:
             _arrival.reset(token)
+
+    def _client_paced(self, receive: Receive, arrival: _Arrival) -> Receive:
+        """``receive`` under which, until the body has come whole, the time spent waiting for
+        the client's bytes is the client's: the request is not counted in flight meanwhile, and
+        its arrival (its deadline) moves on by the wait."""
+        state = self.state
+        body_pending = True
+
+        async def client_paced_receive() -> Message:
+            nonlocal body_pending
+            if not body_pending:
+                return await receive()
+            state.inflight -= 1
+            waited_from = time.monotonic()
+            try:
+                message = await receive()
+            finally:
+                state.inflight += 1
+                arrival.at += time.monotonic() - waited_from
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_pending = False
+            return message
+
+        return client_paced_receive
 
     def _closing(self, send: Send) -> Send:
         if not self.state.draining:
@@ -163,8 +206,9 @@ def quick_admission(app) -> QuickAdmission:
     inference request to one served model (``:predict`` / ``/infer`` and the typed endpoints):
     the complete 429 response (keep-alive) when its queue cannot take the request or it already
     has as many requests in progress as it can answer in time
-    (:class:`app.concurrency.ConcurrencyLimit`); else that limit, with a slot taken for this
-    request (the protocol gives it back, with the request's latency, when the response ends).
+    (:class:`app.concurrency.ConcurrencyLimit`); else that limit, of which the protocol takes a
+    slot once the request's body has come whole (a slow upload holds none) and gives it back,
+    with the request's latency, when the response ends.
 
     Why below the app: under overload most requests are refused, and a closed-loop client
     resends at once. Refused through the ASGI stack (a task, middleware, routing, an exception
@@ -193,7 +237,6 @@ def quick_admission(app) -> QuickAdmission:
             return _refusal(path.decode("latin-1"), exc)
         except ServingError:
             return None  # unknown, not ready, ...: the app answers with the details
-        limit.acquire()
         return limit
 
     return admit

@@ -52,7 +52,9 @@ class BatchingConfig(BaseModel):
         "when the queued work would outlast its deadline).",
     )
     request_timeout_ms: PositiveFloat = Field(
-        default=5000.0, description="Deadline per request: queueing plus inference."
+        default=5000.0,
+        description="Deadline per request from its arrival: reading, parsing, queueing, inference "
+        "(not the time spent waiting for body bytes the client has not sent yet).",
     )
 
     def merged(self, override: BatchingOverride | None) -> BatchingConfig:
@@ -245,8 +247,9 @@ class Settings(BaseSettings, BatchingConfig):
     )
     max_inflight_requests: PositiveInt = Field(
         default=768,
-        description="Requests being handled at once (health probes and /metrics excepted); "
-        "one more is answered 503 + Retry-After at once.",
+        description="Requests being handled at once (health probes and /metrics excepted; one "
+        "waiting for body bytes its client has not sent yet is not counted meanwhile); one more "
+        "is answered 503 + Retry-After at once.",
     )
 
     # ---- payload limits

@@ -137,7 +137,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal_pending = False  # ... and its 429 not sent yet (refusal_delay_s)
         self._closing_after_refusal = False  # ... to an Expect: 100-continue request
         self._message_done = False  # the parser's current request has been received whole
-        self._slot: ConcurrencyLimit | None = None  # held by the admitted request in progress
+        # The model's cap that admitted the request in progress: a slot of it is held from the
+        # request's last body byte (a slow upload holds none) to its answer's.
+        self._admitted_by: ConcurrencyLimit | None = None
+        self._slot: ConcurrencyLimit | None = None
         self._slot_since = 0.0
         self._refused_in_a_row = 0  # this connection's requests refused since its last admitted
         # Armed while the request head is awaited; while the body of an answered request is
@@ -248,7 +251,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return False
         if isinstance(verdict, ConcurrencyLimit):
             self._release_slot(measured=False)  # (none held: one request at a time)
-            self._slot, self._slot_since = verdict, time.monotonic()
+            self._admitted_by = verdict  # its slot is taken when the body has come
             self._refused_in_a_row = 0
             return False
         if self.expect_100_continue:
@@ -303,9 +306,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._discard_timer.armed:
                 self._next_request()  # the body of a request already answered has ended
                 return
-            if self._slot is not None:
-                # The server's part of the latency starts with the whole body: a slow upload
-                # must not shrink the model's cap for everyone.
+            if self._admitted_by is not None:
+                # The server's part starts with the whole body: a slow upload neither holds a
+                # slot of the model's cap nor, with its latency, shrinks it for everyone.
+                self._slot, self._admitted_by = self._admitted_by, None
+                self._slot.acquire()
                 self._slot_since = time.monotonic()
             super().on_message_complete()
             return
@@ -359,6 +364,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _release_slot(self, *, measured: bool) -> None:
+        self._admitted_by = None  # answered (or lost) before its body came: no slot was taken
         slot, self._slot = self._slot, None
         if slot is not None:
             slot.release(time.monotonic() - self._slot_since if measured else None)

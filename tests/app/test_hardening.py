@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.admission import AdmissionMiddleware, ServerState, arrival_time
 from app.codec import json_depth
 from app.errors import PayloadTooLargeError
 from app.limits import RequestBodyMiddleware, decompress
@@ -130,6 +131,71 @@ def test_the_in_flight_limit_answers_503_and_probes_stay_open(tiny_models_dir):
             ).status_code
             == 200
         )
+
+
+def test_a_request_waiting_for_its_clients_body_holds_no_slot_and_its_deadline_waits():
+    state = ServerState()
+    seen: dict[str, float] = {}
+    more_body = asyncio.Event()
+
+    async def endpoint(scope, receive, send):
+        seen["arrived"] = arrival_time()
+        seen["counted_at_start"] = state.inflight
+        await receive()  # the first part of the body, already here
+        seen["counted_after_first_part"] = state.inflight
+        reading = asyncio.ensure_future(receive())  # the rest, not sent yet
+        await asyncio.sleep(0.1)
+        seen["counted_while_waiting"] = state.inflight
+        more_body.set()
+        await reading
+        seen["counted_with_the_body"] = state.inflight
+        seen["moved_by"] = arrival_time() - seen["arrived"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    chunks = iter([b"{", b"}"])
+
+    async def receive():
+        chunk = next(chunks)
+        if chunk == b"}":
+            await more_body.wait()
+        return {"type": "http.request", "body": chunk, "more_body": chunk == b"{"}
+
+    async def send(message):
+        pass
+
+    app = AdmissionMiddleware(endpoint, state=state, max_inflight=1)
+    scope = {"type": "http", "path": "/v1/models/m:predict", "method": "POST", "headers": []}
+
+    async def one_request_then_another():
+        served = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.sleep(0.05)  # the first request now waits for its client's bytes
+        answered = []
+
+        async def record(message):
+            if message["type"] == "http.response.start":
+                answered.append(message["status"])
+
+        async def no_body():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def quick(scope, receive, send):
+            await receive()
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        # Another request, under the same server state and limit.
+        await AdmissionMiddleware(quick, state=state, max_inflight=1)(scope, no_body, record)
+        await served
+        return answered
+
+    answered = asyncio.run(one_request_then_another())
+    assert answered == [204]  # not refused: the slow upload held no slot
+    assert seen["counted_at_start"] == seen["counted_after_first_part"] == 1
+    assert seen["counted_while_waiting"] == 0
+    assert seen["counted_with_the_body"] == 1
+    assert 0.1 <= seen["moved_by"] < 0.3  # the deadline waited for the client too
+    assert state.inflight == 0
 
 
 def test_a_full_queue_refuses_before_the_body_is_parsed(tiny_client, monkeypatch):

@@ -252,6 +252,41 @@ def _response(sock: socket.socket) -> bytes:
     return data
 
 
+def test_slow_uploads_hold_no_slot_and_are_served_when_their_bodies_come(tiny_only):
+    """A slow POST attack: more clients than the server takes at once each send their headers
+    and a byte of body, then wait. Another client is served meanwhile (before: every slot of
+    max_inflight_requests and of the model's cap was held, 503 / 429), and each slow upload,
+    once whole, is answered 200: its deadline (0.5 s here) did not run while its bytes were
+    awaited (before: 504)."""
+    process, url = start_server(
+        tiny_only,
+        max_inflight_requests="3",
+        max_queue_size="3",
+        request_timeout_ms="500",
+        max_connections="16",
+    )
+    body = json.dumps(_pixels()).encode()
+    head = (
+        "POST /v1/models/tiny_image:predict HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    slow = [socket.create_connection(_address(url), timeout=5) for _ in range(6)]
+    try:
+        for sock in slow:
+            sock.sendall(head + body[:1])
+        time.sleep(0.8)  # past the deadline, had it run from the headers
+        for _ in range(3):
+            reply = httpx.post(f"{url}/v1/models/tiny_image:predict", json=_pixels())
+            assert reply.status_code == 200, reply.text
+        for sock in slow:  # one after another: together they would pass the queue's size
+            sock.sendall(body[1:])
+            assert _response(sock).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in slow:
+            sock.close()
+        stop_server(process)
+
+
 def test_an_expect_continue_request_answered_early_says_connection_close(server):
     """curl sends large bodies with Expect: 100-continue and waits for the 100 before sending
     them: after a 413 instead, the connection cannot tell whether a body will follow."""

@@ -174,8 +174,7 @@ class RecordingLimit(ConcurrencyLimit):
         self.released: list[float | None] = []
 
     def admit(self, method: bytes, path: bytes, query: bytes) -> ConcurrencyLimit:
-        """A quick admission that takes a slot of this cap."""
-        self.acquire()
+        """A quick admission by this cap (the protocol takes the slot)."""
         return self
 
     def release(self, latency_s: float | None) -> None:
@@ -196,6 +195,38 @@ async def test_an_admitted_request_holds_its_slot_until_its_answer_is_sent():
     assert limit.inflight == 0 and len(limit.released) == 1 and limit.released[0] >= 0.05
     protocol.connection_lost(None)
     assert len(limit.released) == 1  # given back once
+
+
+async def test_a_request_whose_body_is_still_coming_holds_no_slot():
+    limit, gate = RecordingLimit(), asyncio.Event()
+
+    protocol, transport, reached = await _protocol(limit.admit, gate=gate)
+    protocol.data_received(REQUEST[:-5])  # the headers and part of the body
+    await asyncio.sleep(0.05)
+    assert reached and limit.inflight == 0  # the app waits for the client, not the server
+    protocol.data_received(REQUEST[-5:])
+    assert limit.inflight == 1  # taken with the last body byte
+    await asyncio.sleep(0.02)
+    gate.set()
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    assert limit.inflight == 0 and len(limit.released) == 1
+    assert 0.02 <= limit.released[0] < 0.07  # its latency runs from the last body byte
+    protocol.connection_lost(None)
+
+
+async def test_a_request_answered_before_its_body_came_took_no_slot():
+    limit = RecordingLimit()
+
+    protocol, transport, _ = await _protocol(limit.admit, body_timeout_s=0.2)
+    protocol.data_received(REQUEST.replace(b"m:predict", b"gone:predict")[:-5])
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    assert transport.written.startswith(b"HTTP/1.1 404 ")
+    protocol.data_received(REQUEST[-5:])  # the rest of the body, discarded
+    assert limit.inflight == 0 and limit.released == []
+    protocol.connection_lost(None)
+    assert limit.inflight == 0 and limit.released == []
 
 
 async def test_a_connection_lost_mid_request_gives_its_slot_back_unmeasured():
@@ -220,12 +251,15 @@ def _app_with(batcher: DynamicBatcher, asked: list | None = None):
     return SimpleNamespace(state=SimpleNamespace(repository=Repository()))
 
 
-def test_the_quick_admission_takes_a_model_slot_and_refuses_past_the_models_cap():
+def test_the_quick_admission_refuses_past_the_models_cap():
     batcher = DynamicBatcher(lambda inputs: inputs, name="m", timeout_s=0.05)
     batcher.concurrency.limit = 2
     admit = quick_admission(_app_with(batcher))
     assert admit(b"POST", b"/v1/models/m:predict", b"") is batcher.concurrency
+    assert batcher.concurrency.inflight == 0  # the protocol takes the slot, with the body
+    batcher.concurrency.acquire()
     assert admit(b"POST", b"/v2/models/m/versions/1/infer", b"") is batcher.concurrency
+    batcher.concurrency.acquire()
     refusal = admit(b"POST", b"/v1/models/m:predict", b"")
     assert isinstance(refusal, bytes) and refusal.startswith(b"HTTP/1.1 429 ")
     assert b"retry-after: " in refusal and b"2 requests in progress" in refusal
@@ -238,7 +272,7 @@ def test_the_quick_admission_takes_a_model_slot_and_refuses_past_the_models_cap(
     assert admit(b"GET", b"/v1/models/m", b"") is None
     assert admit(b"POST", b"/v1/models/other:predict", b"") is None
     assert admit(b"POST", b"/v1/images/m:explain", b"") is None
-    assert batcher.concurrency.inflight == 2
+    assert batcher.concurrency.inflight == 1
 
 
 def test_the_typed_endpoints_are_admitted_for_their_model_and_version():
