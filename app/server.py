@@ -52,6 +52,7 @@ from types import FrameType
 import uvicorn
 from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import STARTUP_FAILURE
 
 from app import metrics
 from app.admission import QuickAdmission, ServerState, quick_admission
@@ -463,6 +464,12 @@ class DrainingServer(uvicorn.Server):
         self.state = state
         self.drain_seconds = drain_seconds
         self._drain_ends: float | None = None
+        self.on_started: Callable[[], None] | None = None  # once the app is up and serving
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)  # (a failed app start-up exits the process)
+        if self.on_started is not None:
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.state.draining or self.drain_seconds <= 0:
@@ -514,18 +521,22 @@ def build_server(settings: Settings, control: SharedControl | None = None) -> Dr
 
 def serve(settings: Settings) -> None:
     if settings.workers > 1:
-        Supervisor(settings).run()
+        exit_code = Supervisor(settings).run()
+        if exit_code:
+            raise SystemExit(exit_code)
     else:
         build_server(settings).run()
 
 
 # ---- several worker processes ---------------------------------------------------------------
-def _worker(sock: socket.socket, control_dir: str) -> None:
+def _worker(sock: socket.socket, control_dir: str, started) -> None:
     """One worker process: its own app, models, batchers and event loop, on the shared socket;
     model loads and unloads through the API shared with the others in ``control_dir``."""
     from app.config import get_settings
 
-    build_server(get_settings(), SharedControl(Path(control_dir))).run(sockets=[sock])
+    server = build_server(get_settings(), SharedControl(Path(control_dir)))
+    server.on_started = started.set
+    server.run(sockets=[sock])
 
 
 class Supervisor:
@@ -534,17 +545,24 @@ class Supervisor:
 
     Each worker loads every model and batches on its own; Prometheus metrics are summed over the
     workers (``PROMETHEUS_MULTIPROC_DIR``); Triton API loads and unloads reach every worker
-    (``app.worker_control``, in a folder of their own); a worker that dies is replaced. SIGTERM
-    is passed to every worker, which drains as a single server does; the supervisor exits when
-    they have."""
+    (``app.worker_control``, in a folder of their own); a worker that dies once serving is
+    replaced. A worker that exits before it has started serving (its models failed to load, or
+    it was killed while loading them) stops them all, and the supervisor exits with uvicorn's
+    start-up failure status, 3, as a single server does (and as gunicorn does when a worker
+    fails to boot): a start-up that keeps failing is the orchestrator's to see and back off
+    from, not a loop of restarts here. SIGTERM is passed to every worker, which drains as a
+    single server does; the supervisor exits when they have."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
         self.processes: list = []
+        self.started: list = []  # each worker's multiprocessing.Event: set once it serves
         self.control_dir = ""
+        self.exit_code = 0
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Serve until SIGTERM / SIGINT, or until a worker fails to start; the exit status."""
         import multiprocessing
         import shutil
         import tempfile
@@ -559,6 +577,7 @@ class Supervisor:
         sock.listen(self.settings.max_connections)
         sock.set_inheritable(True)
         context = multiprocessing.get_context("spawn")
+        self.started = [context.Event() for _ in range(self.settings.workers)]
         self.processes = [self._start(context, sock, i) for i in range(self.settings.workers)]
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._forward)
@@ -571,16 +590,28 @@ class Supervisor:
         try:
             while not self.stopping:
                 for i, process in enumerate(self.processes):
-                    if not process.is_alive() and not self.stopping:
+                    if process.is_alive() or self.stopping:
+                        continue
+                    if not self.started[i].is_set():
                         logger.error(
-                            "worker %d (pid %s) exited with %s; starting another",
+                            "worker %d (pid %s) exited with %s before it started serving; "
+                            "stopping every worker",
                             i,
                             process.pid,
                             process.exitcode,
                         )
-                        _mark_dead(process.pid)
-                        SharedControl(Path(self.control_dir)).forget(process.pid)
-                        self.processes[i] = self._start(context, sock, i)
+                        self.exit_code = STARTUP_FAILURE
+                        self._forward(signal.SIGTERM, None)
+                        break
+                    logger.error(
+                        "worker %d (pid %s) exited with %s; starting another",
+                        i,
+                        process.pid,
+                        process.exitcode,
+                    )
+                    _mark_dead(process.pid)
+                    SharedControl(Path(self.control_dir)).forget(process.pid)
+                    self.processes[i] = self._start(context, sock, i)
                 time.sleep(0.5)
             end = time.monotonic() + self.settings.graceful_timeout_seconds + 5
             for process in self.processes:
@@ -592,10 +623,14 @@ class Supervisor:
             sock.close()
             shutil.rmtree(metrics_dir, ignore_errors=True)
             shutil.rmtree(self.control_dir, ignore_errors=True)
+        return self.exit_code
 
     def _start(self, context, sock: socket.socket, index: int):
+        self.started[index].clear()
         process = context.Process(
-            target=_worker, args=(sock, self.control_dir), name=f"serving-worker-{index}"
+            target=_worker,
+            args=(sock, self.control_dir, self.started[index]),
+            name=f"serving-worker-{index}",
         )
         process.start()
         return process

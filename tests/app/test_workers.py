@@ -1,12 +1,15 @@
 """``SERVING_WORKERS=2``: two processes on one socket, each with its models; metrics are summed
 over them, readiness and SIGTERM work as with one; a Triton API unload or load reaches both
-workers before it is answered, and a worker that replaces a dead one keeps to it."""
+workers before it is answered, and a worker that replaces a dead one keeps to it; a worker that
+cannot start stops the server."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +17,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.app.serving_process import start_server, stop_server
+from tests.app.serving_process import free_port, start_server, stop_server
+from tests.paths import REPO_ROOT
 
 
 def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
@@ -48,6 +52,33 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
         assert time.monotonic() - start < 15
     finally:
         stop_server(process)
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_status_3(tmp_path):
+    """As one process does when its models cannot load (uvicorn's start-up failure), not a
+    loop of replacements that never serve (before: 38 restarts in 20 s, never exiting)."""
+    env = {
+        **os.environ,
+        "SERVING_MODELS_DIR": str(tmp_path / "missing"),
+        "SERVING_WORKERS": "2",
+        "SERVING_HOST": "127.0.0.1",
+        "SERVING_PORT": str(free_port()),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        output, _ = process.communicate(timeout=90)
+    finally:
+        stop_server(process)
+    assert process.returncode == 3, output.decode(errors="replace")[-2000:]
+    assert b"before it started serving; stopping every worker" in output
+    assert b"starting another" not in output
 
 
 def test_an_api_unload_and_load_reach_every_worker(tiny_models_dir, tmp_path):
