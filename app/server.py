@@ -465,6 +465,7 @@ class DrainingServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
         self._drain_ends: float | None = None
         self.on_started: Callable[[], None] | None = None  # once the app is up and serving
+        self.supervisor_pid: int | None = None  # a worker's: drain and exit when it is gone
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)  # (a failed app start-up exits the process)
@@ -486,6 +487,16 @@ class DrainingServer(uvicorn.Server):
         )
 
     async def on_tick(self, counter: int) -> bool:
+        if (
+            self.supervisor_pid is not None
+            and counter % 10 == 0  # every second
+            and os.getppid() != self.supervisor_pid
+            and not self.state.draining
+        ):
+            # Killed (SIGKILL, a crash) without passing on SIGTERM: orphaned workers would
+            # serve on, unsupervised and holding the port, as gunicorn's workers do not either.
+            logger.warning("the supervisor (pid %d) is gone: draining", self.supervisor_pid)
+            self.handle_exit(signal.SIGTERM, None)
         if self._drain_ends is not None and time.monotonic() >= self._drain_ends:
             self._drain_ends = None
             self.should_exit = True
@@ -536,6 +547,7 @@ def _worker(sock: socket.socket, control_dir: str, started) -> None:
 
     server = build_server(get_settings(), SharedControl(Path(control_dir)))
     server.on_started = started.set
+    server.supervisor_pid = os.getppid()
     server.run(sockets=[sock])
 
 
@@ -551,7 +563,8 @@ class Supervisor:
     start-up failure status, 3, as a single server does (and as gunicorn does when a worker
     fails to boot): a start-up that keeps failing is the orchestrator's to see and back off
     from, not a loop of restarts here. SIGTERM is passed to every worker, which drains as a
-    single server does; the supervisor exits when they have."""
+    single server does; the supervisor exits when they have. A worker whose supervisor is gone
+    (killed without passing SIGTERM on) drains and exits within a second."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -5,6 +5,7 @@ cannot start stops the server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.app.serving_process import free_port, start_server, stop_server
 from tests.paths import REPO_ROOT
@@ -79,6 +81,31 @@ def test_a_worker_that_cannot_start_stops_the_server_with_status_3(tmp_path):
     assert process.returncode == 3, output.decode(errors="replace")[-2000:]
     assert b"before it started serving; stopping every worker" in output
     assert b"starting another" not in output
+
+
+def test_workers_whose_supervisor_is_killed_drain_and_exit(tiny_models_dir, tmp_path):
+    """SIGKILL (or a crash) passes no SIGTERM on: the workers notice within a second (before:
+    they served on for ever, unsupervised, holding the port)."""
+    (tmp_path / "tiny_image").symlink_to(tiny_models_dir / "tiny_image")
+    process, url = start_server(tmp_path, workers="2", drain_seconds="0.5")
+    workers = _workers(process.pid)
+    try:
+        assert len(workers) == 2
+        process.kill()
+        process.wait(5)
+        deadline = time.monotonic() + 15
+        while any(
+            Path(f"/proc/{pid}").exists() and _parent(Path(f"/proc/{pid}")) for pid in workers
+        ):
+            assert time.monotonic() < deadline, "the orphaned workers are still running"
+            time.sleep(0.2)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/v2/health/live", timeout=2)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stop_server(process)
 
 
 def test_an_api_unload_and_load_reach_every_worker(tiny_models_dir, tmp_path):
