@@ -148,10 +148,10 @@ class AdmissionMiddleware:
 
 
 # ---- admission before the app: see app.server --------------------------------------------
-# For a request's method, path and query at its headers: the complete 429 to send (refused),
-# the model's ConcurrencyLimit (admitted: a slot is held until the response ends) or None (the
-# app decides).
-QuickAdmission = Callable[[bytes, bytes, bytes], bytes | ConcurrencyLimit | None]
+# For a request's method, path, query and Content-Length (None: none) at its headers: the
+# complete 429 to send (refused), the model's ConcurrencyLimit (admitted: a slot is held until
+# the response ends) or None (the app decides).
+QuickAdmission = Callable[[bytes, bytes, bytes, int | None], bytes | ConcurrencyLimit | None]
 
 _PROTOCOL_PATH = re.compile(
     rb"^/v1/models/(?P<v1>[^/:]+)(?:/versions/(?P<v1v>\d+))?:predict$"
@@ -168,6 +168,7 @@ _PROTOCOL_TEMPLATES = {
 _TASK_PATH = re.compile(
     rb"^/v1/images/(?P<image>[^/:]+):classify$|^/v1/(?P<task>[a-z]+):(?:predict|forecast)$"
 )
+_IMAGE_TEMPLATE = "/v1/images/{model}:classify"
 TASK_MODELS = {
     b"sentiment": "sentiment",
     b"spam": "spam",
@@ -192,7 +193,7 @@ def _target(path: bytes, query: bytes) -> tuple[str, str | None, str] | None:
     if match is None:
         return None
     if match["image"] is not None:
-        name, template = match["image"].decode("latin-1"), "/v1/images/{model}:classify"
+        name, template = match["image"].decode("latin-1"), _IMAGE_TEMPLATE
     elif match["task"] in TASK_MODELS:
         name, template = TASK_MODELS[match["task"]], path.decode()
     else:
@@ -206,16 +207,20 @@ def quick_admission(app) -> QuickAdmission:
     inference request to one served model (``:predict`` / ``/infer`` and the typed endpoints):
     the complete 429 response (keep-alive) when its queue cannot take the request or it already
     has as many requests in progress as it can answer in time
-    (:class:`app.concurrency.ConcurrencyLimit`); else that limit, of which the protocol takes a
-    slot once the request's body has come whole (a slow upload holds none) and gives it back,
-    with the request's latency, when the response ends.
+    (:class:`app.concurrency.ConcurrencyLimit`), or, for an image upload larger than
+    ``inline_image_bytes`` (decoded in the image pool, ``app.image_pool``), when the pool's work
+    ahead would make it late; else that limit, of which the protocol takes a slot once the
+    request's body has come whole (a slow upload holds none) and gives it back, with the
+    request's latency, when the response ends.
 
     Why below the app: under overload most requests are refused, and a closed-loop client
     resends at once. Refused through the ASGI stack (a task, middleware, routing, an exception
     handler: ~200 us of event loop each) they take the loop from the admitted requests, whose
     answers then come late; refused here (no task) they do not."""
 
-    def admit(method: bytes, path: bytes, query: bytes) -> bytes | ConcurrencyLimit | None:
+    def admit(
+        method: bytes, path: bytes, query: bytes, body_bytes: int | None = None
+    ) -> bytes | ConcurrencyLimit | None:
         if method != b"POST":
             return None
         target = _target(path, query)
@@ -232,6 +237,13 @@ def quick_admission(app) -> QuickAdmission:
                     f"{limit.inflight} requests in progress, as many as it answers within "
                     "their deadline"
                 )
+            pool = getattr(app.state, "image_pool", None)
+            if (
+                template == _IMAGE_TEMPLATE
+                and pool is not None
+                and (body_bytes is None or body_bytes > app.state.settings.inline_image_bytes)
+            ):
+                pool.check_room(name, batcher.timeout_s)
         except QueueFullError as exc:
             metrics.HTTP_REQUESTS.labels(name, template, "POST", "429").inc()
             return _refusal(path.decode("latin-1"), exc)

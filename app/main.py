@@ -11,7 +11,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -34,6 +33,7 @@ from app.compression import GzipForClientsThatAcceptIt
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.explain import Explainer
+from app.image_pool import ImagePool
 from app.limits import RequestBodyMiddleware
 from app.metrics import MetricsMiddleware
 from app.repository import ModelRepository
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
         # No per-request logging by default: uvicorn's access log is a formatted line per request.
         logging.getLogger("uvicorn.access").disabled = not settings.access_log
         # Uploaded images are decoded here, a few at a time: bounded memory under any load.
-        image_pool = ThreadPoolExecutor(settings.image_workers, thread_name_prefix="image")
+        image_pool = ImagePool(settings.image_workers)
         app.state.image_pool = image_pool
         explainer = Explainer(
             settings.explain_concurrency,
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
             repository.leave_control()
             await repository.drain(settings.graceful_timeout_seconds)
             await repository.close()
-            image_pool.shutdown(wait=False, cancel_futures=True)
+            image_pool.shutdown()
             explainer.close()
 
     app = FastAPI(

@@ -66,6 +66,7 @@ from app.errors import (
     ServingError,
     error_bytes,
 )
+from app.image_pool import POOL_SECONDS_KEY
 from app.security import key_problem
 from app.worker_control import SharedControl
 
@@ -143,6 +144,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._admitted_by: ConcurrencyLimit | None = None
         self._slot: ConcurrencyLimit | None = None
         self._slot_since = 0.0
+        self._slot_state: dict = {}  # the request's scope["state"]: what the app reports
         self._refused_in_a_row = 0  # this connection's requests refused since its last admitted
         # Armed while the request head is awaited; while the body of an answered request is
         # discarded; while writing is paused (the client is not reading).
@@ -247,7 +249,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.api_keys and key_problem(self.headers, self.api_keys) is not None:
             return False  # the app answers 401: a refusal must not come before the key check
         path, _, query = self.url.partition(b"?")
-        verdict = self.quick_admission(self.parser.get_method(), path, query)
+        verdict = self.quick_admission(self.parser.get_method(), path, query, self._body_bytes())
         if verdict is None:
             return False
         if isinstance(verdict, ConcurrencyLimit):
@@ -270,6 +272,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._send_refusal(verdict)
         return True
+
+    def _body_bytes(self) -> int | None:
+        """The request's ``Content-Length`` (None without one: chunked)."""
+        for name, value in self.headers:
+            if name == b"content-length":
+                return int(value)  # (the parser has checked it is one number)
+        return None
 
     def _refusal_delay(self) -> float:
         """How long this refusal is held: none for a first refusal (or one after an admitted
@@ -313,6 +322,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._slot, self._admitted_by = self._admitted_by, None
                 self._slot.acquire()
                 self._slot_since = time.monotonic()
+                state = self.scope.get("state")
+                self._slot_state = state if state is not None else {}  # (the same dict)
             super().on_message_complete()
             return
         if not self._refusal_pending:
@@ -368,7 +379,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._admitted_by = None  # answered (or lost) before its body came: no slot was taken
         slot, self._slot = self._slot, None
         if slot is not None:
-            slot.release(time.monotonic() - self._slot_since if measured else None)
+            # The model's part: not the time its pictures waited for the image pool, which
+            # has its own admission (app.image_pool).
+            elsewhere = self._slot_state.get(POOL_SECONDS_KEY, 0.0)
+            latency = max(time.monotonic() - self._slot_since - elsewhere, 0.0)
+            slot.release(latency if measured else None)
 
     # ---- send timer: the transport pauses writing while more than its high-water mark waits
     def pause_writing(self) -> None:

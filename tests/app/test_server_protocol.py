@@ -15,6 +15,7 @@ from app.admission import TASK_MODELS, quick_admission
 from app.batching import DynamicBatcher
 from app.concurrency import ConcurrencyLimit
 from app.errors import ModelNotFoundError
+from app.image_pool import POOL_SECONDS_KEY, ImagePool
 from app.server import GuardedHttpToolsProtocol
 
 pytestmark = pytest.mark.anyio
@@ -104,7 +105,7 @@ async def _protocol(
 async def test_a_refused_request_never_reaches_the_app_and_the_connection_goes_on(delay_s):
     refusal = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
     answers = iter([refusal, refusal, None])
-    protocol, transport, reached = await _protocol(lambda m, p, q: next(answers), delay_s)
+    protocol, transport, reached = await _protocol(lambda m, p, q, n: next(answers), delay_s)
     protocol.data_received(REQUEST)
     assert transport.written.startswith(b"HTTP/1.1 429 ")  # a first refusal: at once
     transport.written.clear()
@@ -126,7 +127,7 @@ async def test_a_refused_request_never_reaches_the_app_and_the_connection_goes_o
 
 async def test_the_admission_sees_the_method_the_path_and_the_query():
     seen = []
-    protocol, transport, _ = await _protocol(lambda m, p, q: seen.append((m, p, q)))
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: seen.append((m, p, q)))
     protocol.data_received(REQUEST.replace(b":predict", b":predict?x=1", 1))
     await asyncio.sleep(0.05)
     assert seen == [(b"POST", b"/v1/models/m:predict", b"x=1")]
@@ -149,7 +150,7 @@ async def _answer(protocol, transport) -> tuple[bytes, float]:
 async def test_refusals_in_a_row_are_held_longer_and_an_admitted_request_resets_the_hold():
     limit = ConcurrencyLimit(5.0)
     verdicts = iter([REFUSAL] * 5 + [limit, REFUSAL])
-    protocol, transport, _ = await _protocol(lambda m, p, q: next(verdicts), 0.01, 0.5)
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: next(verdicts), 0.01, 0.5)
     holds = []
     for _ in range(5):
         status, seconds = await _answer(protocol, transport)
@@ -173,7 +174,7 @@ class RecordingLimit(ConcurrencyLimit):
         super().__init__(5.0)
         self.released: list[float | None] = []
 
-    def admit(self, method: bytes, path: bytes, query: bytes) -> ConcurrencyLimit:
+    def admit(self, method: bytes, path: bytes, query: bytes, size: int | None) -> ConcurrencyLimit:
         """A quick admission by this cap (the protocol takes the slot)."""
         return self
 
@@ -212,6 +213,20 @@ async def test_a_request_whose_body_is_still_coming_holds_no_slot():
         await asyncio.sleep(0.002)
     assert limit.inflight == 0 and len(limit.released) == 1
     assert 0.02 <= limit.released[0] < 0.07  # its latency runs from the last body byte
+    protocol.connection_lost(None)
+
+
+async def test_the_time_a_request_spent_in_the_image_pool_is_not_the_models():
+    limit, gate = RecordingLimit(), asyncio.Event()
+
+    protocol, transport, reached = await _protocol(limit.admit, gate=gate)
+    protocol.data_received(REQUEST)
+    await asyncio.sleep(0.06)
+    protocol.scope["state"][POOL_SECONDS_KEY] = 0.05  # as app.image_pool reports it
+    gate.set()
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    assert len(limit.released) == 1 and 0.0 <= limit.released[0] < 0.04
     protocol.connection_lost(None)
 
 
@@ -286,6 +301,27 @@ def test_the_typed_endpoints_are_admitted_for_their_model_and_version():
     assert asked == [("m", "3"), ("movie_profit", None), ("sentiment", "stable")]
 
 
+def test_an_image_upload_too_big_to_decode_inline_is_refused_when_the_pool_is_behind():
+    batcher = DynamicBatcher(lambda inputs: inputs, name="m", timeout_s=1.0)
+    app = _app_with(batcher)
+    app.state.settings = SimpleNamespace(inline_image_bytes=1024)
+    app.state.image_pool = ImagePool(1)
+    app.state.image_pool.jobs, app.state.image_pool.job_time_s = 4, 0.2  # ~1 s ahead
+    admit = quick_admission(app)
+    try:
+        for size in (5000, None):  # a large upload, a chunked one
+            refusal = admit(b"POST", b"/v1/images/m:classify", b"", size)
+            assert isinstance(refusal, bytes) and refusal.startswith(b"HTTP/1.1 429 ")
+            assert b"image_workers" in refusal and b"application/problem+json" in refusal
+        # A small one is decoded on the event loop; other paths never wait for the pool.
+        assert admit(b"POST", b"/v1/images/m:classify", b"", 900) is batcher.concurrency
+        assert admit(b"POST", b"/v1/models/m:predict", b"", 5000) is batcher.concurrency
+        app.state.image_pool.jobs = 0
+        assert admit(b"POST", b"/v1/images/m:classify", b"", 5000) is batcher.concurrency
+    finally:
+        app.state.image_pool.shutdown()
+
+
 def test_the_typed_endpoints_table_follows_the_routes():
     from app.api.tasks import churn, movies, sales, sentiment, spam
     from app.main import create_app
@@ -324,7 +360,7 @@ async def test_a_request_held_after_one_that_ended_in_the_same_read_keeps_its_co
     # while the second is held.
     verdicts = iter([REFUSAL, REFUSAL])
     protocol, transport, _ = await _protocol(
-        lambda m, p, q: next(verdicts), delay_s=0.3, max_delay_s=0.3, keep_alive_s=0.2
+        lambda m, p, q, n: next(verdicts), delay_s=0.3, max_delay_s=0.3, keep_alive_s=0.2
     )
     head, _, body = REQUEST.partition(b"\r\n\r\n")
     protocol.data_received(head + b"\r\n\r\n")
@@ -341,7 +377,7 @@ async def test_a_request_held_after_one_that_ended_in_the_same_read_keeps_its_co
 async def test_with_api_keys_only_a_request_with_a_valid_key_is_admitted_early():
     seen = []
     protocol, transport, reached = await _protocol(
-        lambda m, p, q: seen.append(p), api_keys=(b"k1", b"k2")
+        lambda m, p, q, n: seen.append(p), api_keys=(b"k1", b"k2")
     )
     for auth in [b"", b"Authorization: Bearer wrong\r\n", b"Authorization: Bearer k2\r\n"]:
         transport.written.clear()
@@ -372,7 +408,7 @@ async def _written(transport, marker: bytes) -> None:
 
 
 async def test_the_body_of_an_answered_request_is_discarded_and_the_next_request_served():
-    protocol, transport, reached = await _protocol(lambda m, p, q: None)
+    protocol, transport, reached = await _protocol(lambda m, p, q, n: None)
     protocol.max_header_bytes = 4096
     protocol.data_received(_early(100_000))
     await _written(transport, b"HTTP/1.1 404 ")
@@ -397,7 +433,7 @@ def _cuts(reason: str) -> float:
 
 async def test_an_answered_body_that_stops_coming_closes_the_connection_after_body_timeout_s():
     before = _cuts("discard_timeout")
-    protocol, transport, _ = await _protocol(lambda m, p, q: None, body_timeout_s=0.3)
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: None, body_timeout_s=0.3)
     protocol.data_received(_early(1000) + b"x" * 10)
     await _written(transport, b"HTTP/1.1 404 ")
     for _ in range(6):  # a byte now and then: no timer of uvicorn's would ever fire
@@ -410,7 +446,7 @@ async def test_an_answered_body_that_stops_coming_closes_the_connection_after_bo
 
 
 async def test_after_an_answered_body_has_come_the_idle_connection_is_closed():
-    protocol, transport, _ = await _protocol(lambda m, p, q: None, keep_alive_s=0.05)
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: None, keep_alive_s=0.05)
     protocol.data_received(_early(10))
     await _written(transport, b"HTTP/1.1 404 ")
     protocol.data_received(b"x" * 10)  # cancels uvicorn's keep-alive timer: ours re-arms it
@@ -420,7 +456,7 @@ async def test_after_an_answered_body_has_come_the_idle_connection_is_closed():
 
 
 async def test_an_expect_continue_request_answered_before_its_body_closes_the_connection():
-    protocol, transport, _ = await _protocol(lambda m, p, q: None)
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: None)
     protocol.data_received(_early(10**9, b"Expect: 100-continue\r\n"))
     await _written(transport, b"no")
     assert b"100 Continue" not in transport.written
@@ -429,7 +465,7 @@ async def test_an_expect_continue_request_answered_before_its_body_closes_the_co
 
 
 async def test_an_expect_continue_request_whose_body_is_asked_for_keeps_its_connection():
-    protocol, transport, _ = await _protocol(lambda m, p, q: None)
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: None)
     head, _, body = REQUEST.partition(b"\r\n\r\n")
     protocol.data_received(head + b"\r\nExpect: 100-continue\r\n\r\n")
     await _written(transport, b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -440,7 +476,7 @@ async def test_an_expect_continue_request_whose_body_is_asked_for_keeps_its_conn
 
 
 async def test_an_expect_continue_request_refused_at_its_headers_closes_the_connection():
-    protocol, transport, reached = await _protocol(lambda m, p, q: REFUSAL)
+    protocol, transport, reached = await _protocol(lambda m, p, q, n: REFUSAL)
     head, _, _ = REQUEST.partition(b"\r\n\r\n")
     protocol.data_received(head + b"\r\nExpect: 100-continue\r\n\r\n")
     assert transport.written.startswith(b"HTTP/1.1 429 ")
@@ -450,7 +486,7 @@ async def test_an_expect_continue_request_refused_at_its_headers_closes_the_conn
 
 
 async def test_the_body_of_a_request_refused_at_its_headers_must_come_within_body_timeout_s():
-    protocol, transport, _ = await _protocol(lambda m, p, q: REFUSAL, body_timeout_s=0.1)
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: REFUSAL, body_timeout_s=0.1)
     head, _, _ = REQUEST.partition(b"\r\n\r\n")
     protocol.data_received(head + b"\r\n\r\n")
     assert transport.written.startswith(b"HTTP/1.1 429 ") and not transport.closed

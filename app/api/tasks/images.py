@@ -7,10 +7,8 @@ cannot send multipart. Decoding and fitting to the model's input: ``app/imaging.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import time
 from collections.abc import Callable
 from typing import Annotated, Any, NamedTuple, TypeVar
 
@@ -39,7 +37,6 @@ from app.classification import class_names, decide, rank_classes
 from app.codec import json_response
 from app.config import Settings
 from app.errors import (
-    DeadlineExceededError,
     InvalidInputError,
     PayloadTooLargeError,
     ServingError,
@@ -47,6 +44,7 @@ from app.errors import (
 )
 from app.examples import SEVEN_B64
 from app.explain import explain_images, require_signatures
+from app.image_pool import ImagePool
 from app.imaging import ImageSpec, Invert, open_image, prepare_image
 from app.multipart import parse_form
 from app.servable import ServedModel
@@ -252,8 +250,8 @@ async def _fit_images(
     """The uploads decoded and fitted to the model's input, as one batch. Small files
     (``inline_image_bytes`` in all) have their headers read here, and small pictures
     (``inline_image_pixels`` in all) are fitted here, at once; anything larger is read, decoded
-    and fitted in the app's bounded image pool (``image_workers`` threads: memory stays bounded
-    however many uploads arrive), inside the request's deadline."""
+    and fitted in the app's image pool (``image_workers`` threads: memory stays bounded however
+    many uploads arrive; ``app.image_pool``), inside the request's deadline."""
     spec = ImageSpec.from_metadata(served.metadata)
     max_pixels = settings.max_image_pixels
     opened: list[bytes] | list[Image] = [upload.data for upload in files]
@@ -263,18 +261,18 @@ async def _fit_images(
         ]
         if sum(image.width * image.height for image in opened) <= settings.inline_image_pixels:
             return _prepare_all(files, opened, spec, invert, max_pixels)
-    remaining = deadline_after(served.batcher.timeout_s) - time.monotonic()
-    loop = asyncio.get_running_loop()
-    pool = request.app.state.image_pool
-    try:
-        async with asyncio.timeout(max(remaining, 0.0)):
-            return await loop.run_in_executor(
-                pool, _prepare_all, files, opened, spec, invert, max_pixels
-            )
-    except TimeoutError:
-        raise DeadlineExceededError(
-            "the images could not be decoded within the request's deadline"
-        ) from None
+    pool: ImagePool = request.app.state.image_pool
+    return await pool.run(
+        _prepare_all,
+        files,
+        opened,
+        spec,
+        invert,
+        max_pixels,
+        model=served.name,
+        deadline=deadline_after(served.batcher.timeout_s),
+        state=request.scope.get("state"),
+    )
 
 
 def _prepare_all(
