@@ -31,61 +31,17 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.endpoints import cases  # noqa: E402
+from bench.inprocess import _drive  # noqa: E402
 from bench.run import REPO_ROOT, machine_description  # noqa: E402
 
 VARIANTS = ("as served", "decoding replaced", "decoding and form replaced")
 
 
-async def _drive(app, path: str, body: bytes, content_type: str, callers: int, seconds: float):
-    """Requests answered and their statuses, ``callers`` at once for ``seconds``."""
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    statuses: dict[int, int] = {}
-    stop_at = time.perf_counter() + seconds
-
-    async def one_request() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
-        sent, done, status = False, asyncio.Event(), [0]
-
-        async def receive() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await done.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
-
-        await app(scope, receive, send)
-        statuses[status[0]] = statuses.get(status[0], 0) + 1
-
-    async def caller() -> None:
-        while time.perf_counter() < stop_at:
-            await one_request()
-
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    return statuses
+async def _run(app, case: tuple[str, bytes, str], callers: int, seconds: float) -> dict:
+    """The statuses of ``callers`` sending ``case`` (path, body, content type) for ``seconds``."""
+    path, body, content_type = case
+    outcome = await _drive(app, body, path, callers, seconds, content_type)
+    return outcome["statuses"]
 
 
 def _replaced(variant: str, png: bytes, pixels: np.ndarray):
@@ -120,7 +76,7 @@ async def _measure(args: argparse.Namespace) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {}
     async with app.router.lifespan_context(app):
         for label in ("predict", "image upload"):  # warm-up
-            await _drive(app, *by_label[label], args.concurrency, min(args.duration, 1.0))
+            await _run(app, by_label[label], args.concurrency, min(args.duration, 1.0))
         for _ in range(args.rounds):
             for variant in ("predict", *VARIANTS):
                 label = "predict" if variant == "predict" else "image upload"
@@ -136,7 +92,7 @@ async def _measure(args: argparse.Namespace) -> dict[str, list[dict]]:
                         time.thread_time(),
                         time.perf_counter(),
                     )
-                    statuses = await _drive(app, *by_label[label], args.concurrency, args.duration)
+                    statuses = await _run(app, by_label[label], args.concurrency, args.duration)
                     cpu = time.process_time() - cpu
                     loop_cpu = time.thread_time() - loop_cpu
                     wall = time.perf_counter() - wall

@@ -37,9 +37,17 @@ def _model_totals(model: str) -> tuple[tuple[float, float], tuple[float, float]]
     )
 
 
-async def _drive(app, body: bytes, path: str, concurrency: int, duration_s: float) -> dict:
+async def _drive(
+    app,
+    body: bytes,
+    path: str,
+    concurrency: int,
+    duration_s: float,
+    content_type: str = "application/json",
+) -> dict:
+    """Statuses and latencies of ``concurrency`` callers sending ``body`` for ``duration_s``."""
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
     statuses: dict[int, int] = {}

@@ -24,8 +24,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(models: Path, **settings: str) -> tuple[subprocess.Popen, str]:
-    """The process and its base URL, once ``/v2/health/ready`` answers 200."""
+def launch(models: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """``python -m app`` started (not yet ready) and its base URL; its output in ``stdout``."""
     port = free_port()
     env = {
         **os.environ,
@@ -43,7 +43,12 @@ def start_server(models: Path, **settings: str) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_server(models: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """The process and its base URL, once ``/v2/health/ready`` answers 200."""
+    process, url = launch(models, **settings)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:
         if process.poll() is not None:

@@ -9,8 +9,6 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.app.serving_process import free_port, start_server, stop_server
-from tests.paths import REPO_ROOT
+from tests.app.serving_process import launch, start_server, stop_server
 
 
 def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
@@ -59,21 +56,7 @@ def test_two_workers_serve_count_and_stop_together(tiny_models_dir, tmp_path):
 def test_a_worker_that_cannot_start_stops_the_server_with_status_3(tmp_path):
     """As one process does when its models cannot load (uvicorn's start-up failure), not a
     loop of replacements that never serve (before: 38 restarts in 20 s, never exiting)."""
-    env = {
-        **os.environ,
-        "SERVING_MODELS_DIR": str(tmp_path / "missing"),
-        "SERVING_WORKERS": "2",
-        "SERVING_HOST": "127.0.0.1",
-        "SERVING_PORT": str(free_port()),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process, _ = launch(tmp_path / "missing", workers="2", log_level="info")
     try:
         output, _ = process.communicate(timeout=90)
     finally:
