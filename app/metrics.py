@@ -81,7 +81,7 @@ QUEUE_WAIT = Histogram(
 )
 REJECTED = Counter(
     "serving_rejected_requests_total",
-    "Requests refused by the batcher: queue full or deadline exceeded.",
+    "Requests refused before their model call: queue full, deadline passed, image pool full.",
     ["model", "reason"],
     registry=REGISTRY,
 )
