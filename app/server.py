@@ -277,7 +277,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """The request's ``Content-Length`` (None without one: chunked)."""
         for name, value in self.headers:
             if name == b"content-length":
-                return int(value)  # (the parser has checked it is one number)
+                return int(value) if value.isdigit() else None  # (the parser checked it)
         return None
 
     def _refusal_delay(self) -> float:
