@@ -194,7 +194,7 @@ def test_a_request_waiting_for_its_clients_body_holds_no_slot_and_its_deadline_w
     assert seen["counted_at_start"] == seen["counted_after_first_part"] == 1
     assert seen["counted_while_waiting"] == 0
     assert seen["counted_with_the_body"] == 1
-    assert 0.1 <= seen["moved_by"] < 0.3  # the deadline waited for the client too
+    assert 0.1 <= seen["moved_by"] < 1  # the deadline waited for the client too
     assert state.inflight == 0
 
 

@@ -203,7 +203,7 @@ async def test_a_request_whose_body_is_still_coming_holds_no_slot():
 
     protocol, transport, reached = await _protocol(limit.admit, gate=gate)
     protocol.data_received(REQUEST[:-5])  # the headers and part of the body
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
     assert reached and limit.inflight == 0  # the app waits for the client, not the server
     protocol.data_received(REQUEST[-5:])
     assert limit.inflight == 1  # taken with the last body byte
@@ -212,7 +212,7 @@ async def test_a_request_whose_body_is_still_coming_holds_no_slot():
     while not transport.written:
         await asyncio.sleep(0.002)
     assert limit.inflight == 0 and len(limit.released) == 1
-    assert 0.02 <= limit.released[0] < 0.07  # its latency runs from the last body byte
+    assert 0.02 <= limit.released[0] < 0.25  # from the last body byte, not the headers (0.32)
     protocol.connection_lost(None)
 
 
@@ -221,12 +221,12 @@ async def test_the_time_a_request_spent_in_the_image_pool_is_not_the_models():
 
     protocol, transport, reached = await _protocol(limit.admit, gate=gate)
     protocol.data_received(REQUEST)
-    await asyncio.sleep(0.06)
-    protocol.scope["state"][POOL_SECONDS_KEY] = 0.05  # as app.image_pool reports it
+    await asyncio.sleep(0.3)
+    protocol.scope["state"][POOL_SECONDS_KEY] = 0.25  # as app.image_pool reports it
     gate.set()
     while not transport.written:
         await asyncio.sleep(0.002)
-    assert len(limit.released) == 1 and 0.0 <= limit.released[0] < 0.04
+    assert len(limit.released) == 1 and 0.0 <= limit.released[0] < 0.2  # (0.3 with the pool)
     protocol.connection_lost(None)
 
 
