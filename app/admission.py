@@ -13,6 +13,7 @@
   ``max_connections``.
 - While the server **drains** (SIGTERM, see ``app.server``) every response says
   ``Connection: close`` so that clients move their keep-alive connections elsewhere.
+- A request's own ``X-Request-ID`` is echoed on its response (``app.request_ids``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import metrics
+from app import metrics, request_ids
 from app.concurrency import ConcurrencyLimit
 from app.errors import (
     QueueFullError,
@@ -87,9 +88,14 @@ class AdmissionMiddleware:
             return
         arrival = _Arrival(time.monotonic())
         token = _arrival.set(arrival)
+        request_id = request_ids.from_headers(scope["headers"])
+        id_token = request_ids.bind(request_id)
+        send = self._closing(send)
+        if request_id is not None:
+            send = _echoing(send, request_id)
         try:
             if scope["path"] in UNLIMITED_PATHS:
-                await self.app(scope, receive, self._closing(send))
+                await self.app(scope, receive, send)
                 return
             state = self.state
             if state.inflight >= self.max_inflight:
@@ -100,14 +106,15 @@ class AdmissionMiddleware:
                         "(max_inflight_requests); retry later"
                     ),
                 )
-                await response(scope, receive, self._closing(send))
+                await response(scope, receive, send)
                 return
             state.inflight += 1
             try:
-                await self.app(scope, self._client_paced(receive, arrival), self._closing(send))
+                await self.app(scope, self._client_paced(receive, arrival), send)
             finally:
                 state.inflight -= 1
         finally:
+            request_ids.reset(id_token)
             _arrival.reset(token)
 
     def _client_paced(self, receive: Receive, arrival: _Arrival) -> Receive:
@@ -145,6 +152,19 @@ class AdmissionMiddleware:
             await send(message)
 
         return send_closing
+
+
+def _echoing(send: Send, request_id: str) -> Send:
+    """``send`` that puts the request's own ``X-Request-ID`` on its response."""
+    header = (b"x-request-id", request_id.encode())
+
+    async def send_echoing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+            message = {**message, "headers": [*headers, header]}
+        await send(message)
+
+    return send_echoing
 
 
 # ---- admission before the app: see app.server --------------------------------------------

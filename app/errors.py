@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from app import request_ids
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://tf-model-serving.local/problems/"
@@ -201,8 +203,10 @@ def error_response(
     slug: str | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    request_id: str | None = None,
 ) -> Response:
-    """The error body the protocol of ``path`` expects."""
+    """The error body the protocol of ``path`` expects; a problem names the request's ID
+    (``request_id``, else the current request's: ``app.request_ids``)."""
     if uses_protocol_errors(path):
         return Response(
             orjson.dumps({"error": detail}), status, headers, media_type="application/json"
@@ -214,6 +218,9 @@ def error_response(
         "detail": detail,
         **(extra or {}),
     }
+    request_id = request_id or request_ids.current()
+    if request_id is not None:
+        body["request_id"] = request_id
     return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
 
 
@@ -253,9 +260,17 @@ def _reason(status: int) -> str:
 
 async def _serving_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
-    if exc.status_code >= 500 and not isinstance(exc, ModelNotReadyError | DeadlineExceededError):
-        logger.error("%s %s: %s", request.method, request.scope["path"], exc.detail)
-    return serving_error_response(request.scope["path"], exc)
+    if exc.status_code < 500:
+        return serving_error_response(request.scope["path"], exc)
+    request_id, new = request_ids.for_error()
+    if not isinstance(exc, ModelNotReadyError | DeadlineExceededError):
+        logger.error(
+            "%s %s: %s (request %s)", request.method, request.scope["path"], exc.detail, request_id
+        )
+    response = serving_error_response(request.scope["path"], exc)
+    if new:  # (a request's own ID is echoed by app.admission)
+        response.headers[request_ids.HEADER] = request_id
+    return response
 
 
 class PassedThroughError(StarletteHTTPException):
@@ -324,9 +339,19 @@ async def _client_disconnect_handler(request: Request, exc: Exception) -> Respon
 
 
 async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.scope["path"])
+    # Answered outside the app's middleware (Starlette's ServerErrorMiddleware): the request's
+    # own ID is read again, and the header set here.
+    request_id = request_ids.from_headers(request.scope["headers"]) or request_ids.for_error()[0]
+    logger.exception(
+        "unhandled error on %s %s (request %s)", request.method, request.scope["path"], request_id
+    )
     return error_response(
-        request.scope["path"], 500, "internal server error", slug="internal-error"
+        request.scope["path"],
+        500,
+        "internal server error",
+        slug="internal-error",
+        headers={request_ids.HEADER: request_id},
+        request_id=request_id,
     )
 
 

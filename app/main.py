@@ -129,8 +129,9 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
                 "Content-Type",
                 "Content-Encoding",
                 "Inference-Header-Content-Length",
+                "X-Request-ID",
             ],
-            expose_headers=["Inference-Header-Content-Length", "Retry-After"],
+            expose_headers=["Inference-Header-Content-Length", "Retry-After", "X-Request-ID"],
         )
     app.add_middleware(
         AdmissionMiddleware, state=app.state.server, max_inflight=settings.max_inflight_requests

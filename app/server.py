@@ -54,7 +54,7 @@ from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import STARTUP_FAILURE
 
-from app import metrics
+from app import metrics, request_ids
 from app.admission import QuickAdmission, ServerState, quick_admission
 from app.concurrency import ConcurrencyLimit
 from app.config import Settings
@@ -257,6 +257,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._admitted_by = verdict  # its slot is taken when the body has come
             self._refused_in_a_row = 0
             return False
+        request_id = request_ids.from_headers(self.headers)
+        if request_id is not None:  # the request's own ID, as the app echoes it
+            head, blank_line, body = verdict.partition(b"\r\n\r\n")
+            verdict = head + b"\r\nx-request-id: " + request_id.encode() + blank_line + body
         if self.expect_100_continue:
             # The client may be holding its body back: the connection ends with the refusal.
             head, blank_line, body = verdict.partition(b"\r\n\r\n")

@@ -485,6 +485,17 @@ async def test_an_expect_continue_request_refused_at_its_headers_closes_the_conn
     protocol.connection_lost(None)
 
 
+async def test_a_refusal_at_the_headers_echoes_the_requests_own_id():
+    protocol, transport, _ = await _protocol(lambda m, p, q, n: REFUSAL)
+    head, _, body = REQUEST.partition(b"\r\n\r\n")
+    protocol.data_received(head + b"\r\nX-Request-ID: r-7\r\n\r\n" + body + b"}")
+    assert transport.written.startswith(b"HTTP/1.1 429 ")
+    assert b"\r\nx-request-id: r-7\r\n\r\n" in transport.written
+    protocol.data_received(REQUEST + b"}")  # without one: none
+    assert transport.written.count(b"x-request-id") == 1
+    protocol.connection_lost(None)
+
+
 async def test_the_body_of_a_request_refused_at_its_headers_must_come_within_body_timeout_s():
     protocol, transport, _ = await _protocol(lambda m, p, q, n: REFUSAL, body_timeout_s=0.1)
     head, _, _ = REQUEST.partition(b"\r\n\r\n")

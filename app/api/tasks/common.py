@@ -166,6 +166,10 @@ class Problem(BaseModel):
     detail: str
     field: str | None = Field(default=None, description="The offending field, when known.")
     file: str | None = Field(default=None, description="The offending file, when known.")
+    request_id: str | None = Field(
+        default=None,
+        description="The request's X-Request-ID; for a server error (5xx), one made for it.",
+    )
 
 
 PROBLEM_REF = "#/components/schemas/Problem"
