@@ -1,0 +1,203 @@
+"""Can one kind of client starve another? ``python -m bench.starvation``.
+
+Each scenario starts ``python -m app`` (127.0.0.1, committed models), lets one kind of client
+press on the server, and measures what a second, ordinary client gets meanwhile:
+
+1. **slow uploads**: ``--slow-uploads`` connections (800) each send the headers and one byte of
+   a single-digit ``:predict`` body, then wait; 20 ordinary ``:predict`` requests are sent, then
+   the uploads are completed, one after another, and answered.
+2. **costly pictures**: ``--clients`` threads (32) upload 4096x4096 RGBA PNGs (~76 KB each,
+   about a third of a second each to decode and fit) to ``mnist:classify`` back to back for
+   ``-d`` seconds, beside a client sending one 28x28 digit to the same endpoint every 100 ms.
+3. **heavy texts**: 16 threads send 256 texts of 2,000 characters each to ``sentiment:predict``
+   back to back, beside a client sending one short text every 100 ms.
+
+Printed: each client's statuses (count, p50 and worst latency). Traffic goes to 127.0.0.1 only
+and every server is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.overload import HOST, Server, multipart, request
+from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
+
+PROBE_INTERVAL_S = 0.1
+WORDS = "the food was cold and the waiter was rude never again great service lovely"
+
+
+def _tally(outcomes: list[tuple[int, float]]) -> str:
+    """'200: 181 (p50 8 ms, worst 31 ms); 429: ...' for (status, seconds) outcomes."""
+    by_status: dict[int, list[float]] = {}
+    for status, seconds in outcomes:
+        by_status.setdefault(status, []).append(seconds)
+    return "; ".join(
+        f"{status}: {len(times)} (p50 {statistics.median(times) * 1000:.0f} ms, worst "
+        f"{max(times) * 1000:.0f} ms)"
+        for status, times in sorted(by_status.items())
+    )
+
+
+def _press(
+    url: str,
+    body: bytes,
+    content_type: str,
+    clients: int,
+    seconds: float,
+    probe: tuple[str, bytes, str],
+) -> tuple[list, list]:
+    """``clients`` threads sending ``body`` back to back, and the probe every 100 ms."""
+    stop_at = time.monotonic() + seconds
+    pressed: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        while time.monotonic() < stop_at:
+            status, _, took = request("POST", url, body, {"Content-Type": content_type}, 120)
+            with lock:
+                pressed.append((status, took))
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    probed = []
+    probe_url, probe_body, probe_type = probe
+    while time.monotonic() < stop_at:
+        status, _, took = request("POST", probe_url, probe_body, {"Content-Type": probe_type})
+        probed.append((status, took))
+        time.sleep(PROBE_INTERVAL_S)
+    for thread in threads:
+        thread.join(150)
+    return pressed, probed
+
+
+def _png(pixels: np.ndarray, mode: str) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def slow_uploads(args, results: dict) -> None:
+    body = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
+    head = (
+        "POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    server = Server(args.models_dir, "mnist", RESULTS_DIR)
+    uploads: list[socket.socket] = []
+    try:
+        server.wait_ready()
+        for _ in range(args.slow_uploads):
+            sock = socket.create_connection((HOST, server.port), timeout=30)
+            sock.sendall(head + body[:1])
+            uploads.append(sock)
+        time.sleep(1)
+        url = f"{server.url}/v1/models/mnist:predict"
+        ordinary = []
+        for _ in range(20):
+            status, _, took = request("POST", url, body, {"Content-Type": "application/json"})
+            ordinary.append((status, took))
+        completed = []
+        for sock in uploads:
+            started = time.perf_counter()
+            sock.sendall(body[1:])
+            answer = sock.recv(64)
+            completed.append((int(answer[9:12] or 0), time.perf_counter() - started))
+        results["slow_uploads"] = {"ordinary": ordinary, "completed": completed}
+        print(
+            f"{args.slow_uploads} slow uploads held open; 20 ordinary :predict requests: "
+            f"{_tally(ordinary)}"
+        )
+        print(f"  the slow uploads, completed one after another: {_tally(completed)}")
+    finally:
+        for sock in uploads:
+            sock.close()
+        server.stop()
+
+
+def costly_pictures(args, results: dict) -> None:
+    ramp = np.linspace(0, 255, 4096, dtype=np.float32)
+    rgba = np.zeros((4096, 4096, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 3] = ramp[None, :], ramp[:, None], 255
+    big, big_type = multipart(_png(rgba, "RGBA"), "big.png")
+    digit, digit_type = multipart(_png(np.zeros((28, 28), np.uint8), "L"), "digit.png")
+    server = Server(args.models_dir, "mnist", RESULTS_DIR)
+    try:
+        server.wait_ready()
+        url = f"{server.url}/v1/images/mnist:classify"
+        pressed, probed = _press(
+            url, big, big_type, args.clients, args.duration, (url, digit, digit_type)
+        )
+        results["costly_pictures"] = {"pictures": pressed, "digit_probe": probed}
+        print(
+            f"{args.clients} clients uploading 4096x4096 RGBA PNGs ({len(big) // 1000} KB) for "
+            f"{args.duration:g} s: {_tally(pressed)}"
+        )
+        print(f"  a digit every 100 ms to the same endpoint: {_tally(probed)}")
+    finally:
+        server.stop()
+
+
+def heavy_texts(args, results: dict) -> None:
+    words = WORDS.split(" ")
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(words) for _ in range(400))[:2000] for _ in range(256)]
+    heavy = json.dumps({"texts": texts}).encode()
+    light = json.dumps({"texts": ["The food was cold."]}).encode()
+    server = Server(args.models_dir, "sentiment", RESULTS_DIR)
+    try:
+        server.wait_ready()
+        url = f"{server.url}/v1/sentiment:predict"
+        as_json = "application/json"
+        pressed, probed = _press(url, heavy, as_json, 16, args.duration, (url, light, as_json))
+        results["heavy_texts"] = {"heavy": pressed, "light_probe": probed}
+        print(
+            f"16 clients sending 256 texts of 2,000 characters for {args.duration:g} s: "
+            f"{_tally(pressed)}"
+        )
+        print(f"  one short text every 100 ms: {_tally(probed)}")
+    finally:
+        server.stop()
+
+
+SCENARIOS = {
+    "slow_uploads": slow_uploads,
+    "costly_pictures": costly_pictures,
+    "heavy_texts": heavy_texts,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.starvation", description=__doc__)
+    parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("-d", "--duration", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=32, help="costly-picture clients")
+    parser.add_argument("--slow-uploads", type=int, default=800)
+    args = parser.parse_args(argv)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    results: dict = {"machine": machine_description(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(results["machine"])
+    for name in args.scenarios.split(","):
+        SCENARIOS[name](args, results)
+    out = RESULTS_DIR / "starvation.json"
+    out.write_text(json.dumps(results))
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
