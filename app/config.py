@@ -305,7 +305,9 @@ class Settings(BaseSettings, BatchingConfig):
         ge=0,
         description="Requests whose files have more bytes than this in all are read (header "
         "included) in the image_workers pool, never on the event loop: a hostile header "
-        "(thousands of JPEG markers or GIF comments) costs Pillow about 0.3 ms per KB to read.",
+        "(thousands of JPEG markers or GIF comments) costs Pillow about 0.3 ms per KB to read. "
+        "python -m app: an upload whose Content-Length is over this is checked against the "
+        "pool's queue at its headers (429 when it would be late).",
     )
     max_text_chars: PositiveInt = 10_000
     max_items_per_request: PositiveInt = 256
