@@ -90,9 +90,13 @@ class AdmissionMiddleware:
         token = _arrival.set(arrival)
         request_id = request_ids.from_headers(scope["headers"])
         id_token = request_ids.bind(request_id)
-        send = self._closing(send)
+        extra_headers = {}
+        if self.state.draining:
+            extra_headers[b"connection"] = b"close"
         if request_id is not None:
-            send = _echoing(send, request_id)
+            extra_headers[b"x-request-id"] = request_id.encode()
+        if extra_headers:
+            send = _setting_headers(send, extra_headers)
         try:
             if scope["path"] in UNLIMITED_PATHS:
                 await self.app(scope, receive, send)
@@ -141,30 +145,18 @@ class AdmissionMiddleware:
 
         return client_paced_receive
 
-    def _closing(self, send: Send) -> Send:
-        if not self.state.draining:
-            return send
 
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
+def _setting_headers(send: Send, extra: dict[bytes, bytes]) -> Send:
+    """``send`` that sets ``extra`` headers on the response (in place of the app's of those
+    names): ``Connection: close`` while draining, the request's own ``X-Request-ID``."""
 
-        return send_closing
-
-
-def _echoing(send: Send, request_id: str) -> Send:
-    """``send`` that puts the request's own ``X-Request-ID`` on its response."""
-    header = (b"x-request-id", request_id.encode())
-
-    async def send_echoing(message: Message) -> None:
+    async def send_setting_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-            message = {**message, "headers": [*headers, header]}
+            headers = [(k, v) for k, v in message.get("headers", []) if k not in extra]
+            message = {**message, "headers": [*headers, *extra.items()]}
         await send(message)
 
-    return send_echoing
+    return send_setting_headers
 
 
 # ---- admission before the app: see app.server --------------------------------------------

@@ -82,6 +82,12 @@ def _canned(error: ServingError) -> bytes:
 _TOO_MANY_CONNECTIONS = _canned(ServerOverloadedError("too many connections; retry later"))
 
 
+def _with_header(response: bytes, header: bytes) -> bytes:
+    """A whole HTTP response, as bytes, with one more header line."""
+    head, blank_line, body = response.partition(b"\r\n\r\n")
+    return head + b"\r\n" + header + blank_line + body
+
+
 class _Rejected(Exception):
     """Raised in a parser callback to stop parsing a request already answered."""
 
@@ -259,12 +265,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return False
         request_id = request_ids.from_headers(self.headers)
         if request_id is not None:  # the request's own ID, as the app echoes it
-            head, blank_line, body = verdict.partition(b"\r\n\r\n")
-            verdict = head + b"\r\nx-request-id: " + request_id.encode() + blank_line + body
+            verdict = _with_header(verdict, b"x-request-id: " + request_id.encode())
         if self.expect_100_continue:
             # The client may be holding its body back: the connection ends with the refusal.
-            head, blank_line, body = verdict.partition(b"\r\n\r\n")
-            verdict = head + b"\r\nconnection: close" + blank_line + body
+            verdict = _with_header(verdict, b"connection: close")
             self._closing_after_refusal = True
         self._skipping = True
         self._refusal_pending = True

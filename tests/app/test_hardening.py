@@ -198,6 +198,29 @@ def test_a_request_waiting_for_its_clients_body_holds_no_slot_and_its_deadline_w
     assert state.inflight == 0
 
 
+def test_while_draining_every_answer_says_connection_close_beside_the_request_id():
+    state = ServerState()
+    state.draining = True
+    sent = []
+
+    async def endpoint(scope, receive, send):
+        headers = [(b"connection", b"keep-alive"), (b"x-request-id", b"the-app's")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    app = AdmissionMiddleware(endpoint, state=state, max_inflight=1)
+    headers = [(b"x-request-id", b"r-9")]
+    scope = {"type": "http", "path": "/v1/models/m:predict", "method": "POST", "headers": headers}
+    asyncio.run(app(scope, receive, send))
+    assert sorted(sent[0]["headers"]) == [(b"connection", b"close"), (b"x-request-id", b"r-9")]
+
+
 def test_a_full_queue_refuses_before_the_body_is_parsed(tiny_client, monkeypatch):
     model = tiny_client.app.state.repository.get("tiny_image")
     parsed = []
