@@ -30,7 +30,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.endpoints import cases  # noqa: E402
+from app.imaging import ImageSpec  # noqa: E402
+from bench.endpoints import cases, digit_png  # noqa: E402
 from bench.inprocess import _drive  # noqa: E402
 from bench.run import REPO_ROOT, machine_description  # noqa: E402
 
@@ -63,18 +64,20 @@ def _replaced(variant: str, png: bytes, pixels: np.ndarray):
     return replaced
 
 
-async def _measure(args: argparse.Namespace) -> dict[str, list[dict]]:
+async def _measure(args: argparse.Namespace) -> tuple[dict[str, list[dict]], ImageSpec]:
+    """Each path's rounds, and the served mnist's image spec (for the steps timed alone)."""
     from app.api.tasks import images
     from app.config import Settings
     from app.main import create_app
 
     by_label = {label: (path, body, kind) for label, path, body, kind in cases(args.data_dir)}
-    png = _png_of(by_label["image upload"][1])
+    png = digit_png(args.data_dir)  # the file in the image upload's body
     pixels = np.asarray(json.loads(by_label["predict"][1])["instances"], dtype=np.uint8)
     settings = Settings(models_dir=args.models_dir, model_names=["mnist"], log_level="warning")
     app = create_app(settings)
     runs: dict[str, list[dict]] = {}
     async with app.router.lifespan_context(app):
+        spec = ImageSpec.from_metadata(app.state.repository.get("mnist").metadata)
         for label in ("predict", "image upload"):  # warm-up
             await _run(app, by_label[label], args.concurrency, min(args.duration, 1.0))
         for _ in range(args.rounds):
@@ -110,27 +113,16 @@ async def _measure(args: argparse.Namespace) -> dict[str, list[dict]]:
                         "wall_ms": 1000 * wall / answered,
                     }
                 )
-    return runs
+    return runs, spec
 
 
-def _png_of(multipart_body: bytes) -> bytes:
-    """The file in ``bench.endpoints``' one-file multipart body."""
-    start = multipart_body.index(b"\r\n\r\n") + 4
-    return multipart_body[start : multipart_body.rindex(b"\r\n--")]
-
-
-def _isolated_costs(args: argparse.Namespace) -> dict[str, float]:
+def _isolated_costs(args: argparse.Namespace, spec: ImageSpec) -> dict[str, float]:
     """Microseconds per call of each step alone, in a loop (hot caches, no other thread)."""
-    from app.imaging import ImageSpec, open_image, prepare_image
+    from app.imaging import open_image, prepare_image
     from app.multipart import parse_form
 
     _, body, content_type = next(c[1:] for c in cases(args.data_dir) if c[0] == "image upload")
-    png = _png_of(body)
-    spec = ImageSpec.from_metadata(
-        json.loads(
-            (args.models_dir / "mnist" / _served_version(args) / "metadata.json").read_text()
-        )
-    )
+    png = digit_png(args.data_dir)
     steps = {
         "parse the form": lambda: parse_form(body, content_type, 16, 16),
         "open the PNG": lambda: open_image(png, max_pixels=1 << 24),
@@ -142,10 +134,6 @@ def _isolated_costs(args: argparse.Namespace) -> dict[str, float]:
         name: 1e6 * min(timeit.repeat(step, number=5000, repeat=3)) / 5000
         for name, step in steps.items()
     }
-
-
-def _served_version(args: argparse.Namespace) -> str:
-    return max((p.name for p in (args.models_dir / "mnist").iterdir() if p.name.isdigit()), key=int)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine_description()}; mnist, {args.concurrency} callers in process, "
         f"{args.rounds} rounds of {args.duration:g} s each"
     )
-    runs = asyncio.run(_measure(args))
+    runs, spec = asyncio.run(_measure(args))
     predict_wall = statistics.median(r["wall_ms"] for r in runs["predict"])
     print(
         "| path | requests/round | CPU ms/req | event loop CPU ms/req | wall ms/req | vs :predict |"
@@ -178,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {median['wall_ms']:.3f} | {predict_wall / median['wall_ms']:.2f} |"
         )
     print("\nthe same steps alone (µs per call):")
-    for name, micros in _isolated_costs(args).items():
+    for name, micros in _isolated_costs(args, spec).items():
         print(f"  {name}: {micros:.1f}")
     return 0
 
