@@ -217,9 +217,10 @@ def _target(path: bytes, query: bytes) -> tuple[str, str | None, str] | None:
 def quick_admission(app) -> QuickAdmission:
     """A check the HTTP protocol runs as soon as a request's headers are parsed, for an
     inference request to one served model (``:predict`` / ``/infer`` and the typed endpoints):
-    the complete 429 response (keep-alive) when its queue cannot take the request or it already
-    has as many requests in progress as it can answer in time
-    (:class:`app.concurrency.ConcurrencyLimit`), or, for an image upload larger than
+    the complete 429 response (keep-alive) when its queue cannot take the request or its lane
+    already has as many requests in progress as it can answer in time
+    (:class:`app.concurrency.ConcurrencyLimit`; a body over ``inline_parse_bytes``, or chunked,
+    is in the bulk lane, judged as at least a batch of its own), or, for an image upload larger than
     ``inline_image_bytes`` (decoded in the image pool, ``app.image_pool``), when the pool's work
     ahead would make it late; else that limit, of which the protocol takes a slot once the
     request's body has come whole (a slow upload holds none) and gives it back, with the
@@ -240,10 +241,15 @@ def quick_admission(app) -> QuickAdmission:
         if target is None or repository is None:
             return None
         name, version, template = target
+        # The body's size is the one cost known before it is read. A body cheap to read
+        # (inline_parse_bytes) is judged as the small request it likely is, and again on its
+        # real size once parsed (DynamicBatcher.submit); a larger one as at least a batch of
+        # its own, here, where refusing it costs nothing.
+        bulk = body_bytes is None or body_bytes > app.state.settings.inline_parse_bytes
         try:
             batcher = repository.get(name, version).batcher
-            batcher.check_room()
-            limit = batcher.concurrency
+            batcher.check_room(batcher.max_batch_size if bulk else 1)
+            limit = batcher.bulk_concurrency if bulk else batcher.concurrency
             if limit.full:
                 batcher.refuse(
                     f"{limit.inflight} requests in progress, as many as it answers within "

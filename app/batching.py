@@ -15,6 +15,12 @@ model), and splits the outputs back to the callers in order.
 - A request larger than ``max_batch_size`` is run in ``max_batch_size`` slices (TF Serving's
   large batch splitting), each queued like a request of its own: one big request never makes
   one huge model call, and its slices interleave with other requests.
+- **Two lanes, taken in turn.** Requests of at least ``max_batch_size`` instances (bulk: each
+  of their slices is a batch of its own) queue apart from smaller ones (interactive), and when
+  both lanes have work the worker takes a batch from each in turn. First in, first out over one
+  queue, a one-text request behind sixteen 256-text requests waited for 128 model calls; now it
+  waits for at most the call running and one bulk batch, and bulk requests still get every
+  other call however many small requests come (no starvation either way).
 - Every request has a deadline (counted from its arrival, see ``app.admission``): past it the
   caller gets :class:`DeadlineExceededError`, and work for a request that cannot finish in time
   (its deadline is nearer than the model's recent call time) is never started.
@@ -47,6 +53,26 @@ logger = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
 ADMISSION_SHARE = 0.75  # of a request's deadline that queued work may take when it is admitted
+
+
+def _batches(instances: int, max_batch_size: int) -> int:
+    return -(-instances // max_batch_size)
+
+
+class _Lane:
+    """Queued requests (or slices) of one kind, first in, first out."""
+
+    __slots__ = ("items", "queued", "call_time_s")
+
+    def __init__(self) -> None:
+        self.items: deque[_Pending] = deque()
+        self.queued = 0  # instances queued, answered ones included until the next batch
+        # Its recent model call time (moving average), apart from the other lane's: a batch
+        # of one short text and one of 32 long ones differ tenfold, and one average of both
+        # would admit bulk work that then times out.
+        self.call_time_s = 0.0
+
+
 ModelCall = Callable[[Arrays], Mapping[str, np.ndarray]]
 
 
@@ -114,8 +140,9 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_s
         self.max_queue_size = max_queue_size
         self.timeout_s = timeout_s
-        self._queue: deque[_Pending] = deque()
-        self._queued = 0  # instances queued, answered ones included until the next batch
+        self._interactive = _Lane()  # requests of fewer than max_batch_size instances
+        self._bulk = _Lane()  # slices of requests of max_batch_size instances or more
+        self._bulk_turn = False  # with both lanes queued, the next batch is bulk's
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -123,14 +150,21 @@ class DynamicBatcher:
         self._batch_size = metrics.BATCH_SIZE.labels(name)
         self._inference_time = metrics.INFERENCE_TIME.labels(name, version)
         self._queue_wait = metrics.QUEUE_WAIT.labels(name)
-        self._call_time_s = 0.0  # recent model call time (moving average)
-        self._busy = False  # a model call is running
+        self._running: _Lane | None = None  # the lane of the model call running
         self._closed = False  # stopped for good (the version was unloaded)
-        # Requests admitted at their headers (python -m app) and not answered yet.
+        # Requests admitted at their headers (python -m app) and not answered yet, in two
+        # lanes (app.admission.quick_admission): bodies cheap to read, and the rest. Each cap
+        # adapts to its own lane's latency, so that slow bulk requests, refused for being
+        # late, do not lock out small ones that the turn-taking answers in time.
         self.concurrency = ConcurrencyLimit(
             timeout_s,
             maximum=max_queue_size,
-            gauge=metrics.ADMISSION_LIMIT.labels(name, version),
+            gauge=metrics.ADMISSION_LIMIT.labels(name, version, "interactive"),
+        )
+        self.bulk_concurrency = ConcurrencyLimit(
+            timeout_s,
+            maximum=max_queue_size,
+            gauge=metrics.ADMISSION_LIMIT.labels(name, version, "bulk"),
         )
         self.stats = BatcherStats()
 
@@ -153,7 +187,7 @@ class DynamicBatcher:
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every queued request has been answered (or ``timeout_s`` passed)."""
         end = time.monotonic() + timeout_s
-        while (self._busy or any(not i.future.done() for i in self._queue)) and self.running:
+        while (self._running or self._queued_instances()) and self.running:
             if time.monotonic() >= end:
                 return False
             await asyncio.sleep(0.01)
@@ -167,11 +201,12 @@ class DynamicBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
-        while self._queue:
-            item = self._queue.popleft()
-            if not item.future.done():
-                item.future.set_exception(InferenceError("server is shutting down"))
-        self._queued = 0
+        for lane in (self._interactive, self._bulk):
+            while lane.items:
+                item = lane.items.popleft()
+                if not item.future.done():
+                    item.future.set_exception(InferenceError("server is shutting down"))
+            lane.queued = 0
         self._queue_gauge.set(0)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -179,25 +214,38 @@ class DynamicBatcher:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._queue)
+        return len(self._interactive.items) + len(self._bulk.items)
 
     # ---- callers
-    def check_room(self, requests: int = 1) -> None:
-        """:class:`QueueFullError` unless ``requests`` more fit in the queue: fewer than
-        ``max_queue_size`` are waiting, and the work already queued can be done before a new
-        request's deadline (at the model's recent call time). Admitting a request that would
-        only time out in the queue wastes its slot, and the client learns later."""
-        if len(self._queue) + requests > self.max_queue_size:
+    def check_room(self, size: int = 1) -> None:
+        """:class:`QueueFullError` unless a request of ``size`` instances fits in the queue:
+        fewer than ``max_queue_size`` requests (or slices) are waiting, and the work ahead of
+        it can be done before its deadline (at the model's recent call time). Admitting a
+        request that would only time out in the queue wastes its slot, and the client learns
+        later."""
+        slices = _batches(size, self.max_batch_size)
+        if self.queue_depth + slices > self.max_queue_size:
             self.refuse(f"{self.max_queue_size} requests waiting")
-        if self._call_time_s and self._queued:
-            # The model call running, the batches queued ahead and the one a new request
-            # joins must fit in a share of its deadline: the rest is for reading, parsing and
-            # answering it. (An empty queue always admits: the estimate must not lock out.)
-            batches = -(-(self._queued + requests) // self.max_batch_size) + self._busy
-            if batches * self._call_time_s > self.timeout_s * ADMISSION_SHARE:
+        own, other = (
+            (self._bulk, self._interactive)
+            if size >= self.max_batch_size
+            else (self._interactive, self._bulk)
+        )
+        own_call_s = own.call_time_s or other.call_time_s
+        if own_call_s and (own.queued or other.queued):
+            # The model call running, the batches of its lane up to its own, and as many of
+            # the other lane's (taken in turn) must fit in a share of its deadline: the rest is
+            # for reading, parsing and answering it. (An empty queue always admits: the
+            # estimate must not lock out.)
+            mine = _batches(own.queued + size, self.max_batch_size)
+            theirs = min(mine, _batches(other.queued, self.max_batch_size))
+            ahead_s = mine * own_call_s + theirs * (other.call_time_s or own_call_s)
+            if self._running is not None:
+                ahead_s += self._running.call_time_s
+            if ahead_s > self.timeout_s * ADMISSION_SHARE:
                 self.refuse(
-                    f"the queued work would take {batches * self._call_time_s * 1000:.0f} ms, "
-                    f"too much of a new request's deadline of {self.timeout_s * 1000:.0f} ms"
+                    f"the queued work would take {ahead_s * 1000:.0f} ms, too much of a new "
+                    f"request's deadline of {self.timeout_s * 1000:.0f} ms"
                 )
 
     def refuse(self, why: str) -> None:
@@ -225,21 +273,21 @@ class DynamicBatcher:
             size = len(next(iter(inputs.values())))
         if deadline is None:
             deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        self.check_room(size)
+        lane = self._bulk if size >= self.max_batch_size else self._interactive
         if size <= self.max_batch_size:
-            self.check_room()
-            return await self._enqueue(inputs, size, deadline)
+            return await self._enqueue(lane, inputs, size, deadline)
         # Large batch splitting: slices of max_batch_size, queued together, answered together.
-        starts = range(0, size, self.max_batch_size)
-        self.check_room(len(starts))
         parts = [
             asyncio.ensure_future(
                 self._enqueue(
+                    lane,
                     {k: v[start : start + self.max_batch_size] for k, v in inputs.items()},
                     min(self.max_batch_size, size - start),
                     deadline,
                 )
             )
-            for start in starts
+            for start in range(0, size, self.max_batch_size)
         ]
         try:
             answers = await asyncio.gather(*parts)
@@ -254,7 +302,7 @@ class DynamicBatcher:
             for k in answers[0]
         }
 
-    async def _enqueue(self, inputs: Arrays, size: int, deadline: float) -> Arrays:
+    async def _enqueue(self, lane: _Lane, inputs: Arrays, size: int, deadline: float) -> Arrays:
         loop = asyncio.get_running_loop()
         timeout = deadline - time.monotonic()
         if timeout <= 0:
@@ -265,11 +313,11 @@ class DynamicBatcher:
         future = loop.create_future()
         # (The queue-depth gauge is set by the worker at each batch: per request it would
         # take the metric's lock on every call.)
-        self._queue.append(_Pending(inputs, size, deadline, future))
-        self._queued += size
+        lane.items.append(_Pending(inputs, size, deadline, future))
+        lane.queued += size
         # Wake the worker only when it has something to do: a first request (its max_wait
         # clock starts) or a full batch. Waking it per request costs more than the batching.
-        if len(self._queue) == 1 or self._queued >= self.max_batch_size:
+        if self.queue_depth == 1 or lane.queued >= self.max_batch_size:
             assert self._wakeup is not None
             self._wakeup.set()
         # One timer per request fails the future at its deadline (the worker then skips the
@@ -304,36 +352,39 @@ class DynamicBatcher:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self.queue_depth:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             await self._wait_for_batch()
-            batch = self._take_batch()
-            self._queue_gauge.set(len(self._queue))
+            lane, batch = self._take_batch()
+            self._queue_gauge.set(self.queue_depth)
             if not batch:
                 continue
             now = time.monotonic()
             for item in batch:
                 self._queue_wait.observe(now - item.enqueued)
                 self.stats.queue.add(now - item.enqueued)
-            self._busy = True
+            self._running = lane
             try:
-                await self._execute(loop, batch)
+                await self._execute(loop, lane, batch)
             except asyncio.CancelledError:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(InferenceError("server is shutting down"))
                 raise
             finally:
-                self._busy = False
+                self._running = None
 
     async def _wait_for_batch(self) -> None:
         """Wait until a full batch is queued or the oldest request has waited ``max_wait``."""
         wakeup = self._wakeup
         assert wakeup is not None
         loop = asyncio.get_running_loop()
-        flush_at = self._queue[0].enqueued + self.max_wait_s
+        flush_at = (
+            min(lane.items[0].enqueued for lane in (self._interactive, self._bulk) if lane.items)
+            + self.max_wait_s
+        )
         while self._queued_instances() < self.max_batch_size:
             remaining = flush_at - time.monotonic()
             if remaining <= 0:
@@ -346,14 +397,28 @@ class DynamicBatcher:
                 timer.cancel()
 
     def _queued_instances(self) -> int:
-        return sum(item.size for item in self._queue if not item.future.done())
+        return sum(
+            item.size
+            for lane in (self._interactive, self._bulk)
+            for item in lane.items
+            if not item.future.done()
+        )
 
-    def _take_batch(self) -> list[_Pending]:
-        """Up to ``max_batch_size`` instances of compatible requests, oldest first.
+    def _take_batch(self) -> tuple[_Lane, list[_Pending]]:
+        """The next batch and its lane: the lane whose turn it is when both have work (else
+        the one that has), or the other when all of the first's requests were dropped."""
+        first, second = self._interactive, self._bulk
+        if (self._bulk_turn and first.items and second.items) or not first.items:
+            first, second = second, first
+        self._bulk_turn = first is self._interactive and bool(second.items)
+        batch = self._take_from(first)
+        return (first, batch) if batch else (second, self._take_from(second))
+
+    def _take_from(self, lane: _Lane) -> list[_Pending]:
+        """Up to ``max_batch_size`` instances of compatible requests of ``lane``, oldest first.
 
         Requests already answered (timed out, cancelled) or past their deadline are dropped;
-        requests of another shape stay queued for the next batch. A request larger than
-        ``max_batch_size`` runs alone.
+        requests of another shape stay queued for the next batch.
         """
         batch: list[_Pending] = []
         kept: deque[_Pending] = deque()
@@ -361,9 +426,10 @@ class DynamicBatcher:
         signature = None
         # A request whose deadline comes before a model call would end is not run: its answer
         # would come too late, and the call would delay every request behind it.
-        cutoff = time.monotonic() + self._call_time_s
-        while self._queue:
-            item = self._queue.popleft()
+        cutoff = time.monotonic() + lane.call_time_s
+        queue = lane.items
+        while queue:
+            item = queue.popleft()
             if item.future.done():
                 continue
             if item.deadline <= cutoff:
@@ -384,12 +450,14 @@ class DynamicBatcher:
             total += item.size
             if total >= self.max_batch_size:
                 break
-        kept.extend(self._queue)
-        self._queue = kept
-        self._queued = sum(item.size for item in kept)
+        kept.extend(queue)
+        lane.items = kept
+        lane.queued = sum(item.size for item in kept)
         return batch
 
-    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+    async def _execute(
+        self, loop: asyncio.AbstractEventLoop, lane: _Lane, batch: list[_Pending]
+    ) -> None:
         if len(batch) == 1:
             inputs = batch[0].inputs
         else:
@@ -399,14 +467,14 @@ class DynamicBatcher:
         total = sum(item.size for item in batch)
         try:
             outputs, elapsed = await loop.run_in_executor(
-                self._executor, self._timed_call, inputs, total
+                self._executor, self._timed_call, inputs, total, lane
             )
         except Exception as exc:
             if len(batch) > 1:
                 # Isolate the culprit: each request of the failed batch runs on its own.
                 for item in batch:
                     if not item.future.done():
-                        await self._execute(loop, [item])
+                        await self._execute(loop, lane, [item])
                 return
             self._fail(batch[0], exc)
             return
@@ -423,13 +491,15 @@ class DynamicBatcher:
             if not item.future.done():
                 item.future.set_result(part)
 
-    def _timed_call(self, inputs: Arrays, total: int) -> tuple[Mapping[str, np.ndarray], float]:
-        """The model's outputs and the seconds the call took (one measurement for the moving
-        average, the Prometheus histogram and the Triton statistics)."""
+    def _timed_call(
+        self, inputs: Arrays, total: int, lane: _Lane
+    ) -> tuple[Mapping[str, np.ndarray], float]:
+        """The model's outputs and the seconds the call took (one measurement for the lane's
+        moving average, the Prometheus histogram and the Triton statistics)."""
         start = time.perf_counter()
         outputs = self.call(inputs)
         elapsed = time.perf_counter() - start
-        self._call_time_s += (elapsed - self._call_time_s) * 0.2
+        lane.call_time_s += (elapsed - lane.call_time_s) * 0.2
         self._inference_time.observe(elapsed)
         self._batch_size.observe(total)
         return outputs, elapsed

@@ -269,7 +269,9 @@ class Settings(BaseSettings, BatchingConfig):
         default=64 * 1024,
         ge=0,
         description="Bodies up to this size are parsed on the event loop; larger ones in a "
-        "worker thread, so that one big request never stalls the others.",
+        "worker thread, so that one big request never stalls the others. python -m app: a "
+        "larger (or chunked) inference request is admitted at its headers in its model's bulk "
+        "lane (its own adaptive cap, and judged as at least a batch of work).",
     )
     max_json_depth: int = Field(
         default=32, ge=2, le=1000, description="Nesting of arrays/objects in a JSON body."

@@ -53,8 +53,9 @@ QUEUE_DEPTH = Gauge(
 ADMISSION_LIMIT = Gauge(
     "serving_admission_limit",
     "Requests the model version admits at once (python -m app's adaptive cap: what it answers "
-    "within the deadline; see app.concurrency).",
-    ["model", "version"],
+    "within the deadline; see app.concurrency), per lane: interactive (bodies up to "
+    "inline_parse_bytes) and bulk (larger or chunked bodies).",
+    ["model", "version", "lane"],
     registry=REGISTRY,
     multiprocess_mode="livesum",  # several workers: their caps add up
 )

@@ -247,7 +247,7 @@ async def test_work_that_cannot_finish_before_the_deadline_is_not_started():
     model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=8, max_wait_s=0, timeout_s=5)
     try:
-        batcher._call_time_s = 0.2  # the model has recently taken 200 ms per call
+        batcher._interactive.call_time_s = 0.2  # small batches have recently taken 200 ms
         blocker = await occupy(batcher, model)
         short = asyncio.create_task(batcher.submit({"x": rows(3, 1)}, timeout_s=0.1))
         await asyncio.sleep(0.01)
@@ -259,3 +259,63 @@ async def test_work_that_cannot_finish_before_the_deadline_is_not_started():
         model.release.set()
         await stop(batcher)
     assert 3.0 not in np.concatenate(model.calls)[:, 0].tolist()
+
+
+async def test_a_small_request_queued_behind_bulk_work_runs_in_the_next_batch():
+    model = RecordingModel(held=True)
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0)
+    try:
+        blocker = await occupy(batcher, model)
+        bulk = asyncio.create_task(batcher.submit({"x": rows(100, 24)}))  # 6 slices
+        await asyncio.sleep(0.01)
+        small = asyncio.create_task(batcher.submit({"x": rows(7, 1)}))
+        await asyncio.sleep(0.01)
+        model.release.set()
+        await asyncio.gather(blocker, bulk, small)
+    finally:
+        model.release.set()
+        await stop(batcher)
+    # First in, first out, it would have waited for the six slices; it runs next.
+    assert [float(call[0, 0]) for call in model.calls[:3]] == [0.0, 7.0, 100.0]
+    assert model.batch_sizes == [1, 1, 4, 4, 4, 4, 4, 4]
+
+
+async def test_bulk_work_gets_every_other_batch_however_many_small_requests_come():
+    model = RecordingModel(held=True)
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0)
+    try:
+        blocker = await occupy(batcher, model)
+        bulk = asyncio.create_task(batcher.submit({"x": rows(100, 12)}))  # 3 slices
+        small = [asyncio.create_task(batcher.submit({"x": rows(i, 1)})) for i in range(1, 17)]
+        await asyncio.sleep(0.01)
+        model.release.set()
+        await asyncio.gather(blocker, bulk, *small)
+    finally:
+        model.release.set()
+        await stop(batcher)
+    lanes = ["bulk" if call[0, 0] >= 100 else "small" for call in model.calls[1:]]
+    assert lanes == ["small", "bulk", "small", "bulk", "small", "bulk", "small"]
+
+
+async def test_the_queue_check_counts_the_work_ahead_of_a_request_in_its_lane():
+    model = RecordingModel(held=True)
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0, timeout_s=4)
+    try:
+        # Recent calls: a bulk batch 1 s, a small one 10 ms. Admission allows 3 s of work.
+        batcher._bulk.call_time_s, batcher._interactive.call_time_s = 1.0, 0.01
+        blocker = await occupy(batcher, model)  # a small batch running
+        bulk = asyncio.create_task(batcher.submit({"x": rows(100, 8)}))  # 2 slices: 2 s
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError, match="3010 ms"):  # 2 s ahead, 1 s its own
+            batcher.check_room(4)
+        with pytest.raises(QueueFullError):
+            await batcher.submit({"x": rows(200, 4)})
+        batcher.check_room(3)  # a small one: its own batch and one bulk batch, in turn
+        small = asyncio.create_task(batcher.submit({"x": rows(7, 3)}))
+        await asyncio.sleep(0.01)
+        model.release.set()
+        await asyncio.gather(blocker, bulk, small)
+    finally:
+        model.release.set()
+        await stop(batcher)
+    assert [len(call) for call in model.calls] == [1, 3, 4, 4]

@@ -254,6 +254,9 @@ async def test_a_connection_lost_mid_request_gives_its_slot_back_unmeasured():
     assert limit.inflight == 0 and limit.released == [None]
 
 
+SMALL = 100  # a request body's bytes: the interactive lane
+
+
 def _app_with(batcher: DynamicBatcher, asked: list | None = None):
     class Repository:
         def get(self, name: str, version: str | None):
@@ -263,30 +266,31 @@ def _app_with(batcher: DynamicBatcher, asked: list | None = None):
                 raise ModelNotFoundError(f"no model {name!r}")
             return SimpleNamespace(batcher=batcher)
 
-    return SimpleNamespace(state=SimpleNamespace(repository=Repository()))
+    settings = SimpleNamespace(inline_parse_bytes=64 * 1024, inline_image_bytes=1024)
+    return SimpleNamespace(state=SimpleNamespace(repository=Repository(), settings=settings))
 
 
 def test_the_quick_admission_refuses_past_the_models_cap():
     batcher = DynamicBatcher(lambda inputs: inputs, name="m", timeout_s=0.05)
     batcher.concurrency.limit = 2
     admit = quick_admission(_app_with(batcher))
-    assert admit(b"POST", b"/v1/models/m:predict", b"") is batcher.concurrency
+    assert admit(b"POST", b"/v1/models/m:predict", b"", SMALL) is batcher.concurrency
     assert batcher.concurrency.inflight == 0  # the protocol takes the slot, with the body
     batcher.concurrency.acquire()
-    assert admit(b"POST", b"/v2/models/m/versions/1/infer", b"") is batcher.concurrency
+    assert admit(b"POST", b"/v2/models/m/versions/1/infer", b"", SMALL) is batcher.concurrency
     batcher.concurrency.acquire()
-    refusal = admit(b"POST", b"/v1/models/m:predict", b"")
+    refusal = admit(b"POST", b"/v1/models/m:predict", b"", SMALL)
     assert isinstance(refusal, bytes) and refusal.startswith(b"HTTP/1.1 429 ")
     assert b"retry-after: " in refusal and b"2 requests in progress" in refusal
     assert b"application/json" in refusal  # the TF Serving API's error format
-    refusal = admit(b"POST", b"/v1/images/m:classify", b"")  # a typed endpoint
+    refusal = admit(b"POST", b"/v1/images/m:classify", b"", SMALL)  # a typed endpoint
     assert b"application/problem+json" in refusal and b'"status":429' in refusal
     batcher.concurrency.release(0.01)
-    assert admit(b"POST", b"/v1/models/m:predict", b"") is batcher.concurrency
+    assert admit(b"POST", b"/v1/models/m:predict", b"", SMALL) is batcher.concurrency
     # Not for the quick path: other methods and routes, unknown models (the app explains).
-    assert admit(b"GET", b"/v1/models/m", b"") is None
-    assert admit(b"POST", b"/v1/models/other:predict", b"") is None
-    assert admit(b"POST", b"/v1/images/m:explain", b"") is None
+    assert admit(b"GET", b"/v1/models/m", b"", SMALL) is None
+    assert admit(b"POST", b"/v1/models/other:predict", b"", SMALL) is None
+    assert admit(b"POST", b"/v1/images/m:explain", b"", SMALL) is None
     assert batcher.concurrency.inflight == 1
 
 
@@ -294,17 +298,40 @@ def test_the_typed_endpoints_are_admitted_for_their_model_and_version():
     asked: list = []
     batcher = DynamicBatcher(lambda inputs: inputs, name="m")
     admit = quick_admission(_app_with(batcher, asked))
-    assert admit(b"POST", b"/v1/images/m:classify", b"top_k=2&version=3") is batcher.concurrency
-    assert admit(b"POST", b"/v1/movies:predict", b"") is batcher.concurrency
-    assert admit(b"POST", b"/v1/sentiment:predict", b"version=stable") is None  # not served
-    assert admit(b"POST", b"/v1/nothing:predict", b"") is None
+    assert (
+        admit(b"POST", b"/v1/images/m:classify", b"top_k=2&version=3", SMALL) is batcher.concurrency
+    )
+    assert admit(b"POST", b"/v1/movies:predict", b"", SMALL) is batcher.concurrency
+    assert admit(b"POST", b"/v1/sentiment:predict", b"version=stable", SMALL) is None  # not served
+    assert admit(b"POST", b"/v1/nothing:predict", b"", SMALL) is None
     assert asked == [("m", "3"), ("movie_profit", None), ("sentiment", "stable")]
+
+
+def test_a_body_too_big_to_read_inline_is_admitted_in_the_bulk_lane():
+    batcher = DynamicBatcher(lambda inputs: inputs, name="m", max_batch_size=4, timeout_s=4)
+    admit = quick_admission(_app_with(batcher))
+    big = 64 * 1024 + 1  # over inline_parse_bytes
+    assert admit(b"POST", b"/v1/models/m:predict", b"", big) is batcher.bulk_concurrency
+    assert admit(b"POST", b"/v1/models/m:predict", b"", None) is batcher.bulk_concurrency
+    assert admit(b"POST", b"/v1/models/m:predict", b"", 64 * 1024) is batcher.concurrency
+    # Each lane has its own cap: slow bulk requests that shrank theirs lock out no small one.
+    batcher.bulk_concurrency.limit = 1
+    batcher.bulk_concurrency.acquire()
+    refusal = admit(b"POST", b"/v1/models/m:predict", b"", big)
+    assert isinstance(refusal, bytes) and refusal.startswith(b"HTTP/1.1 429 ")
+    assert admit(b"POST", b"/v1/models/m:predict", b"", SMALL) is batcher.concurrency
+    # The queue check at the headers takes a large body for at least a batch of its own.
+    batcher.bulk_concurrency.release(None)
+    batcher._bulk.call_time_s, batcher._interactive.call_time_s = 1.0, 0.01
+    batcher._bulk.queued = 12  # three bulk batches queued: 3 s, and 1 s more for its own
+    refusal = admit(b"POST", b"/v1/models/m:predict", b"", big)
+    assert isinstance(refusal, bytes) and b"4000 ms" in refusal
+    assert admit(b"POST", b"/v1/models/m:predict", b"", SMALL) is batcher.concurrency
 
 
 def test_an_image_upload_too_big_to_decode_inline_is_refused_when_the_pool_is_behind():
     batcher = DynamicBatcher(lambda inputs: inputs, name="m", timeout_s=1.0)
     app = _app_with(batcher)
-    app.state.settings = SimpleNamespace(inline_image_bytes=1024)
     app.state.image_pool = ImagePool(1)
     app.state.image_pool.jobs, app.state.image_pool.job_time_s = 4, 0.2  # ~1 s ahead
     admit = quick_admission(app)
