@@ -186,6 +186,12 @@ class Settings(BaseSettings, BatchingConfig):
     max_header_bytes: PositiveInt = Field(
         default=16 * 1024, description="Request line plus headers; larger: 431 and closed."
     )
+    max_pipelined_requests: PositiveInt = Field(
+        default=32,
+        description="Requests one connection may send ahead of its answers (HTTP/1.1 "
+        "pipelining) beyond the one in progress; the last one taken is answered with "
+        "Connection: close and the rest are not read (the client resends them elsewhere).",
+    )
     header_timeout_s: PositiveFloat = Field(
         default=10.0,
         description="Time to send a request's line and headers (and for a new connection to "

@@ -91,7 +91,8 @@ CONNECTIONS_CUT = Counter(
     "Connections python -m app closed on its own, by reason: too_many_connections, "
     "malformed_request, head_timeout, headers_too_large, send_timeout (a client that stopped "
     "reading its reply), discard_timeout (the rest of a body already answered did not come "
-    "within body_timeout_s).",
+    "within body_timeout_s), too_many_pipelined (after answering max_pipelined_requests "
+    "requests sent ahead).",
     ["reason"],
     registry=REGISTRY,
 )
