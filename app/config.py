@@ -186,6 +186,13 @@ class Settings(BaseSettings, BatchingConfig):
     max_header_bytes: PositiveInt = Field(
         default=16 * 1024, description="Request line plus headers; larger: 431 and closed."
     )
+    min_body_chunk_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="A chunked request body may have 64 chunks and one more per this many "
+        "bytes of its data (each chunk costs the event loop a callback however small it is); "
+        "more: 400 and the connection ends. 0: no check.",
+    )
     max_pipelined_requests: PositiveInt = Field(
         default=32,
         description="Requests one connection may send ahead of its answers (HTTP/1.1 "

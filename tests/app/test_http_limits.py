@@ -375,6 +375,33 @@ def test_gzip_and_deflate_bodies_are_decoded(server):
         assert len(reply.json()["predictions"]) == 2
 
 
+def _chunked(body: bytes, size: int) -> bytes:
+    """``body`` in HTTP/1.1 chunks of ``size`` bytes, with the last chunk."""
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+def test_a_body_of_tiny_chunks_gets_400_and_the_connection_ends(server):
+    """Each chunk costs the event loop a callback however small it is: a chunked body may
+    have 64 chunks and one more per min_body_chunk_bytes (1024) of data; more: 400. Ordinary
+    chunks (here 2 KB; 64 of 1 byte, then 4 KB) are read as any body."""
+    body = httpx.Request("POST", "/", json=_pixels(40)).read()
+    assert len(body) > 10_000
+    head = (
+        b"POST /v1/models/tiny_image:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    )
+    before = _cut(server, "small_chunks")
+    for chunks in (_chunked(body, 2048), _chunked(body[:64], 1)[:-5] + _chunked(body[64:], 4096)):
+        ordinary = _raw(server, head + b"Connection: close\r\n\r\n" + chunks)
+        assert ordinary.startswith(b"HTTP/1.1 200 "), ordinary[:200]
+    tiny = _raw(server, head + b"\r\n" + _chunked(body, 1))
+    problem = _problem(tiny, 400, "malformed-request")
+    assert "min_body_chunk_bytes" in problem["detail"]
+    assert _cut(server, "small_chunks") == before + 1
+    assert httpx.get(f"{server}/v2/health/live").status_code == 200
+
+
 def test_a_zip_bomb_is_refused_at_the_body_limit(server):
     bomb = gzip.compress(b"[" * 50_000_000)  # 50 MB of brackets in ~50 KB
     assert len(bomb) < 100_000

@@ -35,6 +35,13 @@ class FakeTransport(asyncio.Transport):
         self.written = bytearray()
         self.closed = False
         self.reading = True
+        self.eof = False
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
 
     def write(self, data) -> None:
         self.written += data
@@ -531,3 +538,33 @@ async def test_the_body_of_a_request_refused_at_its_headers_must_come_within_bod
     await asyncio.sleep(0.2)
     assert transport.closed
     protocol.connection_lost(None)
+
+
+TINY_CHUNKS = (
+    b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"1\r\n \r\n" * 200
+)
+
+
+async def test_tiny_chunks_to_a_request_refused_at_its_headers_end_the_connection_quietly():
+    """Its 429 is its answer: the chunks past the allowance end the connection (a lingering
+    close) without a second answer, and nothing reaches the app."""
+    refusal = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
+    protocol, transport, reached = await _protocol(lambda m, p, q, n: refusal)
+    protocol.data_received(TINY_CHUNKS)
+    assert bytes(transport.written) == refusal and reached == []
+    assert transport.eof and not transport.closed  # half-closed: what comes is read and dropped
+    protocol.data_received(b"1\r\n \r\n" * 10)
+    assert bytes(transport.written) == refusal
+
+
+async def test_tiny_chunks_to_a_request_the_app_reads_get_400_and_the_app_sees_a_disconnect():
+    protocol, transport, reached = await _protocol(lambda m, p, q, n: None)
+    protocol.data_received(TINY_CHUNKS)
+    assert transport.written.startswith(b"HTTP/1.1 400 ") and b"min_body_chunk_bytes" in (
+        transport.written
+    )
+    assert transport.eof
+    await asyncio.sleep(0.05)  # the app's receive returns a disconnect: it answers nothing
+    assert reached == ["/v1/models/m:predict"]
+    assert transport.written.count(b"HTTP/1.1 ") == 1
