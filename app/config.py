@@ -205,7 +205,16 @@ class Settings(BaseSettings, BatchingConfig):
         "start one); slower: 408 and closed.",
     )
     body_timeout_s: PositiveFloat = Field(
-        default=30.0, description="Time to send a request's whole body; slower: 408."
+        default=30.0,
+        description="Time to send a request's whole body, plus 1 s for every "
+        "body_min_rate_bytes received; slower: 408.",
+    )
+    body_min_rate_bytes: int = Field(
+        default=16 * 1024,
+        ge=0,
+        description="A body still coming after body_timeout_s gets one more second for every "
+        "this many bytes received (Apache's mod_reqtimeout MinRate): an upload that keeps "
+        "16 KiB/s is never cut off, a trickle still is. 0: body_timeout_s bounds the whole body.",
     )
     keep_alive_timeout_s: PositiveFloat = Field(
         default=5.0, description="An idle keep-alive connection is closed after this."

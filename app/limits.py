@@ -4,8 +4,10 @@ Pure ASGI (cheap on the hot path):
 
 - a declared ``Content-Length`` over ``max_body_bytes`` is a 413 before a byte is read; a body
   sent without one (chunked) is counted as it arrives and stopped at the limit;
-- the whole body must arrive within ``body_timeout_s`` of the request's start, else 408 and the
-  connection is closed: a client trickling its body never holds the server;
+- the whole body must arrive within ``body_timeout_s`` of the request's start, plus one second
+  for every ``body_min_rate_bytes`` received (Apache's ``mod_reqtimeout`` ``MinRate``), else
+  408 and the connection is closed: a client trickling its body never holds the server, and a
+  large file on a slow link that keeps that rate is never cut off;
 - ``Content-Encoding: gzip`` / ``deflate`` bodies (tritonclient's
   ``request_compression_algorithm``) are decoded, with the *decoded* size under the same limit:
   a zip bomb is a 413 after at most ``max_body_bytes`` of output;
@@ -73,10 +75,12 @@ class RequestBodyMiddleware:
         max_body_bytes: int,
         body_timeout_s: float,
         max_body_memory_bytes: int,
+        body_min_rate_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.body_min_rate_bytes = body_min_rate_bytes
         self.memory = BodyMemory(max_body_memory_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -145,17 +149,27 @@ class RequestBodyMiddleware:
         return holding_receive
 
     def _timed(self, receive: Receive, deadline: float) -> Receive:
-        timeout_s = self.body_timeout_s
+        timeout_s, rate = self.body_timeout_s, self.body_min_rate_bytes
+        received = 0
 
         async def timed_receive() -> Message:
-            remaining = deadline - time.monotonic()
+            nonlocal received
+            extended = deadline + (received / rate if rate else 0.0)
             try:
-                async with asyncio.timeout(max(remaining, 0.0)):
-                    return await receive()
+                async with asyncio.timeout(max(extended - time.monotonic(), 0.0)):
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeoutError(
-                    f"the request body did not arrive within {timeout_s:g} s (body_timeout_s)"
+                    f"the request body did not arrive within {timeout_s:g} s "
+                    + (
+                        f"and 1 s per {rate} bytes received ({received} bytes): body_timeout_s, "
+                        "body_min_rate_bytes"
+                        if rate
+                        else "(body_timeout_s)"
+                    )
                 ) from None
+            received += len(message.get("body", b""))
+            return message
 
         return timed_receive
 

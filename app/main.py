@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
         RequestBodyMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
+        body_min_rate_bytes=settings.body_min_rate_bytes,
         max_body_memory_bytes=settings.max_body_memory_bytes,
     )
     if settings.api_keys:

@@ -400,6 +400,45 @@ async def test_a_body_that_trickles_past_the_timeout_is_a_408():
     assert middleware.memory.used == 0  # given back, even on an error
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(("chunk_bytes", "read_whole"), [(600, True), (10, False)])
+async def test_a_body_still_coming_gets_one_second_more_per_body_min_rate_bytes(
+    chunk_bytes, read_whole
+):
+    """body_timeout_s 0.2 s, body_min_rate_bytes 1,000: a body coming at 6 KB/s for 0.6 s is
+    read whole; one trickling at 100 bytes/s is a 408 a little after 0.2 s."""
+    chunks = 6
+
+    async def receive():
+        await asyncio.sleep(0.1)
+        return {"type": "http.request", "body": b" " * chunk_bytes, "more_body": True}
+
+    got = []
+
+    async def app(scope, receive, send):
+        for _ in range(chunks):
+            got.append(await receive())
+
+    middleware = RequestBodyMiddleware(
+        app,
+        max_body_bytes=100_000,
+        body_timeout_s=0.2,
+        body_min_rate_bytes=1000,
+        max_body_memory_bytes=100_000,
+    )
+    scope = {"type": "http", "path": "/v1/x", "headers": []}
+    start = time.monotonic()
+    if read_whole:
+        await middleware(scope, receive, lambda message: None)
+        assert len(got) == chunks and time.monotonic() - start > 0.5
+        return
+    with pytest.raises(Exception) as raised:
+        await middleware(scope, receive, lambda message: None)
+    assert getattr(raised.value, "status_code", None) == 408
+    assert "body_min_rate_bytes" in str(raised.value)
+    assert len(got) == 2 and time.monotonic() - start < 0.4
+
+
 def _body_app(release: asyncio.Event, bodies: list[bytes]):
     """An app that reads the whole body, then holds it until ``release``."""
 
