@@ -11,6 +11,9 @@ press on the server, and measures what a second, ordinary client gets meanwhile:
    ``-d`` seconds, beside a client sending one 28x28 digit to the same endpoint every 100 ms.
 3. **heavy texts**: 16 threads send 256 texts of 2,000 characters each to ``sentiment:predict``
    back to back, beside a client sending one short text every 100 ms.
+4. **costly model**: 8 threads send 16 X-rays each to ``chest_xray:predict`` back to back,
+   beside a client sending one digit to ``mnist:predict`` every 100 ms (two models share the
+   cores).
 
 Printed: each client's statuses (count, p50 and worst latency). Traffic goes to 127.0.0.1 only
 and every server is stopped by its PID.
@@ -173,10 +176,35 @@ def heavy_texts(args, results: dict) -> None:
         server.stop()
 
 
+def costly_model(args, results: dict) -> None:
+    xrays = json.dumps({"instances": np.zeros((16, 128, 128, 1), np.uint8).tolist()}).encode()
+    digit = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
+    server = Server(args.models_dir, ["mnist", "chest_xray"], RESULTS_DIR)
+    try:
+        server.wait_ready()
+        as_json = "application/json"
+        pressed, probed = _press(
+            f"{server.url}/v1/models/chest_xray:predict",
+            xrays,
+            as_json,
+            8,
+            args.duration,
+            (f"{server.url}/v1/models/mnist:predict", digit, as_json),
+        )
+        results["costly_model"] = {"heavy": pressed, "light_probe": probed}
+        print(
+            f"8 clients sending 16 X-rays to chest_xray for {args.duration:g} s: {_tally(pressed)}"
+        )
+        print(f"  one digit to mnist every 100 ms: {_tally(probed)}")
+    finally:
+        server.stop()
+
+
 SCENARIOS = {
     "slow_uploads": slow_uploads,
     "costly_pictures": costly_pictures,
     "heavy_texts": heavy_texts,
+    "costly_model": costly_model,
 }
 
 

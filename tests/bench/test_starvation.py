@@ -13,5 +13,10 @@ def test_outcomes_are_tallied_by_status_with_their_median_and_worst_time():
 
 
 def test_every_scenario_can_be_chosen_by_name():
-    assert set(starvation.SCENARIOS) == {"slow_uploads", "costly_pictures", "heavy_texts"}
+    assert set(starvation.SCENARIOS) == {
+        "slow_uploads",
+        "costly_pictures",
+        "heavy_texts",
+        "costly_model",
+    }
     assert all(callable(run) for run in starvation.SCENARIOS.values())
