@@ -126,6 +126,14 @@ class HeadersTooLargeError(ConnectionClosingError):
     slug = "headers-too-large"
 
 
+class TransferCodingNotImplementedError(ConnectionClosingError):
+    """A ``Transfer-Encoding`` other than ``chunked`` (RFC 9112 6.1: 501)."""
+
+    status_code = 501
+    title = "Transfer coding not implemented"
+    slug = "transfer-coding-not-implemented"
+
+
 class ServerOverloadedError(ServingError):
     """The server holds ``max_inflight_requests`` already."""
 

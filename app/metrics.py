@@ -92,7 +92,8 @@ CONNECTIONS_CUT = Counter(
     "malformed_request, head_timeout, headers_too_large, send_timeout (a client that stopped "
     "reading its reply), discard_timeout (the rest of a body already answered did not come "
     "within body_timeout_s), too_many_pipelined (after answering max_pipelined_requests "
-    "requests sent ahead), small_chunks (a chunked body under min_body_chunk_bytes).",
+    "requests sent ahead), small_chunks (a chunked body under min_body_chunk_bytes), "
+    "transfer_coding (a Transfer-Encoding other than chunked: 501).",
     ["reason"],
     registry=REGISTRY,
 )

@@ -71,6 +71,7 @@ from app.errors import (
     RequestTimeoutError,
     ServerOverloadedError,
     ServingError,
+    TransferCodingNotImplementedError,
     error_bytes,
 )
 from app.image_pool import POOL_SECONDS_KEY
@@ -167,6 +168,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._discarding_all = False  # the server is ending the connection (lingering close)
         self._chunks = 0  # chunks begun in this request's chunked body
         self._chunked_bytes = 0  # ... and their bytes
+        self._transfer_codings: list[bytes] = []  # this request's Transfer-Encoding, in order
         self._in_head = True  # reading a request line and headers
         self._head_bytes = 0  # bytes received while in the head (a lower bound of its size)
         self._head_size = 0  # the parsed head's size
@@ -253,6 +255,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._message_done = False
         self._head_size = 0
         self._chunks = self._chunked_bytes = 0
+        self._transfer_codings: list[bytes] = []
         self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
@@ -261,6 +264,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._transfer_codings.extend(
+                coding.strip().lower() for coding in value.split(b",") if coding.strip()
+            )
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -269,6 +276,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.max_header_bytes:
             self._reject_large_head()
             raise _Rejected  # stops the parser: no request is started
+        if self._transfer_codings and self._transfer_codings != [b"chunked"]:
+            # The parser takes "gzip, chunked" as chunked and would hand on gzip bytes as the
+            # body. (Content-Encoding: gzip is decoded: app.limits.)
+            codings = b", ".join(self._transfer_codings).decode("latin-1")[:100]
+            message = f"Transfer-Encoding '{codings}' is not implemented; send chunked or none"
+            self._reject(TransferCodingNotImplementedError(message), "transfer_coding")
+            raise _Rejected
         if self._admit_early():
             return  # refused here: the app never sees the request
         super().on_headers_complete()

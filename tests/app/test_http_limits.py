@@ -402,6 +402,27 @@ def test_a_body_of_tiny_chunks_gets_400_and_the_connection_ends(server):
     assert httpx.get(f"{server}/v2/health/live").status_code == 200
 
 
+def test_a_transfer_coding_other_than_chunked_gets_501(server):
+    """The parser takes "gzip, chunked" as chunked: the app would get gzip bytes as the body.
+    RFC 9112 6.1: a transfer coding the server does not know is a 501."""
+    before = _cut(server, "transfer_coding")
+    for codings in (b"gzip, chunked", b"deflate\r\nTransfer-Encoding: chunked"):
+        answer = _raw(
+            server,
+            b"POST /v1/models/tiny_image:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: " + codings + b"\r\n\r\n" + gzip.compress(b"{}") + b"\r\n",
+        )
+        problem = _problem(answer, 501, "transfer-coding-not-implemented")
+        assert "chunked" in problem["detail"]
+    assert _cut(server, "transfer_coding") == before + 2
+    chunked = _raw(
+        server,
+        b"POST /v1/models/tiny_image:predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Transfer-Encoding: Chunked\r\n\r\n" + _chunked(json.dumps(_pixels(1)).encode(), 4096),
+    )
+    assert chunked.startswith(b"HTTP/1.1 200 ")
+
+
 def test_a_zip_bomb_is_refused_at_the_body_limit(server):
     bomb = gzip.compress(b"[" * 50_000_000)  # 50 MB of brackets in ~50 KB
     assert len(bomb) < 100_000
