@@ -255,7 +255,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._message_done = False
         self._head_size = 0
         self._chunks = self._chunked_bytes = 0
-        self._transfer_codings: list[bytes] = []
+        self._transfer_codings = []
         self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:

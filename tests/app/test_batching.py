@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -261,20 +262,33 @@ async def test_work_that_cannot_finish_before_the_deadline_is_not_started():
     assert 3.0 not in np.concatenate(model.calls)[:, 0].tolist()
 
 
-async def test_a_small_request_queued_behind_bulk_work_runs_in_the_next_batch():
-    model = RecordingModel(held=True)
-    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0)
+@contextlib.asynccontextmanager
+async def held(batcher: DynamicBatcher, model: RecordingModel):
+    """The held model runs a first request (row 0) while the block queues more with the
+    ``queue(inputs)`` it gets; then the model is released, every request is answered and the
+    batcher is stopped."""
+    tasks = [await occupy(batcher, model)]
+
+    def queue(inputs: dict[str, np.ndarray]) -> None:
+        tasks.append(asyncio.create_task(batcher.submit(inputs)))
+
     try:
-        blocker = await occupy(batcher, model)
-        bulk = asyncio.create_task(batcher.submit({"x": rows(100, 24)}))  # 6 slices
-        await asyncio.sleep(0.01)
-        small = asyncio.create_task(batcher.submit({"x": rows(7, 1)}))
+        yield queue
         await asyncio.sleep(0.01)
         model.release.set()
-        await asyncio.gather(blocker, bulk, small)
+        await asyncio.gather(*tasks)
     finally:
         model.release.set()
         await stop(batcher)
+
+
+async def test_a_small_request_queued_behind_bulk_work_runs_in_the_next_batch():
+    model = RecordingModel(held=True)
+    batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0)
+    async with held(batcher, model) as queue:
+        queue({"x": rows(100, 24)})  # 6 slices
+        await asyncio.sleep(0.01)
+        queue({"x": rows(7, 1)})
     # First in, first out, it would have waited for the six slices; it runs next.
     assert [float(call[0, 0]) for call in model.calls[:3]] == [0.0, 7.0, 100.0]
     assert model.batch_sizes == [1, 1, 4, 4, 4, 4, 4, 4]
@@ -283,16 +297,10 @@ async def test_a_small_request_queued_behind_bulk_work_runs_in_the_next_batch():
 async def test_bulk_work_gets_every_other_batch_however_many_small_requests_come():
     model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0)
-    try:
-        blocker = await occupy(batcher, model)
-        bulk = asyncio.create_task(batcher.submit({"x": rows(100, 12)}))  # 3 slices
-        small = [asyncio.create_task(batcher.submit({"x": rows(i, 1)})) for i in range(1, 17)]
-        await asyncio.sleep(0.01)
-        model.release.set()
-        await asyncio.gather(blocker, bulk, *small)
-    finally:
-        model.release.set()
-        await stop(batcher)
+    async with held(batcher, model) as queue:
+        queue({"x": rows(100, 12)})  # 3 slices
+        for i in range(1, 17):
+            queue({"x": rows(i, 1)})
     lanes = ["bulk" if call[0, 0] >= 100 else "small" for call in model.calls[1:]]
     assert lanes == ["small", "bulk", "small", "bulk", "small", "bulk", "small"]
 
@@ -300,22 +308,15 @@ async def test_bulk_work_gets_every_other_batch_however_many_small_requests_come
 async def test_the_queue_check_counts_the_work_ahead_of_a_request_in_its_lane():
     model = RecordingModel(held=True)
     batcher = DynamicBatcher(model, name="t", max_batch_size=4, max_wait_s=0, timeout_s=4)
-    try:
-        # Recent calls: a bulk batch 1 s, a small one 10 ms. Admission allows 3 s of work.
-        batcher._bulk.call_time_s, batcher._interactive.call_time_s = 1.0, 0.01
-        blocker = await occupy(batcher, model)  # a small batch running
-        bulk = asyncio.create_task(batcher.submit({"x": rows(100, 8)}))  # 2 slices: 2 s
+    # Recent calls: a bulk batch 1 s, a small one 10 ms. Admission allows 3 s of work.
+    batcher._bulk.call_time_s, batcher._interactive.call_time_s = 1.0, 0.01
+    async with held(batcher, model) as queue:  # a small batch running
+        queue({"x": rows(100, 8)})  # 2 slices: 2 s
         await asyncio.sleep(0.01)
         with pytest.raises(QueueFullError, match="3010 ms"):  # 2 s ahead, 1 s its own
             batcher.check_room(4)
         with pytest.raises(QueueFullError):
             await batcher.submit({"x": rows(200, 4)})
         batcher.check_room(3)  # a small one: its own batch and one bulk batch, in turn
-        small = asyncio.create_task(batcher.submit({"x": rows(7, 3)}))
-        await asyncio.sleep(0.01)
-        model.release.set()
-        await asyncio.gather(blocker, bulk, small)
-    finally:
-        model.release.set()
-        await stop(batcher)
+        queue({"x": rows(7, 3)})
     assert [len(call) for call in model.calls] == [1, 3, 4, 4]
