@@ -219,12 +219,12 @@ def quick_admission(app) -> QuickAdmission:
     inference request to one served model (``:predict`` / ``/infer`` and the typed endpoints):
     the complete 429 response (keep-alive) when its queue cannot take the request or its lane
     already has as many requests in progress as it can answer in time
-    (:class:`app.concurrency.ConcurrencyLimit`; a body over ``inline_parse_bytes``, or chunked,
-    is in the bulk lane, judged as at least a batch of its own), or, for an image upload larger than
-    ``inline_image_bytes`` (decoded in the image pool, ``app.image_pool``), when the pool's work
-    ahead would make it late; else that limit, of which the protocol takes a slot once the
-    request's body has come whole (a slow upload holds none) and gives it back, with the
-    request's latency, when the response ends.
+    (:class:`app.concurrency.ConcurrencyLimit`; a body over ``inline_parse_bytes``, or
+    chunked, is in the bulk lane, judged as at least a batch of its own), or, for an image
+    upload larger than ``inline_image_bytes`` (decoded in the image pool, ``app.image_pool``),
+    when the pool's work ahead would make it late; else that limit, of which the protocol takes
+    a slot once the request's body has come whole (a slow upload holds none) and gives it back,
+    with the request's latency, when the response ends.
 
     Why below the app: under overload most requests are refused, and a closed-loop client
     resends at once. Refused through the ASGI stack (a task, middleware, routing, an exception

@@ -11,7 +11,8 @@ within a share of the deadline (a gradient limiter, like Netflix's concurrency-l
 adaptive concurrency filter): latency over the target shrinks the cap in proportion; latency
 under it while the cap is reached lets the cap grow. With the default 5 s deadline it stays at
 its maximum and changes nothing; with a 50 ms deadline under overload it admits what can be
-answered in time.
+answered in time. Each model version has two, one per admission lane (interactive and bulk
+requests, ``app.admission.quick_admission``), each adapting to its own lane's latency.
 """
 
 from __future__ import annotations
