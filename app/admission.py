@@ -39,18 +39,32 @@ from app.errors import (
 
 class _Arrival:
     """When the current request entered the app, plus the time it then spent waiting for its
-    client's body bytes (shared by every context copied from the request's: a mutable cell)."""
+    client's body bytes (shared by every context copied from the request's: a mutable cell),
+    and its ``scope["state"]``, where the app reports to the HTTP protocol."""
 
-    __slots__ = ("at",)
+    __slots__ = ("at", "state")
 
-    def __init__(self, at: float) -> None:
+    def __init__(self, at: float, state: dict | None = None) -> None:
         self.at = at
+        self.state = state
 
 
 _arrival: ContextVar[_Arrival | None] = ContextVar("request_arrival", default=None)
 
 # Never refused nor counted: probes must answer under any load.
 UNLIMITED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/healthz", "/metrics"})
+
+
+# In scope["state"]: the request turned out to be bulk work (max_batch_size instances or more).
+BULK_KEY = "serving.bulk"
+
+
+def note_bulk() -> None:
+    """The current request is bulk work: ``python -m app``, which admitted it in the
+    interactive lane by its small body, leaves its latency out of that lane's cap."""
+    arrived = _arrival.get()
+    if arrived is not None and arrived.state is not None:
+        arrived.state[BULK_KEY] = True
 
 
 def arrival_time() -> float:
@@ -86,7 +100,7 @@ class AdmissionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        arrival = _Arrival(time.monotonic())
+        arrival = _Arrival(time.monotonic(), scope.get("state"))
         token = _arrival.set(arrival)
         request_id = request_ids.from_headers(scope["headers"])
         id_token = request_ids.bind(request_id)

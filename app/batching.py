@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app import metrics
+from app import admission, metrics
 from app.concurrency import ConcurrencyLimit
 from app.errors import (
     DeadlineExceededError,
@@ -165,6 +165,7 @@ class DynamicBatcher:
             timeout_s,
             maximum=max_queue_size,
             gauge=metrics.ADMISSION_LIMIT.labels(name, version, "bulk"),
+            bulk=True,
         )
         self.stats = BatcherStats()
 
@@ -274,7 +275,11 @@ class DynamicBatcher:
         if deadline is None:
             deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         self.check_room(size)
-        lane = self._bulk if size >= self.max_batch_size else self._interactive
+        if size >= self.max_batch_size:
+            lane = self._bulk
+            admission.note_bulk()  # (its body may have been small enough for the other lane)
+        else:
+            lane = self._interactive
         if size <= self.max_batch_size:
             return await self._enqueue(lane, inputs, size, deadline)
         # Large batch splitting: slices of max_batch_size, queued together, answered together.

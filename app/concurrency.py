@@ -41,7 +41,9 @@ class ConcurrencyLimit:
         minimum: int = 4,
         maximum: int = 1024,
         gauge: _Gauge | None = None,
+        bulk: bool = False,
     ) -> None:
+        self.bulk = bulk  # the bulk lane's cap (else the interactive lane's)
         self.target_s = deadline_s * TARGET_SHARE
         self.minimum = minimum
         self.maximum = maximum

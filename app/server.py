@@ -62,7 +62,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import STARTUP_FAILURE
 
 from app import metrics, request_ids
-from app.admission import QuickAdmission, ServerState, quick_admission
+from app.admission import BULK_KEY, QuickAdmission, ServerState, quick_admission
 from app.concurrency import ConcurrencyLimit
 from app.config import Settings
 from app.errors import (
@@ -507,6 +507,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # has its own admission (app.image_pool).
             elsewhere = self._slot_state.get(POOL_SECONDS_KEY, 0.0)
             latency = max(time.monotonic() - self._slot_since - elsewhere, 0.0)
+            # Admitted in the interactive lane by its small body, it turned out to be bulk
+            # work (256 short texts): its latency is not that lane's.
+            if not slot.bulk and self._slot_state.get(BULK_KEY):
+                measured = False
             slot.release(latency if measured else None)
 
     # ---- send timer: the transport pauses writing while more than its high-water mark waits

@@ -11,7 +11,9 @@ press on the server, and measures what a second, ordinary client gets meanwhile:
    ``-d`` seconds, beside a client sending one 28x28 digit to the same endpoint every 100 ms.
 3. **heavy texts**: 16 threads send 256 texts of 2,000 characters each to ``sentiment:predict``
    back to back, beside a client sending one short text every 100 ms.
-4. **costly model**: 8 threads send 16 X-rays each to ``chest_xray:predict`` back to back,
+4. **bulk in small bodies**: as 3, with 32 threads sending 256 texts of 200 characters (a
+   52 KB body: admitted at its headers as an interactive request, bulk once parsed).
+5. **costly model**: 8 threads send 16 X-rays each to ``chest_xray:predict`` back to back,
    beside a client sending one digit to ``mnist:predict`` every 100 ms (two models share the
    cores).
 
@@ -176,6 +178,28 @@ def heavy_texts(args, results: dict) -> None:
         server.stop()
 
 
+def bulk_in_small_bodies(args, results: dict) -> None:
+    words = WORDS.split(" ")
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(words) for _ in range(40))[:200] for _ in range(256)]
+    heavy = json.dumps({"texts": texts}).encode()  # ~52 KB: under inline_parse_bytes
+    light = json.dumps({"texts": ["The food was cold."]}).encode()
+    server = Server(args.models_dir, "sentiment", RESULTS_DIR)
+    try:
+        server.wait_ready()
+        url = f"{server.url}/v1/sentiment:predict"
+        as_json = "application/json"
+        pressed, probed = _press(url, heavy, as_json, 32, args.duration, (url, light, as_json))
+        results["bulk_in_small_bodies"] = {"heavy": pressed, "light_probe": probed}
+        print(
+            f"32 clients sending 256 texts of 200 characters ({len(heavy):,} bytes) for "
+            f"{args.duration:g} s: {_tally(pressed)}"
+        )
+        print(f"  one short text every 100 ms: {_tally(probed)}")
+    finally:
+        server.stop()
+
+
 def costly_model(args, results: dict) -> None:
     xrays = json.dumps({"instances": np.zeros((16, 128, 128, 1), np.uint8).tolist()}).encode()
     digit = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
@@ -204,6 +228,7 @@ SCENARIOS = {
     "slow_uploads": slow_uploads,
     "costly_pictures": costly_pictures,
     "heavy_texts": heavy_texts,
+    "bulk_in_small_bodies": bulk_in_small_bodies,
     "costly_model": costly_model,
 }
 

@@ -320,3 +320,25 @@ async def test_the_queue_check_counts_the_work_ahead_of_a_request_in_its_lane():
         batcher.check_room(3)  # a small one: its own batch and one bulk batch, in turn
         queue({"x": rows(7, 3)})
     assert [len(call) for call in model.calls] == [1, 3, 4, 4]
+
+
+@pytest.mark.parametrize(("rows_sent", "bulk"), [(1, False), (3, False), (4, True), (9, True)])
+async def test_a_request_of_a_full_batch_or_more_is_reported_as_bulk_to_the_protocol(
+    rows_sent, bulk
+):
+    """A small body can carry a bulk request (256 short texts): python -m app admitted it in
+    the interactive lane, and leaves its latency out of that lane's cap when told."""
+    from app.admission import BULK_KEY, AdmissionMiddleware, ServerState
+
+    batcher = DynamicBatcher(RecordingModel(), name="t", max_batch_size=4)
+
+    async def app(scope, receive, send):
+        await batcher.submit({"x": rows(0, rows_sent)})
+
+    middleware = AdmissionMiddleware(app, state=ServerState(), max_inflight=10)
+    scope = {"type": "http", "path": "/v1/models/t:predict", "headers": [], "state": {}}
+    try:
+        await middleware(scope, None, None)
+    finally:
+        await stop(batcher)
+    assert scope["state"].get(BULK_KEY, False) is bulk

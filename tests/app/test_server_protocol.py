@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from app.admission import TASK_MODELS, quick_admission
+from app.admission import BULK_KEY, TASK_MODELS, quick_admission
 from app.batching import DynamicBatcher
 from app.concurrency import ConcurrencyLimit
 from app.errors import ModelNotFoundError
@@ -234,6 +234,21 @@ async def test_the_time_a_request_spent_in_the_image_pool_is_not_the_models():
     while not transport.written:
         await asyncio.sleep(0.002)
     assert len(limit.released) == 1 and 0.0 <= limit.released[0] < 0.2  # (0.3 with the pool)
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("bulk_lane", [False, True])
+async def test_a_request_that_turned_out_bulk_is_not_measured_by_the_interactive_cap(bulk_lane):
+    limit, gate = RecordingLimit(), asyncio.Event()
+    limit.bulk = bulk_lane
+    protocol, transport, reached = await _protocol(limit.admit, gate=gate)
+    protocol.data_received(REQUEST)
+    await asyncio.sleep(0.02)
+    protocol.scope["state"][BULK_KEY] = True  # as DynamicBatcher.submit reports it
+    gate.set()
+    while not transport.written:
+        await asyncio.sleep(0.002)
+    assert len(limit.released) == 1 and (limit.released[0] is None) is not bulk_lane
     protocol.connection_lost(None)
 
 

@@ -17,6 +17,7 @@ def test_every_scenario_can_be_chosen_by_name():
         "slow_uploads",
         "costly_pictures",
         "heavy_texts",
+        "bulk_in_small_bodies",
         "costly_model",
     }
     assert all(callable(run) for run in starvation.SCENARIOS.values())
