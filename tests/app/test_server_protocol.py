@@ -583,3 +583,30 @@ async def test_tiny_chunks_to_a_request_the_app_reads_get_400_and_the_app_sees_a
     await asyncio.sleep(0.05)  # the app's receive returns a disconnect: it answers nothing
     assert reached == ["/v1/models/m:predict"]
     assert transport.written.count(b"HTTP/1.1 ") == 1
+
+
+def _post(body: bytes) -> bytes:
+    return b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+
+@pytest.mark.parametrize(("queued_body", "held"), [(1_000, False), (100_000, True)])
+async def test_reading_stays_paused_while_pipelined_requests_hold_a_large_body(queued_body, held):
+    """uvicorn resumes reading after each answer; the bodies of requests queued behind the one
+    in progress are outside max_body_memory_bytes, so past 64 KB of them it waits for those
+    requests to start. Every request is answered all the same."""
+    gate = asyncio.Event()
+    protocol, transport, reached = await _protocol(lambda m, p, q, n: None, gate=gate)
+    protocol.data_received(_post(b"a") + _post(b"b") + _post(b"c" * queued_body))
+    await asyncio.sleep(0.02)
+    assert len(reached) == 1 and len(protocol.pipeline) == 2  # one in progress, two queued
+    protocol.flow.resume_reading()  # as uvicorn does after an answer
+    assert transport.reading is not held
+    gate.set()
+    for _ in range(100):
+        if transport.written.count(b"HTTP/1.1 200") == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert transport.written.count(b"HTTP/1.1 200") == 3 and transport.reading
