@@ -156,10 +156,16 @@ def costly_pictures(args, results: dict) -> None:
         server.stop()
 
 
-def heavy_texts(args, results: dict) -> None:
+def _texts_against_a_short_one(
+    args, results: dict, scenario: str, clients: int, words_each: int, chars_each: int
+) -> None:
+    """``clients`` threads sending 256 texts of ``chars_each`` characters to sentiment, beside
+    a client sending one short text every 100 ms."""
     words = WORDS.split(" ")
     rng = random.Random(0)
-    texts = [" ".join(rng.choice(words) for _ in range(400))[:2000] for _ in range(256)]
+    texts = [
+        " ".join(rng.choice(words) for _ in range(words_each))[:chars_each] for _ in range(256)
+    ]
     heavy = json.dumps({"texts": texts}).encode()
     light = json.dumps({"texts": ["The food was cold."]}).encode()
     server = Server(args.models_dir, "sentiment", RESULTS_DIR)
@@ -167,37 +173,24 @@ def heavy_texts(args, results: dict) -> None:
         server.wait_ready()
         url = f"{server.url}/v1/sentiment:predict"
         as_json = "application/json"
-        pressed, probed = _press(url, heavy, as_json, 16, args.duration, (url, light, as_json))
-        results["heavy_texts"] = {"heavy": pressed, "light_probe": probed}
+        pressed, probed = _press(url, heavy, as_json, clients, args.duration, (url, light, as_json))
+        results[scenario] = {"heavy": pressed, "light_probe": probed}
         print(
-            f"16 clients sending 256 texts of 2,000 characters for {args.duration:g} s: "
-            f"{_tally(pressed)}"
+            f"{clients} clients sending 256 texts of {chars_each:,} characters "
+            f"({len(heavy):,} bytes) for {args.duration:g} s: {_tally(pressed)}"
         )
         print(f"  one short text every 100 ms: {_tally(probed)}")
     finally:
         server.stop()
+
+
+def heavy_texts(args, results: dict) -> None:
+    _texts_against_a_short_one(args, results, "heavy_texts", 16, 400, 2000)
 
 
 def bulk_in_small_bodies(args, results: dict) -> None:
-    words = WORDS.split(" ")
-    rng = random.Random(0)
-    texts = [" ".join(rng.choice(words) for _ in range(40))[:200] for _ in range(256)]
-    heavy = json.dumps({"texts": texts}).encode()  # ~52 KB: under inline_parse_bytes
-    light = json.dumps({"texts": ["The food was cold."]}).encode()
-    server = Server(args.models_dir, "sentiment", RESULTS_DIR)
-    try:
-        server.wait_ready()
-        url = f"{server.url}/v1/sentiment:predict"
-        as_json = "application/json"
-        pressed, probed = _press(url, heavy, as_json, 32, args.duration, (url, light, as_json))
-        results["bulk_in_small_bodies"] = {"heavy": pressed, "light_probe": probed}
-        print(
-            f"32 clients sending 256 texts of 200 characters ({len(heavy):,} bytes) for "
-            f"{args.duration:g} s: {_tally(pressed)}"
-        )
-        print(f"  one short text every 100 ms: {_tally(probed)}")
-    finally:
-        server.stop()
+    # ~52 KB bodies: under inline_parse_bytes, so admitted at their headers as interactive.
+    _texts_against_a_short_one(args, results, "bulk_in_small_bodies", 32, 40, 200)
 
 
 def costly_model(args, results: dict) -> None:
