@@ -187,15 +187,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._refused = False
-        self._pipeline_cut = False  # too many requests sent ahead: nothing more is parsed
-        self._discarding_all = False  # the server is ending the connection (lingering close)
+        # This protocol stopped the parser (a refused head or body, a cut pipeline) and ends
+        # the connection: nothing more is parsed, and what still comes is dropped.
+        self._ending = False
         self._chunks = 0  # chunks begun in this request's chunked body
         self._chunked_bytes = 0  # ... and their bytes
         self._transfer_codings: list[bytes] = []  # this request's Transfer-Encoding, in order
         self._in_head = True  # reading a request line and headers
         self._head_bytes = 0  # bytes received while in the head (a lower bound of its size)
         self._head_size = 0  # the parsed head's size
-        self._rejected = False
         self._skipping = False  # a request refused at its headers: its body is discarded
         self._refusal_pending = False  # ... and its 429 not sent yet (refusal_delay_s)
         self._closing_after_refusal = False  # ... to an Expect: 100-continue request
@@ -236,7 +236,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused or self._pipeline_cut or self._discarding_all:
+        if self._refused or self._ending:
             return
         if self._in_head:
             self._head_bytes += len(data)
@@ -261,7 +261,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
         except httptools.HttpParserError:
-            if not (self._rejected or self._pipeline_cut):
+            if not self._ending:
                 msg = "Invalid HTTP request received."
                 self.logger.warning(msg)
                 self.send_400_response(msg)
@@ -390,7 +390,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return min(self.refusal_delay_s * 2 ** min(in_a_row - 1, 16), longest)
 
     def _send_refusal(self, refusal: bytes) -> None:
-        if self.transport.is_closing() or self._discarding_all:
+        if self.transport.is_closing() or self._ending:
             return
         self.transport.write(refusal)
         self._refusal_pending = False
@@ -413,7 +413,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if (
             self.min_body_chunk_bytes
             and (complete - FREE_CHUNKS) * self.min_body_chunk_bytes > self._chunked_bytes
-            and not self._rejected
+            and not self._ending
         ):
             self._refuse_small_chunks(complete)
             raise _Rejected
@@ -429,14 +429,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # The app stops reading the body (a disconnect) and answers nothing more.
             cycle.disconnected = True
             cycle.message_event.set()
-        if self._skipping or (cycle is not None and cycle.response_started):
-            # The request has its answer (a refusal at its headers, an early one from the
-            # app), or has begun one: no other can be written.
-            metrics.CONNECTIONS_CUT.labels("small_chunks").inc()
-            self._rejected = True
-            self._close_lingering()
-            return
-        self._reject(MalformedRequestError(message), "small_chunks")
+        # A request that has its answer (a refusal at its headers, an early one from the app),
+        # or has begun one, gets no other.
+        answered = self._skipping or (cycle is not None and cycle.response_started)
+        self._reject(None if answered else MalformedRequestError(message), "small_chunks")
 
     def on_body(self, body: bytes) -> None:
         self._chunked_bytes += len(body)  # (only read for a chunked body)
@@ -480,7 +476,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Too many requests queued behind the one in progress: the last one taken is answered
         with ``Connection: close`` and ends the connection; the client resends the others (as
         HTTP/1.1 clients must for pipelined requests a connection closed on)."""
-        self._pipeline_cut = True
+        self._ending = True
         self.cycle.keep_alive = False  # its answer says Connection: close, then it closes...
         self.cycle.transport = _LingeringOnClose(self.transport, self._close_lingering)
         self.flow.pause_reading()
@@ -493,7 +489,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """A request that is not HTTP (uvicorn answers it in plain text)."""
-        if not (self._rejected or self._pipeline_cut):  # (else the parser stopped: we stopped it)
+        if not self._ending:  # (else the parser stopped because this protocol stopped it)
             self.transport.write(_canned(MalformedRequestError(msg)))
             metrics.CONNECTIONS_CUT.labels("malformed_request").inc()
             self.transport.close()
@@ -591,11 +587,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         message = f"request line and headers exceed {self.max_header_bytes} bytes"
         self._reject(HeadersTooLargeError(message), "headers_too_large")
 
-    def _reject(self, error: ServingError, reason: str) -> None:
+    def _reject(self, error: ServingError | None, reason: str) -> None:
+        """End the connection, answering ``error`` (None: the request has its answer)."""
         metrics.CONNECTIONS_CUT.labels(reason).inc()
-        self._rejected = True
+        self._ending = True
         self._head_timer.cancel()
-        self.transport.write(_canned(error))
+        if error is not None:
+            self.transport.write(_canned(error))
         self._close_lingering()
 
     def _close_lingering(self) -> None:
@@ -606,7 +604,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        self._discarding_all = True
         if transport.can_write_eof():
             transport.write_eof()
         self.flow.resume_reading()
