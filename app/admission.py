@@ -108,7 +108,7 @@ class AdmissionMiddleware:
         if self.state.draining:
             extra_headers[b"connection"] = b"close"
         if request_id is not None:
-            extra_headers[b"x-request-id"] = request_id.encode()
+            extra_headers[request_ids.HEADER_BYTES] = request_id.encode()
         if extra_headers:
             send = _setting_headers(send, extra_headers)
         try:

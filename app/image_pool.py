@@ -23,11 +23,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from app import metrics
+from app.batching import ADMISSION_SHARE  # the jobs ahead may take as much as queued batches
 from app.errors import DeadlineExceededError, QueueFullError
 
 T = TypeVar("T")
 
-ADMISSION_SHARE = 0.75  # of a request's remaining deadline that the jobs ahead may take
 SMOOTHING = 0.2  # weight of the latest job in the moving average of job times
 POOL_SECONDS_KEY = "serving.image_pool_seconds"  # in scope["state"]: time spent here
 

@@ -16,6 +16,7 @@ import uuid
 from contextvars import ContextVar, Token
 
 HEADER = "x-request-id"
+HEADER_BYTES = HEADER.encode()  # as ASGI and the HTTP parser give header names
 MAX_CHARS = 200
 
 _current: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -24,7 +25,7 @@ _current: ContextVar[str | None] = ContextVar("request_id", default=None)
 def from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The request's own ID: its first ``X-Request-ID``, if it is a usable one."""
     for name, value in headers:
-        if name == b"x-request-id":
+        if name == HEADER_BYTES:
             text = value.decode("latin-1").strip()
             if 0 < len(text) <= MAX_CHARS and text.isascii() and text.isprintable():
                 return text

@@ -354,7 +354,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return False
         request_id = request_ids.from_headers(self.headers)
         if request_id is not None:  # the request's own ID, as the app echoes it
-            verdict = _with_header(verdict, b"x-request-id: " + request_id.encode())
+            verdict = _with_header(verdict, request_ids.HEADER_BYTES + b": " + request_id.encode())
         if self.expect_100_continue:
             # The client may be holding its body back: the connection ends with the refusal.
             verdict = _with_header(verdict, b"connection: close")
