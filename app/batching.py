@@ -142,6 +142,7 @@ class DynamicBatcher:
         self.timeout_s = timeout_s
         self._interactive = _Lane()  # requests of fewer than max_batch_size instances
         self._bulk = _Lane()  # slices of requests of max_batch_size instances or more
+        self._lanes = (self._interactive, self._bulk)
         self._bulk_turn = False  # with both lanes queued, the next batch is bulk's
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
@@ -202,7 +203,7 @@ class DynamicBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
-        for lane in (self._interactive, self._bulk):
+        for lane in self._lanes:
             while lane.items:
                 item = lane.items.popleft()
                 if not item.future.done():
@@ -227,11 +228,7 @@ class DynamicBatcher:
         slices = _batches(size, self.max_batch_size)
         if self.queue_depth + slices > self.max_queue_size:
             self.refuse(f"{self.max_queue_size} requests waiting")
-        own, other = (
-            (self._bulk, self._interactive)
-            if size >= self.max_batch_size
-            else (self._interactive, self._bulk)
-        )
+        own, other = self._lanes_for(size)
         own_call_s = own.call_time_s or other.call_time_s
         if own_call_s and (own.queued or other.queued):
             # The model call running, the batches of its lane up to its own, and as many of
@@ -248,6 +245,12 @@ class DynamicBatcher:
                     f"the queued work would take {ahead_s * 1000:.0f} ms, too much of a new "
                     f"request's deadline of {self.timeout_s * 1000:.0f} ms"
                 )
+
+    def _lanes_for(self, size: int) -> tuple[_Lane, _Lane]:
+        """(the lane of a request of ``size`` instances, the other lane)."""
+        if size >= self.max_batch_size:
+            return self._bulk, self._interactive
+        return self._interactive, self._bulk
 
     def refuse(self, why: str) -> None:
         """Raise :class:`QueueFullError` (429) saying ``why``, and count it."""
@@ -275,11 +278,9 @@ class DynamicBatcher:
         if deadline is None:
             deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         self.check_room(size)
-        if size >= self.max_batch_size:
-            lane = self._bulk
+        lane, _ = self._lanes_for(size)
+        if lane is self._bulk:
             admission.note_bulk()  # (its body may have been small enough for the other lane)
-        else:
-            lane = self._interactive
         if size <= self.max_batch_size:
             return await self._enqueue(lane, inputs, size, deadline)
         # Large batch splitting: slices of max_batch_size, queued together, answered together.
@@ -387,8 +388,7 @@ class DynamicBatcher:
         assert wakeup is not None
         loop = asyncio.get_running_loop()
         flush_at = (
-            min(lane.items[0].enqueued for lane in (self._interactive, self._bulk) if lane.items)
-            + self.max_wait_s
+            min(lane.items[0].enqueued for lane in self._lanes if lane.items) + self.max_wait_s
         )
         while self._queued_instances() < self.max_batch_size:
             remaining = flush_at - time.monotonic()
@@ -403,10 +403,7 @@ class DynamicBatcher:
 
     def _queued_instances(self) -> int:
         return sum(
-            item.size
-            for lane in (self._interactive, self._bulk)
-            for item in lane.items
-            if not item.future.done()
+            item.size for lane in self._lanes for item in lane.items if not item.future.done()
         )
 
     def _take_batch(self) -> tuple[_Lane, list[_Pending]]:
