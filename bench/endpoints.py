@@ -23,7 +23,7 @@ from pathlib import Path
 from statistics import median
 
 from bench import profiling
-from bench.overload import Server, digit_body, multipart, wrk
+from bench.overload import Server, digit_body, encode_picture, multipart, wrk
 from bench.run import (
     REPO_ROOT,
     RESULTS_DIR,
@@ -37,15 +37,10 @@ MODELS = ["mnist", "sentiment", "spam", "churn", "movie_profit", "sales"]
 
 def digit_png(data_dir: Path) -> bytes:
     """The first MNIST test digit as a PNG (a drawn stroke without the datasets)."""
-    import io
-
     import numpy as np
-    from PIL import Image
 
     pixels = np.asarray(json.loads(digit_body(data_dir))["instances"][0], dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels[..., 0]).save(buffer, "PNG")
-    return buffer.getvalue()
+    return encode_picture(pixels[..., 0])
 
 
 def cases(data_dir: Path) -> list[tuple[str, str, bytes, str]]:

@@ -290,14 +290,19 @@ def png_bytes(side: int) -> bytes:
     return buffer.getvalue()
 
 
-def noise_picture(side: int, image_format: str, **save) -> bytes:
-    """A picture of random pixels: the costliest to decode for its size (nothing compresses)."""
+def encode_picture(pixels: np.ndarray, image_format: str = "PNG", **save) -> bytes:
+    """uint8 pixels (H x W gray, H x W x 3 RGB, H x W x 4 RGBA) as a file's bytes."""
     from PIL import Image
 
-    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, image_format, **save)
     return buffer.getvalue()
+
+
+def noise_picture(side: int, image_format: str, **save) -> bytes:
+    """A picture of random pixels: the costliest to decode for its size (nothing compresses)."""
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return encode_picture(pixels, image_format, **save)
 
 
 def multipart(data: bytes, name: str, content_type: str = "image/png") -> tuple[bytes, str]:

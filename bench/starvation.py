@@ -24,7 +24,6 @@ and every server is stopped by its PID.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import socket
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.overload import HOST, Server, multipart, request
+from bench.overload import HOST, Server, encode_picture, multipart, request
 from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
 
 PROBE_INTERVAL_S = 0.1
@@ -87,14 +86,6 @@ def _press(
     return pressed, probed
 
 
-def _png(pixels: np.ndarray, mode: str) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def slow_uploads(args, results: dict) -> None:
     body = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
     head = (
@@ -137,8 +128,8 @@ def costly_pictures(args, results: dict) -> None:
     ramp = np.linspace(0, 255, 4096, dtype=np.float32)
     rgba = np.zeros((4096, 4096, 4), np.uint8)
     rgba[..., 0], rgba[..., 1], rgba[..., 3] = ramp[None, :], ramp[:, None], 255
-    big, big_type = multipart(_png(rgba, "RGBA"), "big.png")
-    digit, digit_type = multipart(_png(np.zeros((28, 28), np.uint8), "L"), "digit.png")
+    big, big_type = multipart(encode_picture(rgba), "big.png")
+    digit, digit_type = multipart(encode_picture(np.zeros((28, 28), np.uint8)), "digit.png")
     server = Server(args.models_dir, "mnist", RESULTS_DIR)
     try:
         server.wait_ready()
