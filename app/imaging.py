@@ -36,6 +36,7 @@ from app.errors import (
     UnsupportedMediaTypeError,
 )
 from app.image_headers import check_structure
+from app.plain_png import PlainPng, read_plain_png
 
 # Only these plugins of Pillow's ever read an upload: the others parse their headers in Python
 # too (a 786 KB TIFF of 65,535 tags cost 0.2 s to refuse), for formats no model takes.
@@ -86,26 +87,36 @@ class ImageSpec:
 
 
 def prepare_image(
-    data: bytes | Image.Image,
+    data: bytes | Image.Image | PlainPng,
     spec: ImageSpec,
     *,
     invert: Invert = Invert.auto,
     max_pixels: int,
     name: str | None = None,
 ) -> np.ndarray:
-    """Decode ``data`` (the file's bytes, or the image ``open_image`` returned for them) and fit
-    it to ``spec``: uint8 array ``(height, width, channels)``."""
+    """Decode ``data`` (the file's bytes, or what ``open_image`` returned for them) and fit it
+    to ``spec``: uint8 array ``(height, width, channels)``."""
+    if isinstance(data, bytes):
+        data = open_image(data, max_pixels=max_pixels, name=name)
+    if isinstance(data, PlainPng):
+        data = _decode_plain(data, max_pixels=max_pixels, name=name)
+        if isinstance(data, np.ndarray):
+            if spec.is_glyph and data.ndim == 2:  # gray levels already: no Pillow image
+                return _fitted_glyph(data, spec, invert)
+            data = Image.fromarray(data)
     image = decode_image(data, max_pixels=max_pixels, name=name, target=(spec.width, spec.height))
     if spec.is_glyph:
-        gray = _to_gray_array(image)
-        pixels = fit_glyph(gray, spec, invert=invert)
-        pixels = pixels[..., None]
-        return np.repeat(pixels, spec.channels, axis=-1) if spec.channels > 1 else pixels
+        return _fitted_glyph(_to_gray_array(image), spec, invert)
     image = image.convert("L" if spec.channels == 1 else "RGB")
     if invert is Invert.true:  # auto never inverts photos
         image = Image.eval(image, lambda v: 255 - v)
     pixels = np.asarray(_resize(image, (spec.width, spec.height)), dtype=np.uint8)
     return pixels.reshape(spec.height, spec.width, spec.channels)
+
+
+def _fitted_glyph(gray: np.ndarray, spec: ImageSpec, invert: Invert) -> np.ndarray:
+    pixels = fit_glyph(gray, spec, invert=invert)[..., None]
+    return np.repeat(pixels, spec.channels, axis=-1) if spec.channels > 1 else pixels
 
 
 class _DecodingErrors:
@@ -134,26 +145,49 @@ class _DecodingErrors:
         raise InvalidInputError(f"the image is corrupt or truncated ({exc})", file=name) from exc
 
 
-def open_image(data: bytes, *, max_pixels: int, name: str | None = None) -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int, name: str | None = None) -> Image.Image | PlainPng:
     """The image's header only (nothing decoded yet): its structure (``app.image_headers``),
-    format and pixel count checked."""
+    format and pixel count checked. A small plain PNG is left to libspng (``app.plain_png``)."""
     if not data:
         raise InvalidInputError("the file is empty", file=name)
     check_structure(data, name)  # bounded: before Pillow reads it chunk by chunk
+    plain = read_plain_png(data)
+    if plain is None:
+        return _open_with_pillow(data, max_pixels=max_pixels, name=name)
+    _check_pixel_count(plain.width, plain.height, max_pixels, name)
+    return plain
+
+
+def _open_with_pillow(data: bytes, *, max_pixels: int, name: str | None) -> Image.Image:
     with _DecodingErrors(name):
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-        width, height = image.size
-        if width * height > max_pixels:
-            raise PayloadTooLargeError(
-                f"the image has {width}x{height} = {width * height} pixels, more than the "
-                f"limit of {max_pixels} (max_image_pixels)",
-                file=name,
-            )
+        _check_pixel_count(*image.size, max_pixels, name)
     return image
 
 
+def _decode_plain(
+    plain: PlainPng, *, max_pixels: int, name: str | None
+) -> np.ndarray | Image.Image:
+    """libspng's pixels, or, when it refuses the file, Pillow's opened image (for its verdict)."""
+    pixels = plain.decode()
+    return (
+        pixels
+        if pixels is not None
+        else _open_with_pillow(plain.data, max_pixels=max_pixels, name=name)
+    )
+
+
+def _check_pixel_count(width: int, height: int, max_pixels: int, name: str | None) -> None:
+    if width * height > max_pixels:
+        raise PayloadTooLargeError(
+            f"the image has {width}x{height} = {width * height} pixels, more than the "
+            f"limit of {max_pixels} (max_image_pixels)",
+            file=name,
+        )
+
+
 def decode_image(
-    data: bytes | Image.Image,
+    data: bytes | Image.Image | PlainPng,
     *,
     max_pixels: int,
     name: str | None = None,
@@ -166,6 +200,10 @@ def decode_image(
     and any picture far larger than ``target`` (width, height) is reduced by an integer factor
     right after decoding, before any conversion."""
     image = open_image(data, max_pixels=max_pixels, name=name) if isinstance(data, bytes) else data
+    if isinstance(image, PlainPng):
+        image = _decode_plain(image, max_pixels=max_pixels, name=name)
+        if isinstance(image, np.ndarray):
+            return Image.fromarray(image)  # small, and already L or RGB
     with _DecodingErrors(name):
         image.seek(0)  # GIF / animated WebP: the first frame
         if target is not None and image.format == "JPEG":
