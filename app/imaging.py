@@ -150,9 +150,9 @@ def open_image(data: bytes, *, max_pixels: int, name: str | None = None) -> Imag
     format and pixel count checked. A small plain PNG is left to libspng (``app.plain_png``)."""
     if not data:
         raise InvalidInputError("the file is empty", file=name)
-    check_structure(data, name)  # bounded: before Pillow reads it chunk by chunk
-    plain = read_plain_png(data)
+    plain = read_plain_png(data)  # a plain PNG's chunks are few, known and uncompressed
     if plain is None:
+        check_structure(data, name)  # bounded: before Pillow reads it chunk by chunk
         return _open_with_pillow(data, max_pixels=max_pixels, name=name)
     _check_pixel_count(plain.width, plain.height, max_pixels, name)
     return plain

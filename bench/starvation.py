@@ -16,6 +16,8 @@ press on the server, and measures what a second, ordinary client gets meanwhile:
 5. **costly model**: 8 threads send 16 X-rays each to ``chest_xray:predict`` back to back,
    beside a client sending one digit to ``mnist:predict`` every 100 ms (two models share the
    cores).
+6. **plain pictures**: as 2, with 128x128 RGB noise PNGs (~49 KB), the largest that libspng
+   decodes (``app/plain_png.py``; it holds the GIL while it does).
 
 Printed: each client's statuses (count, p50 and worst latency). Traffic goes to 127.0.0.1 only
 and every server is stopped by its PID.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import socket
 import statistics
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import plain_png
 from bench.overload import HOST, Server, encode_picture, multipart, request
 from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
 
@@ -128,18 +132,31 @@ def costly_pictures(args, results: dict) -> None:
     ramp = np.linspace(0, 255, 4096, dtype=np.float32)
     rgba = np.zeros((4096, 4096, 4), np.uint8)
     rgba[..., 0], rgba[..., 1], rgba[..., 3] = ramp[None, :], ramp[:, None], 255
-    big, big_type = multipart(encode_picture(rgba), "big.png")
+    _pictures_against_a_digit(args, results, "costly_pictures", rgba, "4096x4096 RGBA PNGs")
+
+
+def plain_pictures(args, results: dict) -> None:
+    side = math.isqrt(plain_png.MAX_PIXELS)
+    noise = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    what = f"{side}x{side} RGB noise PNGs (libspng's largest)"
+    _pictures_against_a_digit(args, results, "plain_pictures", noise, what)
+
+
+def _pictures_against_a_digit(args, results: dict, key: str, pixels: np.ndarray, what: str) -> None:
+    """``args.clients`` threads uploading ``pixels`` as a PNG to ``mnist:classify``, beside a
+    client sending one 28x28 digit there every 100 ms."""
+    picture, picture_type = multipart(encode_picture(pixels), "picture.png")
     digit, digit_type = multipart(encode_picture(np.zeros((28, 28), np.uint8)), "digit.png")
     server = Server(args.models_dir, "mnist", RESULTS_DIR)
     try:
         server.wait_ready()
         url = f"{server.url}/v1/images/mnist:classify"
         pressed, probed = _press(
-            url, big, big_type, args.clients, args.duration, (url, digit, digit_type)
+            url, picture, picture_type, args.clients, args.duration, (url, digit, digit_type)
         )
-        results["costly_pictures"] = {"pictures": pressed, "digit_probe": probed}
+        results[key] = {"pictures": pressed, "digit_probe": probed}
         print(
-            f"{args.clients} clients uploading 4096x4096 RGBA PNGs ({len(big) // 1000} KB) for "
+            f"{args.clients} clients uploading {what} ({len(picture) // 1000} KB) for "
             f"{args.duration:g} s: {_tally(pressed)}"
         )
         print(f"  a digit every 100 ms to the same endpoint: {_tally(probed)}")
@@ -211,6 +228,7 @@ def costly_model(args, results: dict) -> None:
 SCENARIOS = {
     "slow_uploads": slow_uploads,
     "costly_pictures": costly_pictures,
+    "plain_pictures": plain_pictures,
     "heavy_texts": heavy_texts,
     "bulk_in_small_bodies": bulk_in_small_bodies,
     "costly_model": costly_model,

@@ -57,7 +57,7 @@ def pictures() -> dict[str, bytes]:
     text.add_text("Software", "a drawing program")
     return {
         "28x28 digit": encode(Image.fromarray(digit)),
-        "white digit on black, 200x120": encode(Image.fromarray(255 - digit).resize((200, 120))),
+        "white digit on black, 160x100": encode(Image.fromarray(255 - digit).resize((160, 100))),
         "gray noise": encode(Image.fromarray(noise_gray), compress_level=0),
         "rgb noise": encode(Image.fromarray(noise_rgb), compress_level=9),
         "rgb with text, gamma and dpi": encode(

@@ -16,6 +16,7 @@ def test_every_scenario_can_be_chosen_by_name():
     assert set(starvation.SCENARIOS) == {
         "slow_uploads",
         "costly_pictures",
+        "plain_pictures",
         "heavy_texts",
         "bulk_in_small_bodies",
         "costly_model",
