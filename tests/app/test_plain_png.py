@@ -99,6 +99,7 @@ def not_plain() -> dict[str, bytes]:
         + chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"v"))
         + digit[33:],
         "an unknown chunk": digit[:33] + chunk(b"abCd", b"") + digit[33:],
+        "interlaced": digit[:8] + chunk(b"IHDR", digit[16:28] + b"\x01") + digit[33:],
         "no IEND": digit[:iend],
         "a wrong CRC": bytes(bad_crc),
         "over MAX_PIXELS": encode(Image.new("L", (MAX_PIXELS + 1, 1))),
