@@ -18,12 +18,13 @@ sees it:
 - **idle keep-alive** connections close after ``keep_alive_timeout_s``; no ``server`` header;
   no WebSocket (an ``Upgrade`` request is answered as plain HTTP);
 - **a body the server has already answered** (a 404, 413, 429... sent before the whole body
-  came) is read and discarded, like any body, within ``body_timeout_s`` of the answer, else the
-  connection is closed: the next bytes are the body's, never a new request's head, and a client
-  that trickles (or stops) such a body cannot hold the connection; a request that carried
-  ``Expect: 100-continue`` and was answered before its body was asked for is answered with
-  ``Connection: close`` (the client may or may not send that body: what follows could be
-  either, so the connection cannot go on);
+  came) is read and discarded, like any body, within ``body_timeout_s`` of the answer plus 1 s
+  for every ``body_min_rate_bytes`` discarded, else the connection is closed: the next bytes
+  are the body's, never a new request's head, and a client that trickles (or stops) such a
+  body cannot hold the connection; a request that carried ``Expect: 100-continue`` and was
+  answered before its body was asked for is answered with ``Connection: close`` (the client
+  may or may not send that body: what follows could be either, so the connection cannot go
+  on);
 - **slow readers:** a response the client stops reading (its bytes past the kernel's socket
   buffer and the transport's high-water mark) is given ``send_timeout_s`` without progress,
   then the connection is aborted: a client that never reads a large reply (an explanation,
@@ -178,6 +179,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     min_body_chunk_bytes = 1024
     header_timeout_s = 10.0
     body_timeout_s = 30.0
+    body_min_rate_bytes = 16 * 1024
     send_timeout_s = 30.0
     quick_admission: QuickAdmission | None = None  # see app.admission.quick_admission
     api_keys: list[bytes] = []  # set: only a request with a valid key is admitted early
@@ -211,6 +213,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # discarded; while writing is paused (the client is not reading).
         self._head_timer = _Timer(self.loop, self._head_timeout)
         self._discard_timer = _Timer(self.loop, self._discard_timeout)
+        self._discard_since = 0.0  # when the discard timer was first armed for this body
+        self._discarded = 0  # bytes of that body received since
         self._send_timer = _Timer(self.loop, self._send_stalled)
         self._send_left = 0  # bytes still buffered when the send timer was armed
 
@@ -436,6 +440,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._chunked_bytes += len(body)  # (only read for a chunked body)
+        if self._discard_timer.armed:
+            self._discarded += len(body)
         if not self._skipping:
             super().on_body(body)
 
@@ -504,20 +510,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # (uvicorn discards them; any byte cancels its keep-alive timer.)
             self._arm_discard_timer()
 
-    # ---- discard timer: the rest of an answered request's body must come in body_timeout_s
+    # ---- discard timer: the rest of an answered request's body must come in body_timeout_s,
+    # plus 1 s per body_min_rate_bytes of it (as the body of a request in progress: app.limits)
     def _arm_discard_timer(self) -> None:
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not self._discard_timer.armed:
+            self._discard_since, self._discarded = self.loop.time(), 0
             self._discard_timer.arm(self.body_timeout_s)
 
     def _discard_timeout(self) -> None:
-        if not self.transport.is_closing():
-            logger.info(
-                "closing a connection whose answered request's body did not end within %g s "
-                "(body_timeout_s)",
-                self.body_timeout_s,
-            )
-            metrics.CONNECTIONS_CUT.labels("discard_timeout").inc()
-            self.transport.close()
+        if self.transport.is_closing():
+            return
+        earned = self._discarded / self.body_min_rate_bytes if self.body_min_rate_bytes else 0.0
+        left = self._discard_since + self.body_timeout_s + earned - self.loop.time()
+        if left > 0:  # still coming at the minimum rate: the answer waits for its end
+            self._discard_timer.arm(left)
+            return
+        logger.info(
+            "closing a connection whose answered request's body did not end within %g s "
+            "and 1 s per %d bytes discarded (%d bytes): body_timeout_s, body_min_rate_bytes",
+            self.body_timeout_s,
+            self.body_min_rate_bytes,
+            self._discarded,
+        )
+        metrics.CONNECTIONS_CUT.labels("discard_timeout").inc()
+        self.transport.close()
 
     def _release_slot(self, *, measured: bool) -> None:
         self._admitted_by = None  # answered (or lost) before its body came: no slot was taken
@@ -626,6 +642,7 @@ def guarded_protocol(
             "min_body_chunk_bytes": settings.min_body_chunk_bytes,
             "header_timeout_s": settings.header_timeout_s,
             "body_timeout_s": settings.body_timeout_s,
+            "body_min_rate_bytes": settings.body_min_rate_bytes,
             "send_timeout_s": settings.send_timeout_s,
             "quick_admission": None if admission is None else staticmethod(admission),
             # (only inference paths are admitted early: never among the open paths)

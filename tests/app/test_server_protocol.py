@@ -72,6 +72,7 @@ async def _protocol(
     keep_alive_s: float = 5.0,
     api_keys: tuple[bytes, ...] = (),
     body_timeout_s: float = 30.0,
+    body_min_rate_bytes: int = 16 * 1024,
 ):
     reached = []
 
@@ -100,6 +101,7 @@ async def _protocol(
             "refusal_max_delay_s": max_delay_s,
             "api_keys": list(api_keys),
             "body_timeout_s": body_timeout_s,
+            "body_min_rate_bytes": body_min_rate_bytes,
         },
     )
     protocol = cls(config=config, server_state=ServerState(), app_state={})
@@ -490,6 +492,40 @@ async def test_an_answered_body_that_stops_coming_closes_the_connection_after_bo
         protocol.data_received(b"x")
     assert not transport.closed
     await asyncio.sleep(0.3)
+    assert transport.closed and _cuts("discard_timeout") == before + 1
+    protocol.connection_lost(None)
+
+
+async def test_an_answered_body_still_coming_at_the_minimum_rate_is_discarded_to_its_end():
+    # A slow upload answered early (a 429 or 404) is read to its end, so its client reads
+    # the answer, as long as it comes at body_min_rate_bytes a second or more.
+    protocol, transport, reached = await _protocol(
+        lambda m, p, q, n: None, body_timeout_s=0.2, body_min_rate_bytes=1000
+    )
+    protocol.data_received(_early(3000))
+    await _written(transport, b"HTTP/1.1 404 ")
+    for _ in range(10):  # 300 bytes every 50 ms (6 KB/s) for 0.5 s: past body_timeout_s
+        await asyncio.sleep(0.05)
+        protocol.data_received(b"x" * 300)
+    assert not transport.closed
+    transport.written.clear()
+    protocol.data_received(REQUEST)  # the body has ended: the next request is served
+    await _written(transport, b"HTTP/1.1 200 ")
+    assert reached == [EARLY_PATH, "/v1/models/m:predict"] and not transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_an_answered_body_that_stops_gets_body_timeout_s_and_the_time_its_bytes_earned():
+    before = _cuts("discard_timeout")
+    protocol, transport, _ = await _protocol(
+        lambda m, p, q, n: None, body_timeout_s=0.2, body_min_rate_bytes=1000
+    )
+    protocol.data_received(_early(3000))
+    await _written(transport, b"HTTP/1.1 404 ")
+    protocol.data_received(b"x" * 500)  # 0.5 s earned, then nothing
+    await asyncio.sleep(0.4)
+    assert not transport.closed
+    await asyncio.sleep(0.8)
     assert transport.closed and _cuts("discard_timeout") == before + 1
     protocol.connection_lost(None)
 
