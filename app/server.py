@@ -19,7 +19,8 @@ sees it:
   no WebSocket (an ``Upgrade`` request is answered as plain HTTP);
 - **a body the server has already answered** (a 404, 413, 429... sent before the whole body
   came) is read and discarded, like any body, within ``body_timeout_s`` of the answer plus 1 s
-  for every ``body_min_rate_bytes`` discarded, else the connection is closed: the next bytes
+  for every ``body_min_rate_bytes`` discarded (of at most ``max_body_bytes``: no longer than
+  reading the largest body allowed), else the connection is closed: the next bytes
   are the body's, never a new request's head, and a client that trickles (or stops) such a
   body cannot hold the connection; a request that carried ``Expect: 100-continue`` and was
   answered before its body was asked for is answered with ``Connection: close`` (the client
@@ -180,6 +181,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout_s = 10.0
     body_timeout_s = 30.0
     body_min_rate_bytes = 16 * 1024
+    max_body_bytes = 20 * 1024 * 1024
     send_timeout_s = 30.0
     quick_admission: QuickAdmission | None = None  # see app.admission.quick_admission
     api_keys: list[bytes] = []  # set: only a request with a valid key is admitted early
@@ -520,7 +522,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _discard_timeout(self) -> None:
         if self.transport.is_closing():
             return
-        earned = self._discarded / self.body_min_rate_bytes if self.body_min_rate_bytes else 0.0
+        # Time is earned for at most a body the server would read (a 413's declared body may be
+        # endless): a discard lasts no longer than reading the largest allowed body may.
+        earned = (
+            min(self._discarded, self.max_body_bytes) / self.body_min_rate_bytes
+            if self.body_min_rate_bytes
+            else 0.0
+        )
         left = self._discard_since + self.body_timeout_s + earned - self.loop.time()
         if left > 0:  # still coming at the minimum rate: the answer waits for its end
             self._discard_timer.arm(left)
@@ -643,6 +651,7 @@ def guarded_protocol(
             "header_timeout_s": settings.header_timeout_s,
             "body_timeout_s": settings.body_timeout_s,
             "body_min_rate_bytes": settings.body_min_rate_bytes,
+            "max_body_bytes": settings.max_body_bytes,
             "send_timeout_s": settings.send_timeout_s,
             "quick_admission": None if admission is None else staticmethod(admission),
             # (only inference paths are admitted early: never among the open paths)

@@ -530,6 +530,20 @@ async def test_an_answered_body_that_stops_gets_body_timeout_s_and_the_time_its_
     protocol.connection_lost(None)
 
 
+async def test_a_discarded_body_earns_time_only_for_as_much_as_the_largest_body_allowed():
+    protocol, transport, _ = await _protocol(
+        lambda m, p, q, n: None, body_timeout_s=0.2, body_min_rate_bytes=1000
+    )
+    protocol.max_body_bytes = 100
+    protocol.data_received(_early(10**9))  # a 413's declared body may be any size
+    await _written(transport, b"HTTP/1.1 404 ")
+    for _ in range(10):  # 300 bytes every 50 ms: past the rate, but 0.1 s earned at most
+        await asyncio.sleep(0.05)
+        protocol.data_received(b"x" * 300)
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
 async def test_after_an_answered_body_has_come_the_idle_connection_is_closed():
     protocol, transport, _ = await _protocol(lambda m, p, q, n: None, keep_alive_s=0.05)
     protocol.data_received(_early(10))
