@@ -487,26 +487,35 @@ async def test_an_answered_body_that_stops_coming_closes_the_connection_after_bo
     protocol, transport, _ = await _protocol(lambda m, p, q, n: None, body_timeout_s=0.3)
     protocol.data_received(_early(1000) + b"x" * 10)
     await _written(transport, b"HTTP/1.1 404 ")
-    for _ in range(6):  # a byte now and then: no timer of uvicorn's would ever fire
-        await asyncio.sleep(0.02)
-        protocol.data_received(b"x")
+    await _trickle(protocol, 6, b"x", 0.02)  # a byte now and then: no uvicorn timer would fire
     assert not transport.closed
     await asyncio.sleep(0.3)
     assert transport.closed and _cuts("discard_timeout") == before + 1
     protocol.connection_lost(None)
 
 
-async def test_an_answered_body_still_coming_at_the_minimum_rate_is_discarded_to_its_end():
-    # A slow upload answered early (a 429 or 404) is read to its end, so its client reads
-    # the answer, as long as it comes at body_min_rate_bytes a second or more.
+async def _trickle(protocol, count: int, piece: bytes, every_s: float) -> None:
+    for _ in range(count):
+        await asyncio.sleep(every_s)
+        protocol.data_received(piece)
+
+
+async def _answered_early(length: int):
+    """A protocol (``body_timeout_s`` 0.2, ``body_min_rate_bytes`` 1000) that has answered a
+    request of a ``length``-byte body at its headers, none of which has come."""
     protocol, transport, reached = await _protocol(
         lambda m, p, q, n: None, body_timeout_s=0.2, body_min_rate_bytes=1000
     )
-    protocol.data_received(_early(3000))
+    protocol.data_received(_early(length))
     await _written(transport, b"HTTP/1.1 404 ")
-    for _ in range(10):  # 300 bytes every 50 ms (6 KB/s) for 0.5 s: past body_timeout_s
-        await asyncio.sleep(0.05)
-        protocol.data_received(b"x" * 300)
+    return protocol, transport, reached
+
+
+async def test_an_answered_body_still_coming_at_the_minimum_rate_is_discarded_to_its_end():
+    # A slow upload answered early (a 429 or 404) is read to its end, so its client reads
+    # the answer, as long as it comes at body_min_rate_bytes a second or more.
+    protocol, transport, reached = await _answered_early(3000)
+    await _trickle(protocol, 10, b"x" * 300, 0.05)  # 6 KB/s for 0.5 s: past body_timeout_s
     assert not transport.closed
     transport.written.clear()
     protocol.data_received(REQUEST)  # the body has ended: the next request is served
@@ -517,11 +526,7 @@ async def test_an_answered_body_still_coming_at_the_minimum_rate_is_discarded_to
 
 async def test_an_answered_body_that_stops_gets_body_timeout_s_and_the_time_its_bytes_earned():
     before = _cuts("discard_timeout")
-    protocol, transport, _ = await _protocol(
-        lambda m, p, q, n: None, body_timeout_s=0.2, body_min_rate_bytes=1000
-    )
-    protocol.data_received(_early(3000))
-    await _written(transport, b"HTTP/1.1 404 ")
+    protocol, transport, _ = await _answered_early(3000)
     protocol.data_received(b"x" * 500)  # 0.5 s earned, then nothing
     await asyncio.sleep(0.4)
     assert not transport.closed
@@ -531,15 +536,9 @@ async def test_an_answered_body_that_stops_gets_body_timeout_s_and_the_time_its_
 
 
 async def test_a_discarded_body_earns_time_only_for_as_much_as_the_largest_body_allowed():
-    protocol, transport, _ = await _protocol(
-        lambda m, p, q, n: None, body_timeout_s=0.2, body_min_rate_bytes=1000
-    )
+    protocol, transport, _ = await _answered_early(10**9)  # a 413's body may be any size
     protocol.max_body_bytes = 100
-    protocol.data_received(_early(10**9))  # a 413's declared body may be any size
-    await _written(transport, b"HTTP/1.1 404 ")
-    for _ in range(10):  # 300 bytes every 50 ms: past the rate, but 0.1 s earned at most
-        await asyncio.sleep(0.05)
-        protocol.data_received(b"x" * 300)
+    await _trickle(protocol, 10, b"x" * 300, 0.05)  # past the rate, but 0.1 s earned at most
     assert transport.closed
     protocol.connection_lost(None)
 
