@@ -1,8 +1,9 @@
 """Where the image upload's extra time goes, against ``:predict``: ``python -m bench.image_path``.
 
 Issue 15's point 1 asks the typed endpoints for 70 % of ``:predict``'s throughput; the image
-upload stays near two thirds. This drives the ASGI app in process (as ``bench.inprocess``: no
-sockets, 64 concurrent callers, mnist) with a single digit through ``:predict`` and through
+upload stayed near two thirds until small plain PNGs went to libspng (``app.plain_png``). This
+drives the ASGI app in process (as ``bench.inprocess``: no sockets, 64 concurrent callers,
+mnist) with a single digit through ``:predict`` and through
 ``/v1/images/mnist:classify``, the latter three ways, alternated in rounds:
 
 - **as served**;
