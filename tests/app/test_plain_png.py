@@ -35,16 +35,21 @@ def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def built(width: int, height: int, rows: bytes, *, colour: int = 0) -> bytes:
-    """A PNG written by hand around ``rows`` (filter bytes and samples): valid CRCs whatever
-    the rows hold."""
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+def built(width: int, height: int, rows: bytes) -> bytes:
+    """An 8-bit gray PNG written by hand around ``rows`` (filter bytes and samples): valid CRCs
+    whatever the rows hold."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
         SIGNATURE
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def with_gamma(png: bytes) -> bytes:
+    """``png`` with a gAMA chunk (gamma 1/2.2) after its header: neither decoder applies it."""
+    return png[:33] + chunk(b"gAMA", struct.pack(">I", 45455)) + png[33:]
 
 
 def pictures() -> dict[str, bytes]:
@@ -57,11 +62,11 @@ def pictures() -> dict[str, bytes]:
     text.add_text("Software", "a drawing program")
     return {
         "28x28 digit": encode(Image.fromarray(digit)),
-        "white digit on black, 160x100": encode(Image.fromarray(255 - digit).resize((160, 100))),
+        "dark digit on white, 160x100": encode(Image.fromarray(255 - digit).resize((160, 100))),
         "gray noise": encode(Image.fromarray(noise_gray), compress_level=0),
         "rgb noise": encode(Image.fromarray(noise_rgb), compress_level=9),
-        "rgb with text, gamma and dpi": encode(
-            Image.fromarray(noise_rgb), pnginfo=text, dpi=(300, 300)
+        "rgb with text, gamma and dpi": with_gamma(
+            encode(Image.fromarray(noise_rgb), pnginfo=text, dpi=(300, 300))
         ),
         "1x1": encode(Image.new("L", (1, 1), 200)),
     }
