@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __doc__ as app_doc
+from app import metrics
 from app.admission import AdmissionMiddleware, ServerState
 from app.api import (
     demo,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, control: SharedControl | None =
     )
     app.state.settings = settings
     app.state.server = ServerState()
+    app.state.exposition = metrics.Exposition(settings.metrics_max_age_s)
     install_error_handlers(app)
     # Added innermost first: a request meets them in the reverse order.
     if settings.gzip_min_bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from app import metrics
 from app.api.deps import RepositoryDep, readiness_reasons
 from app.api.status_replies import Health, ModelList
 from app.codec import json_response
@@ -61,9 +60,9 @@ async def healthz(request: Request, repository: RepositoryDep) -> Response:
     "/metrics",
     summary="Prometheus metrics",
     description="The Prometheus text exposition format (every worker's series, summed, with "
-    "`SERVING_WORKERS` above 1).",
+    "`SERVING_WORKERS` above 1), rendered at most once per `SERVING_METRICS_MAX_AGE_S` (1 s).",
     response_class=PlainTextResponse,
 )
-async def prometheus_metrics() -> Response:
-    body, content_type = metrics.render()
+async def prometheus_metrics(request: Request) -> Response:
+    body, content_type = request.app.state.exposition.get()
     return Response(body, media_type=content_type)

@@ -34,6 +34,7 @@ def launch(models: Path, **settings: str) -> tuple[subprocess.Popen, str]:
         "SERVING_PORT": str(port),
         "SERVING_LOG_LEVEL": "warning",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SERVING_METRICS_MAX_AGE_S": "0",  # tests read counters before and after a request
         **{f"SERVING_{k.upper()}": v for k, v in settings.items()},
     }
     process = subprocess.Popen(
