@@ -17,7 +17,7 @@ from app.api import demo, docs
 from app.config import Settings
 from app.errors import UnauthorizedError, serving_error_response
 
-DOCS_PATHS = frozenset({*docs.PATHS, "/openapi.json"})
+DOCS_PATHS = docs.PATHS
 
 
 def open_paths(settings: Settings) -> frozenset[str]:

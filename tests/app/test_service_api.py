@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
 
 def test_openapi_documents_the_protocol_routes(tiny_client):
     assert tiny_client.get("/docs").status_code == 200
@@ -15,6 +17,21 @@ def test_openapi_documents_the_protocol_routes(tiny_client):
         "/metrics",
     ):
         assert path in paths, path
+
+
+def test_the_openapi_schema_is_serialized_once_and_names_a_proxy_prefix(tiny_client):
+    app = tiny_client.app
+    schema = tiny_client.get("/openapi.json").json()
+    assert schema == app.openapi() and "servers" not in schema
+    first = app.state.openapi_json[""]
+    tiny_client.get("/openapi.json")
+    assert app.state.openapi_json[""] is first  # the same bytes: not serialized again
+
+    prefixed = TestClient(app, root_path="/serving")  # (no lifespan: the app is running)
+    schema = prefixed.get("/openapi.json").json()
+    assert schema["servers"][0] == {"url": "/serving"}
+    assert schema["paths"] == app.openapi()["paths"]
+    assert "/serving/openapi.json" in prefixed.get("/docs").text
 
 
 def test_healthz_lists_every_model_state(tiny_client):
