@@ -18,6 +18,9 @@ press on the server, and measures what a second, ordinary client gets meanwhile:
    cores).
 6. **plain pictures**: as 2, with 128x128 RGB noise PNGs (~49 KB), the largest that libspng
    decodes (``app/plain_png.py``; it holds the GIL while it does).
+7. **open GETs**: 8 threads fetch ``/v2/health/live``, then ``/metrics``, then
+   ``/openapi.json`` back to back (gzip accepted), every committed model served, beside a client
+   sending one digit to ``mnist:predict`` every 100 ms.
 
 Printed: each client's statuses (count, p50 and worst latency). Traffic goes to 127.0.0.1 only
 and every server is stopped by its PID.
@@ -59,20 +62,26 @@ def _tally(outcomes: list[tuple[int, float]]) -> str:
 
 def _press(
     url: str,
-    body: bytes,
+    body: bytes | None,
     content_type: str,
     clients: int,
     seconds: float,
     probe: tuple[str, bytes, str],
 ) -> tuple[list, list]:
-    """``clients`` threads sending ``body`` back to back, and the probe every 100 ms."""
+    """``clients`` threads sending ``body`` back to back (no body: a GET accepting gzip), and
+    the probe every 100 ms."""
     stop_at = time.monotonic() + seconds
     pressed: list[tuple[int, float]] = []
     lock = threading.Lock()
+    method, headers = (
+        ("GET", {"Accept-Encoding": "gzip"})
+        if body is None
+        else ("POST", {"Content-Type": content_type})
+    )
 
     def client() -> None:
         while time.monotonic() < stop_at:
-            status, _, took = request("POST", url, body, {"Content-Type": content_type}, 120)
+            status, _, took = request(method, url, body, headers, 120)
             with lock:
                 pressed.append((status, took))
 
@@ -225,6 +234,34 @@ def costly_model(args, results: dict) -> None:
         server.stop()
 
 
+OPEN_PATHS = ("/v2/health/live", "/metrics", "/openapi.json")
+GET_CLIENTS = 8
+
+
+def open_gets(args, results: dict) -> None:
+    """Clients fetching each open GET path back to back, beside a digit to ``mnist:predict``
+    every 100 ms, all the committed models served (``/metrics`` and ``/openapi.json`` are the
+    costliest replies that need no key: their text grows with the models)."""
+    digit = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
+    models = sorted(path.name for path in args.models_dir.iterdir() if path.is_dir())
+    server = Server(args.models_dir, models, RESULTS_DIR)
+    try:
+        server.wait_ready(300)
+        probe = (f"{server.url}/v1/models/mnist:predict", digit, "application/json")
+        results["open_gets"] = {}
+        for path in OPEN_PATHS:
+            pressed, probed = _press(
+                f"{server.url}{path}", None, "", GET_CLIENTS, args.duration, probe
+            )
+            results["open_gets"][path] = {"fetches": pressed, "digit_probe": probed}
+            print(
+                f"{GET_CLIENTS} clients fetching {path} for {args.duration:g} s: {_tally(pressed)}"
+            )
+            print(f"  a digit to mnist every 100 ms: {_tally(probed)}")
+    finally:
+        server.stop()
+
+
 SCENARIOS = {
     "slow_uploads": slow_uploads,
     "costly_pictures": costly_pictures,
@@ -232,6 +269,7 @@ SCENARIOS = {
     "heavy_texts": heavy_texts,
     "bulk_in_small_bodies": bulk_in_small_bodies,
     "costly_model": costly_model,
+    "open_gets": open_gets,
 }
 
 

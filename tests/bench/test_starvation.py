@@ -20,5 +20,6 @@ def test_every_scenario_can_be_chosen_by_name():
         "heavy_texts",
         "bulk_in_small_bodies",
         "costly_model",
+        "open_gets",
     }
     assert all(callable(run) for run in starvation.SCENARIOS.values())
