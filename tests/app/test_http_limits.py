@@ -29,6 +29,8 @@ LIMITS = {
     "max_pipelined_requests": str(MAX_PIPELINED),
     "max_body_bytes": "100000",
     "drain_seconds": "0",
+    "body_timeout_s": "1",
+    "body_min_rate_bytes": "4096",
 }
 
 
@@ -274,6 +276,21 @@ def test_a_body_sent_after_its_early_answer_is_discarded_and_the_connection_goes
         sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _response(sock).startswith(b"HTTP/1.1 200 ")
     assert _cut(server, "headers_too_large") == before
+
+
+def test_a_slow_body_after_its_early_answer_is_discarded_to_its_end_at_the_minimum_rate(server):
+    """A 404 at the headers of a 16 KB upload sent at 8 KB/s, two seconds, past the 1 s of
+    body_timeout_s: each 4 KB discarded earns a second more, so the client sends it all, reads
+    its 404 and goes on (cut after 1 s before, a reset for the client's next send)."""
+    with socket.create_connection(_address(server), timeout=5) as sock:
+        head = "POST /v1/models/gone:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 16000\r\n\r\n"
+        sock.sendall(head.encode())
+        for _ in range(10):
+            time.sleep(0.2)
+            sock.sendall(b"x" * 1600)
+        assert _response(sock).startswith(b"HTTP/1.1 404 ")
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(sock).startswith(b"HTTP/1.1 200 ")
 
 
 def _response(sock: socket.socket) -> bytes:
