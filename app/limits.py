@@ -67,6 +67,13 @@ class BodyMemory:
         held[0] += size
 
 
+def body_allowance_s(timeout_s: float, received: int, min_rate_bytes: int) -> float:
+    """The seconds a body may take once ``received`` bytes of it have come: ``body_timeout_s``
+    plus 1 s per ``body_min_rate_bytes`` (0: none). The same rule for a body being read (here)
+    and for the rest of one answered before it came (``app.server``)."""
+    return timeout_s + (received / min_rate_bytes if min_rate_bytes else 0.0)
+
+
 class RequestBodyMiddleware:
     def __init__(
         self,
@@ -111,8 +118,7 @@ class RequestBodyMiddleware:
             )
         if declared:
             self.memory.check(declared)  # refused before its body is read
-        deadline = time.monotonic() + self.body_timeout_s
-        timed_receive = self._held(self._timed(receive, deadline), held)
+        timed_receive = self._held(self._timed(receive, time.monotonic()), held)
         if encoding in _IDENTITY:
             return scope, timed_receive
         if encoding not in _ENCODINGS:
@@ -148,15 +154,15 @@ class RequestBodyMiddleware:
 
         return holding_receive
 
-    def _timed(self, receive: Receive, deadline: float) -> Receive:
+    def _timed(self, receive: Receive, start: float) -> Receive:
         timeout_s, rate = self.body_timeout_s, self.body_min_rate_bytes
         received = 0
 
         async def timed_receive() -> Message:
             nonlocal received
-            extended = deadline + (received / rate if rate else 0.0)
+            deadline = start + body_allowance_s(timeout_s, received, rate)
             try:
-                async with asyncio.timeout(max(extended - time.monotonic(), 0.0)):
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
                     message = await receive()
             except TimeoutError:
                 raise RequestTimeoutError(

@@ -79,6 +79,7 @@ from app.errors import (
     error_bytes,
 )
 from app.image_pool import POOL_SECONDS_KEY
+from app.limits import body_allowance_s
 from app.security import key_problem
 from app.worker_control import SharedControl
 
@@ -524,12 +525,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         # Time is earned for at most a body the server would read (a 413's declared body may be
         # endless): a discard lasts no longer than reading the largest allowed body may.
-        earned = (
-            min(self._discarded, self.max_body_bytes) / self.body_min_rate_bytes
-            if self.body_min_rate_bytes
-            else 0.0
-        )
-        left = self._discard_since + self.body_timeout_s + earned - self.loop.time()
+        counted = min(self._discarded, self.max_body_bytes)
+        allowed = body_allowance_s(self.body_timeout_s, counted, self.body_min_rate_bytes)
+        left = self._discard_since + allowed - self.loop.time()
         if left > 0:  # still coming at the minimum rate: the answer waits for its end
             self._discard_timer.arm(left)
             return
