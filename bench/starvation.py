@@ -45,6 +45,7 @@ from bench.overload import HOST, Server, encode_picture, multipart, request
 from bench.run import REPO_ROOT, RESULTS_DIR, machine_description
 
 PROBE_INTERVAL_S = 0.1
+BLANK_DIGIT = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()  # mnist :predict
 WORDS = "the food was cold and the waiter was rude never again great service lovely"
 
 
@@ -100,7 +101,7 @@ def _press(
 
 
 def slow_uploads(args, results: dict) -> None:
-    body = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
+    body = BLANK_DIGIT
     head = (
         "POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -212,7 +213,6 @@ def bulk_in_small_bodies(args, results: dict) -> None:
 
 def costly_model(args, results: dict) -> None:
     xrays = json.dumps({"instances": np.zeros((16, 128, 128, 1), np.uint8).tolist()}).encode()
-    digit = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
     server = Server(args.models_dir, ["mnist", "chest_xray"], RESULTS_DIR)
     try:
         server.wait_ready()
@@ -223,7 +223,7 @@ def costly_model(args, results: dict) -> None:
             as_json,
             8,
             args.duration,
-            (f"{server.url}/v1/models/mnist:predict", digit, as_json),
+            (f"{server.url}/v1/models/mnist:predict", BLANK_DIGIT, as_json),
         )
         results["costly_model"] = {"heavy": pressed, "light_probe": probed}
         print(
@@ -242,12 +242,11 @@ def open_gets(args, results: dict) -> None:
     """Clients fetching each open GET path back to back, beside a digit to ``mnist:predict``
     every 100 ms, all the committed models served (``/metrics`` and ``/openapi.json`` are the
     costliest replies that need no key: their text grows with the models)."""
-    digit = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
     models = sorted(path.name for path in args.models_dir.iterdir() if path.is_dir())
     server = Server(args.models_dir, models, RESULTS_DIR)
     try:
         server.wait_ready(300)
-        probe = (f"{server.url}/v1/models/mnist:predict", digit, "application/json")
+        probe = (f"{server.url}/v1/models/mnist:predict", BLANK_DIGIT, "application/json")
         results["open_gets"] = {}
         for path in OPEN_PATHS:
             pressed, probed = _press(
