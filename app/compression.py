@@ -12,11 +12,19 @@ The level is ``gzip_level`` (default 1, nginx's default): measured on this servi
 (``docs/configuration.md``), level 1 shrinks them to 14-48 % of their size, level 6 to 11-43 %
 for 3-5 times the CPU, and level 9 (Starlette's default) gains nothing more for up to 14 times
 level 1's CPU; a reply under 128 KiB is compressed on the event loop, holding every request.
+
+A body sent many times unchanged (``/openapi.json``, a ``/metrics`` rendering) is compressed once
+instead (``GzipOnce``): the middleware passes on a response that already has a
+``Content-Encoding``.
 """
 
 from __future__ import annotations
 
+import gzip
+
 from starlette.middleware.gzip import GZipResponder
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -64,3 +72,36 @@ class GzipForClientsThatAcceptIt:
             await responder(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class GzipOnce:
+    """A body sent many times unchanged, and its gzip made at most once, at the first request
+    that accepts it. Compressing at every fetch took the event loop 0.6 ms for
+    ``/openapi.json`` (125 KB), 0.3 ms for ``/metrics`` with ten models (69 KB) and 14 ms for
+    Swagger UI's script (1.5 MB): 8 clients fetching that script held a digit's ``:predict`` at
+    p50 14 ms, worst 40 ms. The response is gzipped where the middleware would gzip it:
+    compression on (``gzip_min_bytes`` above 0), the body at least that large, and the client
+    accepting gzip."""
+
+    __slots__ = ("body", "_gzipped")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._gzipped: bytes | None = None
+
+    def response(
+        self, request: Request, media_type: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        settings = request.app.state.settings
+        minimum = settings.gzip_min_bytes
+        headers = dict(headers or {})
+        if not minimum or len(self.body) < minimum:
+            return Response(self.body, media_type=media_type, headers=headers)
+        # Large enough to be compressed for some clients: caches must key on Accept-Encoding.
+        headers["Vary"] = "Accept-Encoding"
+        if not accepts_gzip(request.scope["headers"]):
+            return Response(self.body, media_type=media_type, headers=headers)
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, compresslevel=settings.gzip_level, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+        return Response(self._gzipped, media_type=media_type, headers=headers)

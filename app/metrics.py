@@ -26,6 +26,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.compression import GzipOnce
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -126,12 +128,15 @@ class Exposition:
     def __init__(self, max_age_s: float) -> None:
         self.max_age_s = max_age_s
         self._rendered_at = -math.inf
-        self._latest: tuple[bytes, str] = (b"", CONTENT_TYPE_LATEST)
+        self._latest: tuple[GzipOnce, str] = (GzipOnce(b""), CONTENT_TYPE_LATEST)
 
-    def get(self) -> tuple[bytes, str]:
+    def get(self) -> tuple[GzipOnce, str]:
+        """The latest rendering (compressed at most once, for the scrapes that accept gzip) and
+        its content type."""
         now = time.monotonic()
         if now - self._rendered_at >= self.max_age_s:
-            self._latest, self._rendered_at = render(), now
+            body, content_type = render()
+            self._latest, self._rendered_at = (GzipOnce(body), content_type), now
         return self._latest
 
 

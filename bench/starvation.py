@@ -234,7 +234,7 @@ def costly_model(args, results: dict) -> None:
         server.stop()
 
 
-OPEN_PATHS = ("/v2/health/live", "/metrics", "/openapi.json")
+OPEN_PATHS = ("/v2/health/live", "/metrics", "/openapi.json", "/docs/swagger-ui-bundle.js")
 GET_CLIENTS = 8
 
 

@@ -65,4 +65,4 @@ async def healthz(request: Request, repository: RepositoryDep) -> Response:
 )
 async def prometheus_metrics(request: Request) -> Response:
     body, content_type = request.app.state.exposition.get()
-    return Response(body, media_type=content_type)
+    return body.response(request, content_type)

@@ -24,7 +24,8 @@ def test_a_rendering_is_reused_until_it_is_max_age_s_old(monkeypatch):
     renders = []
     monkeypatch.setattr(metrics, "render", lambda: (renders.append(now[0]) or b"text", "type"))
     exposition = metrics.Exposition(max_age_s=1.0)
-    assert exposition.get() == (b"text", "type")
+    body, content_type = exposition.get()
+    assert (body.body, content_type) == (b"text", "type")
     now[0] += 0.99
     exposition.get()
     assert renders == [1000.0]
