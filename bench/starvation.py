@@ -19,8 +19,8 @@ press on the server, and measures what a second, ordinary client gets meanwhile:
 6. **plain pictures**: as 2, with 128x128 RGB noise PNGs (~49 KB), the largest that libspng
    decodes (``app/plain_png.py``; it holds the GIL while it does).
 7. **open GETs**: 8 threads fetch ``/v2/health/live``, then ``/metrics``, then
-   ``/openapi.json`` back to back (gzip accepted), every committed model served, beside a client
-   sending one digit to ``mnist:predict`` every 100 ms.
+   ``/openapi.json``, then Swagger UI's script back to back (gzip accepted), every committed
+   model served, beside a client sending one digit to ``mnist:predict`` every 100 ms.
 
 Printed: each client's statuses (count, p50 and worst latency). Traffic goes to 127.0.0.1 only
 and every server is stopped by its PID.
