@@ -29,6 +29,39 @@ def test_untrained_model_is_seasonal_naive_at_any_scale():
         np.testing.assert_allclose(forecast, window[:, -12:], rtol=1e-4)
 
 
+def test_backtest_trains_each_origin_on_the_months_before_it(monkeypatch):
+    lengths = {"airline_passengers": 132, "car_sales": 96, "shampoo_sales": 30}
+    lengths |= {"writing_paper_sales": 135, "champagne_sales": 93}
+    t = np.arange(200)
+    season = 100 + 10 * np.sin(2 * np.pi * t / 12)
+    series = {name: (season[:n] + t[:n]).astype("float32") for name, n in lengths.items()}
+    trained_on = []
+
+    def fit_network(parts, cfg):
+        trained_on.append({name: len(part) for name, part in parts.items()})
+        return sales.make_model(), {}, {}  # untrained: the seasonal-naive forecast
+
+    monkeypatch.setattr(sales, "fit_network", fit_network)
+    monkeypatch.setattr(sales, "ets_forecast", lambda history, horizon: history[-12:][:horizon])
+    result = sales.backtest(series, TrainConfig())
+
+    # Origin k's network saw only the months up to 12k months before the test months; shampoo
+    # (30 months) is too short for any origin.
+    for k, lengths_seen in enumerate(trained_on, start=1):
+        assert lengths_seen == {
+            name: n - sales.EVAL_HORIZON[name] - 12 * k
+            for name, n in lengths.items()
+            if name != "shampoo_sales"
+        }
+    assert len(trained_on) == sales.BACKTEST_ORIGINS == result["origins"] == 3
+    assert result["forecast_months"] == 3 * 4 * 12
+    assert [o["months_before_test"] for o in result["per_origin"]] == [12, 24, 36]
+    # An untrained network is the seasonal-naive forecast, so it scores exactly that.
+    assert result["mase_vs_seasonal_naive"] == pytest.approx(1.0, rel=1e-4)
+    assert result["ets_vs_seasonal_naive"] == pytest.approx(1.0)
+    assert result["mean_mase"]["seasonal_naive"] > 0
+
+
 def test_train_export_reload_forecasts_raw_scale(data_dir, tmp_path):
     cfg = TrainConfig(data_dir=data_dir, out_dir=tmp_path, epochs=1, limit=200, version=1)
     path = sales.train(cfg)
@@ -49,6 +82,10 @@ def test_train_export_reload_forecasts_raw_scale(data_dir, tmp_path):
     assert anchor["mase_vs_seasonal_naive"] == pytest.approx(mean["ets"] / mean["seasonal_naive"])
     assert anchor["anchor_wins"] == (mean["ets"] < mean["model"])
     assert all(np.isfinite(s["mase"]["ets"]) for s in meta["metrics"]["per_series"].values())
+    backtest = meta["metrics"]["backtest"]
+    assert len(backtest["per_origin"]) == 3 and backtest["forecast_months"] == 144
+    assert "shampoo_sales" not in backtest["per_origin"][0]["series"]
+    assert np.isfinite(backtest["mase_vs_seasonal_naive"])
     assert (path / "forecasts.png").is_file() and (path / "history.png").is_file()
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
