@@ -13,9 +13,9 @@ The level is ``gzip_level`` (default 1, nginx's default): measured on this servi
 for 3-5 times the CPU, and level 9 (Starlette's default) gains nothing more for up to 14 times
 level 1's CPU; a reply under 128 KiB is compressed on the event loop, holding every request.
 
-A body sent many times unchanged (``/openapi.json``, a ``/metrics`` rendering) is compressed once
-instead (``GzipOnce``): the middleware passes on a response that already has a
-``Content-Encoding``.
+A body sent many times unchanged (``/openapi.json``, a ``/metrics`` rendering, the docs pages'
+assets) is compressed once instead (``GzipOnce``): the middleware passes on a response that
+already has a ``Content-Encoding``.
 """
 
 from __future__ import annotations

@@ -229,6 +229,16 @@ def network_forecast(model: keras.Model, train_part: np.ndarray, horizon: int) -
     return np.asarray(model.predict(train_part[None, -WINDOW:], verbose=0))[0, :horizon]
 
 
+def forecasts_after(model: keras.Model, train_part: np.ndarray, horizon: int) -> dict:
+    """The model's, the baselines' and the ETS anchor's forecasts of the months after
+    ``train_part``."""
+    return {
+        "model": network_forecast(model, train_part, horizon),
+        **baseline_forecasts(train_part, horizon),
+        "ets": ets_forecast(train_part, horizon),
+    }
+
+
 def evaluate(model: keras.Model, series: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """Per series: MAE and MASE of the model, the baselines and the ETS anchor over its last
     months."""
@@ -236,11 +246,7 @@ def evaluate(model: keras.Model, series: dict[str, np.ndarray]) -> tuple[dict, d
     for name, values in series.items():
         horizon = EVAL_HORIZON[name]
         train_part, actual = values[:-horizon], values[-horizon:]
-        predicted = {
-            "model": network_forecast(model, train_part, horizon),
-            **baseline_forecasts(train_part, horizon),
-            "ets": ets_forecast(train_part, horizon),
-        }
+        predicted = forecasts_after(model, train_part, horizon)
         scale = mase_scale(train_part)
         mae = {k: float(np.mean(np.abs(actual - p))) for k, p in predicted.items()}
         per_series[name] = {
@@ -289,12 +295,7 @@ def backtest(series: dict[str, np.ndarray], cfg: TrainConfig) -> dict:
         scores: dict[str, list[float]] = {}
         for name, part in parts.items():
             actual = series[name][len(part) : len(part) + MAX_HORIZON]
-            predicted = {
-                "model": network_forecast(model, part, MAX_HORIZON),
-                **baseline_forecasts(part, MAX_HORIZON),
-                "ets": ets_forecast(part, MAX_HORIZON),
-            }
-            for method, forecast in predicted.items():
+            for method, forecast in forecasts_after(model, part, MAX_HORIZON).items():
                 value = float(np.mean(np.abs(actual - forecast))) / mase_scale(part)
                 scores.setdefault(method, []).append(value)
                 pooled.setdefault(method, []).append(value)
