@@ -31,7 +31,6 @@ import pandas as pd
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
@@ -43,7 +42,11 @@ from training.common.data import (
     stratified_split,
     validation_split,
 )
-from training.common.evaluate import predict_probabilities, score_test_split
+from training.common.evaluate import (
+    cross_validated_roc_auc,
+    predict_probabilities,
+    score_test_split,
+)
 from training.common.export import export_model, split_sizes
 from training.common.tabular import (
     categorical_column,
@@ -256,27 +259,22 @@ def fit_model(x_tr: pd.DataFrame, y_tr, x_val: pd.DataFrame, y_val, cfg: TrainCo
 def cross_validated_auc(x_train: pd.DataFrame, y_train, cfg: TrainConfig) -> dict:
     """ROC-AUC of the same procedure over CV_FOLDS stratified folds of the training data (the test
     split is not touched): how much one 1,200-customer test split can move the figure."""
-    scores = []
-    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=cfg.seed)
-    for fit_idx, held_idx in folds.split(x_train, y_train):
-        x_fit, y_fit = x_train.iloc[fit_idx], y_train[fit_idx]
-        x_tr, x_val, y_tr, y_val = stratified_split(
-            x_fit, y_fit, test_size=VALIDATION_FRACTION, seed=cfg.seed, stratify=y_fit
-        )
+
+    def fit_and_score(x_tr, y_tr, x_val, y_val, x_held):
         model, columns, _, _ = fit_model(x_tr, y_tr, x_val, y_val, cfg)
-        held = to_dataset(
-            to_inputs(fill_defaults(x_train.iloc[held_idx], columns), columns), batch_size=256
-        )
-        scores.append(
-            float(roc_auc_score(y_train[held_idx], predict_probabilities(model, held)[:, 0]))
-        )
-    print(f"{NAME}: {CV_FOLDS}-fold ROC-AUC on the training data {np.round(scores, 4)}")
-    return {
-        "folds": CV_FOLDS,
-        "roc_auc": scores,
-        "roc_auc_mean": float(np.mean(scores)),
-        "roc_auc_std": float(np.std(scores)),
-    }
+        held = to_dataset(to_inputs(fill_defaults(x_held, columns), columns), batch_size=256)
+        return predict_probabilities(model, held)[:, 0]
+
+    result = cross_validated_roc_auc(
+        x_train,
+        y_train,
+        fit_and_score,
+        folds=CV_FOLDS,
+        validation_fraction=VALIDATION_FRACTION,
+        seed=cfg.seed,
+    )
+    print(f"{NAME}: {CV_FOLDS}-fold ROC-AUC on the training data {np.round(result['roc_auc'], 4)}")
+    return result
 
 
 def train(cfg: TrainConfig) -> Path:

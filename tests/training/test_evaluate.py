@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from training.common.evaluate import accuracy, classification_metrics, to_class_probabilities
+from training.common.evaluate import (
+    accuracy,
+    classification_metrics,
+    cross_validated_roc_auc,
+    to_class_probabilities,
+)
 
 
 def test_sigmoid_column_becomes_two_class_probabilities():
@@ -92,3 +98,21 @@ def test_binary_metrics_record_a_bounded_roc_curve():
     assert np.all(np.diff(curve["fpr"]) >= 0) and np.all(np.diff(curve["tpr"]) >= 0)
     # The area under the recorded points stays close to the exact ROC-AUC.
     assert np.trapezoid(curve["tpr"], curve["fpr"]) == pytest.approx(m["roc_auc"], abs=0.01)
+
+
+def test_cross_validation_holds_out_every_row_once_and_never_trains_on_it():
+    x = pd.DataFrame({"row": np.arange(100)})
+    y = np.array([0, 1] * 50)
+    held_rows = []
+
+    def fit_and_score(x_tr, y_tr, x_val, y_val, x_held):
+        seen = set(x_tr["row"]) | set(x_val["row"])
+        assert not seen & set(x_held["row"])  # the held-out fold is never trained on
+        assert len(seen) + len(x_held) == 100
+        held_rows.extend(x_held["row"])
+        return y[x_held["row"].to_numpy()].astype(float)  # a perfect scorer
+
+    result = cross_validated_roc_auc(x, y, fit_and_score, folds=5, validation_fraction=0.2, seed=0)
+    assert sorted(held_rows) == list(range(100))
+    assert result["roc_auc"] == [1.0] * 5 and result["roc_auc_mean"] == 1.0
+    assert result["folds"] == 5 and result["roc_auc_std"] == 0.0

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn import metrics
+from sklearn.model_selection import StratifiedKFold
+
+from training.common.data import stratified_split
 
 
 def to_class_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -109,3 +114,27 @@ def balanced_threshold(y_true: np.ndarray, probabilities: np.ndarray) -> float:
     best = max(scores)
     tied = [t for t, score in zip(candidates, scores, strict=True) if score >= best - 1e-12]
     return float(min(tied, key=lambda t: abs(t - 0.5)))
+
+
+def cross_validated_roc_auc(
+    x, y: np.ndarray, fit_and_score: Callable, *, folds: int, validation_fraction: float, seed: int
+) -> dict:
+    """ROC-AUC of a whole training procedure over ``folds`` stratified folds of the training
+    data (the test split is not passed in): each fold's rest is split again into train and
+    validation (early stopping), and ``fit_and_score(x_tr, y_tr, x_val, y_val, x_held)``
+    returns P(positive) for the held-out fold. How much one test split can move the figure."""
+    scores = []
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fit_idx, held_idx in splitter.split(x, y):
+        x_fit, y_fit = x.iloc[fit_idx], y[fit_idx]
+        x_tr, x_val, y_tr, y_val = stratified_split(
+            x_fit, y_fit, test_size=validation_fraction, seed=seed, stratify=y_fit
+        )
+        held = fit_and_score(x_tr, y_tr, x_val, y_val, x.iloc[held_idx])
+        scores.append(float(metrics.roc_auc_score(y[held_idx], held)))
+    return {
+        "folds": folds,
+        "roc_auc": scores,
+        "roc_auc_mean": float(np.mean(scores)),
+        "roc_auc_std": float(np.std(scores)),
+    }
