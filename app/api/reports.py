@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
@@ -68,7 +69,37 @@ def _report(model: ServedModel, base_url: str) -> dict[str, Any]:
     metrics.pop("n", None)
     if metrics:
         report["other_metrics"] = metrics  # task-specific figures (forecast errors, ...)
+    spread = _spread(metadata)
+    if spread is not None:
+        report["spread"] = spread
     return report
+
+
+def _spread(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The figure on other held-out data than the test split, where the export recorded one:
+    ``cross_validation`` (tabular models) or ``metrics.backtest`` (the forecaster)."""
+    folds = metadata.get("cross_validation") or {}
+    if folds.get("roc_auc"):
+        return {
+            "metric": "roc_auc",
+            "value": folds["roc_auc_mean"],
+            "std": folds["roc_auc_std"],
+            "values": folds["roc_auc"],
+            "method": f"{folds['folds']}-fold cross-validation of the same procedure on the "
+            "training data",
+        }
+    backtest = (metadata.get("metrics") or {}).get("backtest") or {}
+    if backtest.get("per_origin"):
+        values = [origin["mase_vs_seasonal_naive"] for origin in backtest["per_origin"]]
+        return {
+            "metric": "mase_vs_seasonal_naive",
+            "value": backtest["mase_vs_seasonal_naive"],
+            "std": float(np.std(values)),
+            "values": values,
+            "method": f"rolling-origin backtest: the model retrained before each of "
+            f"{backtest['origins']} earlier origins, a year apart, forecasting the next 12 months",
+        }
+    return None
 
 
 class PngResponse(FileResponse):

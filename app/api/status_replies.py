@@ -204,6 +204,19 @@ class ConfusionMatrix(BaseModel):
     rows_true_columns_predicted: list[list[int]]
 
 
+class ReportSpread(BaseModel):
+    """The same procedure scored on other held-out data than the test split: how far one
+    split's figure may fall from what data never seen gives."""
+
+    metric: str = Field(description="`roc_auc` or `mase_vs_seasonal_naive`.")
+    value: float = Field(
+        description="Over all folds or origins: the folds' mean; the backtest's pooled ratio."
+    )
+    std: float = Field(description="Between folds or origins.")
+    values: list[float] = Field(description="Per fold or per forecast origin.")
+    method: str
+
+
 class ModelReport(BaseModel):
     """The evaluation a version was exported with, on its held-out test split."""
 
@@ -222,4 +235,9 @@ class ModelReport(BaseModel):
     roc_note: str | None = None
     other_metrics: dict[str, Any] | None = Field(
         default=None, description="Task-specific figures (forecast errors, ...)."
+    )
+    spread: ReportSpread | None = Field(
+        default=None,
+        description="Where the export recorded one: the cross-validated ROC-AUC on the training "
+        "data, or a forecaster's rolling-origin backtest.",
     )

@@ -115,3 +115,33 @@ def test_every_committed_version_reports_in_the_documented_shape():
         report = json.loads(json.dumps(_report(model, "/v1/models/x/versions/1")))
         ModelReport.model_validate(report, strict=False)
         assert report["plots"], path  # every export drew its plots
+
+
+def test_the_report_shows_the_spread_the_export_recorded():
+    """churn and movie_profit carry a cross-validated ROC-AUC, sales 3 its backtest; the report
+    gives each as ``spread``, and a version with neither has none."""
+    from types import SimpleNamespace
+
+    from app.api.reports import _report
+    from tests.paths import REPO_ROOT
+
+    def report(name: str, version: int) -> dict:
+        path = REPO_ROOT / "models" / name / str(version)
+        metadata = json.loads((path / "metadata.json").read_text())
+        model = SimpleNamespace(name=name, version=version, task=None, metadata=metadata, path=path)
+        return _report(model, "/v1/models/x")
+
+    folds = json.loads((REPO_ROOT / "models/movie_profit/3/metadata.json").read_text())
+    spread = report("movie_profit", 3)["spread"]
+    assert spread["metric"] == "roc_auc"
+    assert spread["values"] == folds["cross_validation"]["roc_auc"]
+    assert spread["value"] == pytest.approx(sum(spread["values"]) / 5)
+    assert "5-fold" in spread["method"]
+
+    sales = report("sales", 3)["spread"]
+    assert sales["metric"] == "mase_vs_seasonal_naive" and len(sales["values"]) == 3
+    assert min(sales["values"]) < sales["value"] < max(sales["values"])
+    assert "3 earlier origins" in sales["method"]
+
+    assert "spread" not in report("sales", 2)  # exported before the backtest
+    assert "spread" not in report("mnist", 3)

@@ -544,6 +544,13 @@ async function loadReport(model) {
     row.insertCell().textContent = name.replaceAll("_", " ");
     row.insertCell().textContent = typeof value === "number" ? value.toFixed(4) : String(value);
   }
+  const spread = document.createElement("p");
+  if (report.spread) {
+    // The same procedure on other held-out data: how far the test split's figure may be off.
+    const { metric, value, std, values, method } = report.spread;
+    spread.id = "report-spread";
+    spread.textContent = `On other held-out data: ${metric.replaceAll("_", " ")} ${value.toFixed(3)} ± ${std.toFixed(3)} (${Math.min(...values).toFixed(3)} to ${Math.max(...values).toFixed(3)}), ${method}.`;
+  }
   const plots = document.createElement("div");
   plots.className = "plots";
   for (const [key, url] of Object.entries(report.plots)) {
@@ -553,7 +560,7 @@ async function loadReport(model) {
     img.loading = "lazy";
     plots.append(img);
   }
-  box.append(note, table, plots);
+  box.append(note, table, spread, plots);
 }
 
 // ---- start --------------------------------------------------------------------------------
