@@ -6,7 +6,10 @@ accuracy on its test split, which was the majority-class rate of its data:
   2. ``dropout``: Dense 128-256-256 LeakyReLU, 128-128 tanh, Dropout 0.2 between, softmax 2 (0.718);
   3. ``l2``: Dense 32 relu, Dense 64 relu with L2, softmax 2 (0.718).
 Here all three are selectable with ``--variant``; without it every variant is trained and the one
-with the best validation ROC-AUC is evaluated on the test split and exported. The served graph
+with the best validation ROC-AUC is evaluated on the test split and exported. Its whole procedure
+is also cross-validated on the training and validation movies (``cross_validation``: 0.826 +-
+0.009 for ``dropout``, against 0.852 on the test split), which says how far one 645-movie split
+can be off. The served graph
 takes named raw columns: genres as the CSV's ``"Action|Drama"`` string (multi-hot in the graph),
 director, country, language and content rating through StringLookup (rare directors share the
 out-of-vocabulary slot), heavy-tailed counts and money through log1p, then Normalization.
