@@ -9,10 +9,10 @@ Here all three are selectable with ``--variant``; without it every variant is tr
 with the best validation ROC-AUC is evaluated on the test split and exported. Its whole procedure
 is also cross-validated on the training and validation movies (``cross_validation``: 0.826 +-
 0.009 for ``dropout``, against 0.852 on the test split), which says how far one 645-movie split
-can be off. The served graph
-takes named raw columns: genres as the CSV's ``"Action|Drama"`` string (multi-hot in the graph),
-director, country, language and content rating through StringLookup (rare directors share the
-out-of-vocabulary slot), heavy-tailed counts and money through log1p, then Normalization.
+can be off. The served graph takes named raw columns: genres as the CSV's ``"Action|Drama"``
+string (multi-hot in the graph), director, country, language and content rating through
+StringLookup (rare directors share the out-of-vocabulary slot), heavy-tailed counts and money
+through log1p, then Normalization.
 
 Data: ``<data-dir>/imdb-5000-movies/movie_metadata.csv``, the Kaggle CSV (28 columns). Rows without
 both ``gross`` and ``budget`` are dropped; profitable = gross > budget.
