@@ -114,3 +114,26 @@ def test_the_large_open_replies_come_gzipped_once(tiny_client, path):
         assert first.content == second.content == plain.content
     else:
         assert first.text.startswith("# HELP") and plain.text.startswith("# HELP")
+
+
+def test_a_known_representation_gets_304_not_modified():
+    body = b"swagger-ui-bundle;" * 1000
+    with TestClient(_app_sending(body, gzip_min_bytes=1024)) as client:
+        gzipped = client.get("/", headers={"Accept-Encoding": "gzip"})
+        plain = client.get("/", headers={"Accept-Encoding": "identity"})
+        tag, plain_tag = gzipped.headers["etag"], plain.headers["etag"]
+        assert tag != plain_tag  # two representations, two strong validators (RFC 9110 8.8.3)
+
+        again = client.get("/", headers={"Accept-Encoding": "gzip", "If-None-Match": tag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == tag and again.headers["vary"] == "Accept-Encoding"
+        assert again.headers["cache-control"] == "max-age=60"
+        assert "content-encoding" not in again.headers
+
+        for header in (f'"x", W/{plain_tag}', "*"):  # weak comparison; any representation
+            identity = {"Accept-Encoding": "identity", "If-None-Match": header}
+            assert client.get("/", headers=identity).status_code == 304, header
+        # The validator of another representation, or of an older body, is no match.
+        for header in (plain_tag, '"0123"'):
+            reply = client.get("/", headers={"Accept-Encoding": "gzip", "If-None-Match": header})
+            assert reply.status_code == 200 and reply.content == body, header
