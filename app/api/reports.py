@@ -11,6 +11,7 @@ and as the plots its folder holds.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,49 @@ def _report(model: ServedModel, base_url: str) -> dict[str, Any]:
     }
     if report["roc"] is None and len(labels) == 2:
         report["roc_note"] = "this version's export did not record ROC points (see roc_auc)"
-    metrics.pop("n", None)
+    intervals = _intervals(report["metrics"], report["per_class"], metrics.pop("n", None))
+    if intervals:
+        report["intervals"] = intervals
     if metrics:
         report["other_metrics"] = metrics  # task-specific figures (forecast errors, ...)
     spread = _spread(metadata)
     if spread is not None:
         report["spread"] = spread
     return report
+
+
+_Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
+
+
+def _intervals(
+    summary: dict[str, Any], per_class: dict[str, Any] | None, n: int | None
+) -> dict[str, list[float]]:
+    """95 % intervals of the test split's figures from its size alone (its sampling error, not
+    the model's): accuracy by Wilson's score interval; a binary model's ROC-AUC by Hanley and
+    McNeil's (1982) standard error, from the two classes' counts."""
+    intervals: dict[str, list[float]] = {}
+    accuracy = summary.get("accuracy")
+    if accuracy is not None and n:
+        centre = (accuracy + _Z95**2 / (2 * n)) / (1 + _Z95**2 / n)
+        half = (
+            _Z95
+            / (1 + _Z95**2 / n)
+            * math.sqrt(accuracy * (1 - accuracy) / n + _Z95**2 / (4 * n * n))
+        )
+        intervals["accuracy"] = [centre - half, centre + half]
+    auc = summary.get("roc_auc")
+    supports = [c.get("support") for c in (per_class or {}).values()]
+    if auc is not None and len(supports) == 2 and all(supports):
+        negatives, positives = supports
+        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+        variance = (
+            auc * (1 - auc)
+            + (positives - 1) * (q1 - auc * auc)
+            + (negatives - 1) * (q2 - auc * auc)
+        ) / (positives * negatives)
+        half = _Z95 * math.sqrt(max(variance, 0.0))
+        intervals["roc_auc"] = [max(auc - half, 0.0), min(auc + half, 1.0)]
+    return intervals
 
 
 def _spread(metadata: dict[str, Any]) -> dict[str, Any] | None:

@@ -236,6 +236,12 @@ class ModelReport(BaseModel):
     other_metrics: dict[str, Any] | None = Field(
         default=None, description="Task-specific figures (forecast errors, ...)."
     )
+    intervals: dict[str, list[float]] | None = Field(
+        default=None,
+        description="95 % intervals of `accuracy` (Wilson) and a binary model's `roc_auc` "
+        "(Hanley and McNeil) from the test split's size: how far another split of that size "
+        "may land.",
+    )
     spread: ReportSpread | None = Field(
         default=None,
         description="Where the export recorded one: the cross-validated ROC-AUC on the training "

@@ -543,6 +543,13 @@ async function loadReport(model) {
     const row = table.insertRow();
     row.insertCell().textContent = name.replaceAll("_", " ");
     row.insertCell().textContent = typeof value === "number" ? value.toFixed(4) : String(value);
+    const interval = (report.intervals || {})[name];
+    if (interval) {
+      // The test split's own sampling error: where another split of its size may land.
+      const cell = row.insertCell();
+      cell.className = "muted";
+      cell.textContent = `95 % interval ${interval[0].toFixed(4)} to ${interval[1].toFixed(4)}`;
+    }
   }
   const spread = document.createElement("p");
   if (report.spread) {
