@@ -265,16 +265,15 @@ def cross_validated_auc(x_train: pd.DataFrame, y_train, cfg: TrainConfig) -> dic
         held = to_dataset(to_inputs(fill_defaults(x_held, columns), columns), batch_size=256)
         return predict_probabilities(model, held)[:, 0]
 
-    result = cross_validated_roc_auc(
+    return cross_validated_roc_auc(
         x_train,
         y_train,
         fit_and_score,
         folds=CV_FOLDS,
         validation_fraction=VALIDATION_FRACTION,
         seed=cfg.seed,
+        label=NAME,
     )
-    print(f"{NAME}: {CV_FOLDS}-fold ROC-AUC on the training data {np.round(result['roc_auc'], 4)}")
-    return result
 
 
 def train(cfg: TrainConfig) -> Path:

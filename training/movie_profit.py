@@ -191,16 +191,15 @@ def cross_validated_auc(variant: str, x_train: pd.DataFrame, y_train, cfg: Train
         held = to_dataset(to_inputs(x_held, columns), batch_size=256)
         return predict_probabilities(model, held)[:, 1]
 
-    result = cross_validated_roc_auc(
+    return cross_validated_roc_auc(
         x_train,
         y_train,
         fit_and_score,
         folds=CV_FOLDS,
         validation_fraction=VALIDATION_FRACTION,
         seed=cfg.seed,
+        label=f"{NAME} [{variant}]",
     )
-    print(f"{NAME}: {CV_FOLDS}-fold ROC-AUC of '{variant}' {np.round(result['roc_auc'], 4)}")
-    return result
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -112,7 +112,9 @@ def test_cross_validation_holds_out_every_row_once_and_never_trains_on_it():
         held_rows.extend(x_held["row"])
         return y[x_held["row"].to_numpy()].astype(float)  # a perfect scorer
 
-    result = cross_validated_roc_auc(x, y, fit_and_score, folds=5, validation_fraction=0.2, seed=0)
+    result = cross_validated_roc_auc(
+        x, y, fit_and_score, folds=5, validation_fraction=0.2, seed=0, label="rows"
+    )
     assert sorted(held_rows) == list(range(100))
     assert result["roc_auc"] == [1.0] * 5 and result["roc_auc_mean"] == 1.0
     assert result["folds"] == 5 and result["roc_auc_std"] == 0.0

@@ -117,12 +117,20 @@ def balanced_threshold(y_true: np.ndarray, probabilities: np.ndarray) -> float:
 
 
 def cross_validated_roc_auc(
-    x, y: np.ndarray, fit_and_score: Callable, *, folds: int, validation_fraction: float, seed: int
+    x,
+    y: np.ndarray,
+    fit_and_score: Callable,
+    *,
+    folds: int,
+    validation_fraction: float,
+    seed: int,
+    label: str,
 ) -> dict:
     """ROC-AUC of a whole training procedure over ``folds`` stratified folds of the training
     data (the test split is not passed in): each fold's rest is split again into train and
     validation (early stopping), and ``fit_and_score(x_tr, y_tr, x_val, y_val, x_held)``
-    returns P(positive) for the held-out fold. How much one test split can move the figure."""
+    returns P(positive) for the held-out fold. How much one test split can move the figure.
+    The fold scores are printed under ``label``."""
     scores = []
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for fit_idx, held_idx in splitter.split(x, y):
@@ -132,6 +140,7 @@ def cross_validated_roc_auc(
         )
         held = fit_and_score(x_tr, y_tr, x_val, y_val, x.iloc[held_idx])
         scores.append(float(metrics.roc_auc_score(y[held_idx], held)))
+    print(f"{label}: {folds}-fold ROC-AUC on the training data {np.round(scores, 4)}")
     return {
         "folds": folds,
         "roc_auc": scores,
